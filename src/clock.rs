@@ -1,0 +1,182 @@
+//! The injected clock.
+//!
+//! Effective presence is a pure function of stored facts and the current time
+//! (DESIGN.md), so every instant the server reasons with comes from a
+//! [`Clock`]. [`SystemClock`] follows wall time; [`ManualClock`] stands still
+//! until moved, which makes 5- and 10-minute timeouts testable in
+//! milliseconds (tests and `serve --manual-clock`).
+//!
+//! This is the only module allowed to read wall time (`clippy.toml` bans
+//! `Utc::now` and `SystemTime::now` elsewhere).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+/// A UTC instant, the only kind of time the server stores or compares.
+pub type Instant = DateTime<Utc>;
+
+/// Source of "now" for presence computations.
+#[async_trait]
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> Instant;
+
+    /// Waits until the clock reads `t` or later.
+    async fn sleep_until(&self, t: Instant);
+
+    /// Whether this clock only moves when told to (emulator mode).
+    fn manual(&self) -> Option<&ManualClock> {
+        None
+    }
+}
+
+/// Reads real wall time. Used for bearer-token `exp`/`nbf` checks, which must
+/// follow real time even when presence follows a [`ManualClock`] (SPEC §8).
+#[allow(clippy::disallowed_methods)] // the one sanctioned reader of wall time
+pub fn wall_now() -> Instant {
+    Utc::now()
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        wall_now()
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        let wait = (t - self.now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A clock that stands still until moved. Clones share one time; moving it
+/// wakes every sleeper whose instant has come.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    time: Arc<watch::Sender<Instant>>,
+}
+
+/// Refusal to move a [`ManualClock`] backwards.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the clock cannot move backwards (now {now}, asked for {asked})")]
+pub struct BackwardsError {
+    /// The clock's current time.
+    pub now: Instant,
+    /// The instant that was asked for.
+    pub asked: Instant,
+}
+
+impl ManualClock {
+    /// A manual clock reading `start`.
+    pub fn new(start: Instant) -> Self {
+        let (tx, _rx) = watch::channel(start);
+        Self { time: Arc::new(tx) }
+    }
+
+    /// Moves the clock forward by `by` (negative durations are refused) and
+    /// returns the new time.
+    pub fn advance(&self, by: chrono::Duration) -> Result<Instant, BackwardsError> {
+        let now = *self.time.borrow();
+        match now.checked_add_signed(by) {
+            Some(t) => self.set(t),
+            None => Err(BackwardsError { now, asked: now }),
+        }
+    }
+
+    /// Sets the clock to `t`, which must not be earlier than now; returns the
+    /// new time.
+    pub fn set(&self, t: Instant) -> Result<Instant, BackwardsError> {
+        let mut result = Ok(t);
+        self.time.send_if_modified(|now| {
+            if t < *now {
+                result = Err(BackwardsError {
+                    now: *now,
+                    asked: t,
+                });
+                false
+            } else {
+                let changed = t != *now;
+                *now = t;
+                changed
+            }
+        });
+        result
+    }
+}
+
+#[async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.time.borrow()
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        let mut rx = self.time.subscribe();
+        // `wait_for` checks the current value first, then every change.
+        let _ = rx.wait_for(|now| *now >= t).await;
+    }
+
+    fn manual(&self) -> Option<&ManualClock> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> Instant {
+        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn manual_clock_stands_still_until_moved() {
+        let clock = ManualClock::new(t0());
+        assert_eq!(clock.now(), t0());
+        let moved = clock.advance(chrono::Duration::minutes(5)).unwrap();
+        assert_eq!(moved, t0() + chrono::Duration::minutes(5));
+        assert_eq!(clock.now(), moved);
+    }
+
+    #[test]
+    fn manual_clock_refuses_to_go_backwards() {
+        let clock = ManualClock::new(t0());
+        let err = clock.set(t0() - chrono::Duration::seconds(1)).unwrap_err();
+        assert_eq!(err.now, t0());
+        assert!(clock.advance(chrono::Duration::seconds(-1)).is_err());
+        assert_eq!(clock.now(), t0());
+    }
+
+    #[test]
+    fn clones_share_one_time() {
+        let a = ManualClock::new(t0());
+        let b = a.clone();
+        a.advance(chrono::Duration::hours(1)).unwrap();
+        assert_eq!(b.now(), t0() + chrono::Duration::hours(1));
+    }
+
+    #[tokio::test]
+    async fn sleepers_wake_when_the_clock_reaches_them() {
+        let clock = ManualClock::new(t0());
+        let target = t0() + chrono::Duration::minutes(10);
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move { clock.sleep_until(target).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(chrono::Duration::minutes(10)).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), sleeper)
+            .await
+            .expect("sleeper woke")
+            .unwrap();
+    }
+}

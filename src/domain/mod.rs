@@ -1,0 +1,33 @@
+//! The pure presence model: vocabulary, validation, time zones and the
+//! `effective(facts, now)` function everything else rests on (DESIGN.md).
+//!
+//! Nothing here performs I/O or reads a clock: every function that needs the
+//! time takes `now` as an argument.
+
+mod duration;
+mod effective;
+mod error;
+mod facts;
+mod ids;
+mod status;
+mod vocab;
+mod zone;
+
+pub use duration::{format_duration, parse_duration, IsoDuration};
+pub use effective::{aggregate, effective, next_change, EffectivePresence};
+pub use error::DomainError;
+pub use facts::{
+    Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocation, WorkLocationLayer,
+};
+pub use ids::{parse_guid, UserKey};
+pub use status::{StatusMessageInput, MAX_STATUS_MESSAGE_CHARS};
+pub use vocab::{
+    Activity, Availability, PreferredPair, SessionPair, WorkLocationSource, WorkLocationType,
+};
+pub use zone::{format_local, parse_local_date_time, TimeZoneName};
+
+/// How long after its last refresh an `Available` session reads as
+/// `AvailableInactive` (SPEC §4).
+pub const FADE_TO_INACTIVE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// How long after its last refresh an `Available` session reads as `Away`.
+pub const FADE_TO_AWAY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);

@@ -1,0 +1,14 @@
+//! presenced: a self-hostable presence server that speaks the Microsoft Graph presence API.
+//!
+//! Layers (dependencies point downwards only):
+//! - [`cli`]: clap entry points (`serve`, `token`).
+//! - [`http`]: axum router, Graph error JSON, extractors, handlers.
+//! - [`auth`]: bearer-token verification and the permission table.
+//! - [`store`]: the [`store::Store`] trait and its backends (SQLite, memory).
+//! - [`domain`]: the pure presence model: vocabulary, validation, `effective()`.
+//! - [`clock`]: the injected clock (system or manual).
+
+pub mod auth;
+pub mod clock;
+pub mod domain;
+pub mod store;

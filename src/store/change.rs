@@ -1,0 +1,91 @@
+//! The write operations, as one pure function shared by every backend.
+
+use crate::clock::Instant;
+use crate::domain::{
+    next_change, Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocationLayer,
+};
+
+use super::StoreError;
+
+/// One whole per-user write, in the server's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// setPresence: create or refresh the session with the same kind and id.
+    UpsertSession(Session),
+    /// clearPresence: remove a live session.
+    RemoveSession {
+        /// The session's kind.
+        kind: SessionKind,
+        /// The session's id.
+        id: String,
+    },
+    /// setUserPreferredPresence.
+    SetPreferred(Preferred),
+    /// clearUserPreferredPresence.
+    ClearPreferred,
+    /// setStatusMessage; `None` clears it.
+    SetStatusMessage(Option<StatusMessage>),
+    /// setManualLocation.
+    SetManualLocation(WorkLocationLayer),
+    /// setAutomaticLocation.
+    SetAutomaticLocation(WorkLocationLayer),
+    /// clearLocation: removes the manual and the automatic layer.
+    ClearLocation,
+    /// clearAutomaticLocation: removes the automatic layer only.
+    ClearAutomaticLocation,
+}
+
+impl Change {
+    /// Applies the change to `facts` at `now`: prunes what expired, applies,
+    /// bumps the version. On error `facts` is left as it was.
+    pub fn apply_to(self, facts: &mut UserFacts, now: Instant) -> Result<(), StoreError> {
+        let mut next = facts.clone();
+        next.sessions.retain(|s| s.is_live(now));
+        if next.preferred.as_ref().is_some_and(|p| p.expires_at <= now) {
+            next.preferred = None;
+        }
+        if next.status.as_ref().is_some_and(|m| !m.is_live(now)) {
+            next.status = None;
+        }
+        match self {
+            Change::UpsertSession(session) => {
+                match next
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.kind == session.kind && s.id == session.id)
+                {
+                    Some(existing) => *existing = session,
+                    None => next.sessions.push(session),
+                }
+            }
+            Change::RemoveSession { kind, id } => {
+                let before = next.sessions.len();
+                next.sessions.retain(|s| !(s.kind == kind && s.id == id));
+                if next.sessions.len() == before {
+                    return Err(StoreError::NotFound(format!(
+                        "no presence session '{id}' exists for this user"
+                    )));
+                }
+            }
+            Change::SetPreferred(p) => next.preferred = Some(p),
+            Change::ClearPreferred => next.preferred = None,
+            Change::SetStatusMessage(m) => next.status = m,
+            Change::SetManualLocation(l) => next.work_location.manual = Some(l),
+            Change::SetAutomaticLocation(l) => next.work_location.automatic = Some(l),
+            Change::ClearLocation => {
+                next.work_location.manual = None;
+                next.work_location.automatic = None;
+            }
+            Change::ClearAutomaticLocation => next.work_location.automatic = None,
+        }
+        next.version += 1;
+        next.updated_at = Some(now);
+        *facts = next;
+        Ok(())
+    }
+}
+
+/// The instant stored beside a user's facts for [`super::Store::due_users`].
+pub(crate) fn due_at(facts: &UserFacts, now: Instant) -> Option<Instant> {
+    next_change(facts, now)
+}

@@ -1,0 +1,304 @@
+//! The storage contract: one suite, run against every backend. A backend is
+//! done when this passes.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::{Change, Store, StoreError};
+use crate::clock::Instant;
+use crate::domain::{
+    effective, Activity, Availability, Preferred, PreferredPair, Session, SessionKind,
+    SessionPair, StatusMessage, UserKey, WorkLocationLayer, WorkLocationType,
+};
+
+fn t0() -> Instant {
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
+}
+
+fn key() -> UserKey {
+    UserKey {
+        tenant: Uuid::new_v4(),
+        user: Uuid::new_v4(),
+    }
+}
+
+fn session(app: &str, av: Availability, ac: Activity, at: Instant, life: TimeDelta) -> Session {
+    Session {
+        kind: SessionKind::Application,
+        id: app.to_string(),
+        pair: SessionPair::new(av, ac).unwrap(),
+        last_active: at,
+        expires_at: at + life,
+    }
+}
+
+/// Runs every contract case against stores made by `make`.
+pub(crate) async fn run_contract<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    unknown_users_read_as_empty(make().await).await;
+    upsert_then_read_back(make().await).await;
+    upsert_refreshes_the_same_session(make().await).await;
+    remove_unknown_session_is_not_found_and_changes_nothing(make().await).await;
+    remove_expired_session_is_not_found(make().await).await;
+    tenants_are_isolated(make().await).await;
+    facts_for_keeps_order_and_fills_gaps(make().await).await;
+    every_change_round_trips(make().await).await;
+    applied_reports_before_and_after(make().await).await;
+    writes_prune_expired_facts(make().await).await;
+    due_users_follow_next_change(make().await).await;
+    concurrent_writes_all_land(make().await).await;
+}
+
+async fn unknown_users_read_as_empty(store: Arc<dyn Store>) {
+    let facts = store.facts(key()).await.unwrap();
+    assert!(facts.sessions.is_empty());
+    assert_eq!(facts.version, 0);
+    store.ping().await.unwrap();
+}
+
+async fn upsert_then_read_back(store: Arc<dyn Store>) {
+    let k = key();
+    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    store.upsert_session(k, s.clone(), t0()).await.unwrap();
+    let facts = store.facts(k).await.unwrap();
+    assert_eq!(facts.sessions, vec![s]);
+    assert_eq!(facts.version, 1);
+    assert_eq!(facts.updated_at, Some(t0()));
+}
+
+async fn upsert_refreshes_the_same_session(store: Arc<dyn Store>) {
+    let k = key();
+    let first = session("app", Availability::Available, Activity::Available, t0(), TimeDelta::minutes(5));
+    let later = t0() + TimeDelta::minutes(3);
+    let second = session("app", Availability::Away, Activity::Away, later, TimeDelta::minutes(5));
+    store.upsert_session(k, first, t0()).await.unwrap();
+    store.upsert_session(k, second.clone(), later).await.unwrap();
+    let facts = store.facts(k).await.unwrap();
+    assert_eq!(facts.sessions, vec![second]);
+    assert_eq!(facts.version, 2);
+}
+
+async fn remove_unknown_session_is_not_found_and_changes_nothing(store: Arc<dyn Store>) {
+    let k = key();
+    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    store.upsert_session(k, s, t0()).await.unwrap();
+    let err = store
+        .remove_session(k, SessionKind::Application, "other", t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.facts(k).await.unwrap().version, 1);
+    store
+        .remove_session(k, SessionKind::Application, "app", t0())
+        .await
+        .unwrap();
+    assert!(store.facts(k).await.unwrap().sessions.is_empty());
+}
+
+async fn remove_expired_session_is_not_found(store: Arc<dyn Store>) {
+    let k = key();
+    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::minutes(5));
+    store.upsert_session(k, s, t0()).await.unwrap();
+    let err = store
+        .remove_session(k, SessionKind::Application, "app", t0() + TimeDelta::minutes(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+}
+
+async fn tenants_are_isolated(store: Arc<dyn Store>) {
+    let a = key();
+    let b = UserKey {
+        tenant: Uuid::new_v4(),
+        user: a.user,
+    };
+    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    store.upsert_session(a, s, t0()).await.unwrap();
+    assert!(store.facts(b).await.unwrap().sessions.is_empty());
+    assert!(store
+        .remove_session(b, SessionKind::Application, "app", t0())
+        .await
+        .is_err());
+    assert_eq!(store.facts(a).await.unwrap().sessions.len(), 1);
+}
+
+async fn facts_for_keeps_order_and_fills_gaps(store: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let users: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    for (i, user) in users.iter().enumerate().step_by(2) {
+        let s = session(&format!("app{i}"), Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+        store.upsert_session(UserKey { tenant, user: *user }, s, t0()).await.unwrap();
+    }
+    let mut asked = users.clone();
+    asked.reverse();
+    let facts = store.facts_for(tenant, &asked).await.unwrap();
+    assert_eq!(facts.len(), 20);
+    for (user, f) in asked.iter().zip(&facts) {
+        let i = users.iter().position(|u| u == user).unwrap();
+        if i % 2 == 0 {
+            assert_eq!(f.sessions[0].id, format!("app{i}"));
+        } else {
+            assert!(f.sessions.is_empty());
+        }
+    }
+}
+
+async fn every_change_round_trips(store: Arc<dyn Store>) {
+    let k = key();
+    let now = t0();
+    let preferred = Preferred {
+        pair: PreferredPair::new(Availability::DoNotDisturb, Activity::DoNotDisturb).unwrap(),
+        set_at: now,
+        expires_at: now + TimeDelta::days(1),
+    };
+    let status = StatusMessage {
+        content: "In a meeting — ünïcode ✓".into(),
+        expires_at: Some(now + TimeDelta::hours(2)),
+        expiry_zone: Some("Pacific Standard Time".into()),
+        published_at: now,
+    };
+    let layer = |t| WorkLocationLayer {
+        location_type: t,
+        place_id: Some("building-1".into()),
+        set_at: now,
+    };
+    let client = Session {
+        kind: SessionKind::Client,
+        id: "desktop".into(),
+        pair: SessionPair::parse_client("Busy", "InAMeeting").unwrap(),
+        last_active: now,
+        expires_at: now + TimeDelta::hours(1),
+    };
+    store.upsert_session(k, client.clone(), now).await.unwrap();
+    store.apply(k, Change::SetPreferred(preferred.clone()), now).await.unwrap();
+    store.apply(k, Change::SetStatusMessage(Some(status.clone())), now).await.unwrap();
+    store.apply(k, Change::SetManualLocation(layer(WorkLocationType::Remote)), now).await.unwrap();
+    store.apply(k, Change::SetAutomaticLocation(layer(WorkLocationType::Office)), now).await.unwrap();
+    let facts = store.facts(k).await.unwrap();
+    assert_eq!(facts.sessions, vec![client]);
+    assert_eq!(facts.preferred, Some(preferred));
+    assert_eq!(facts.status, Some(status));
+    assert_eq!(facts.work_location.manual, Some(layer(WorkLocationType::Remote)));
+    assert_eq!(facts.work_location.automatic, Some(layer(WorkLocationType::Office)));
+    assert_eq!(facts.version, 5);
+
+    store.apply(k, Change::ClearAutomaticLocation, now).await.unwrap();
+    let facts = store.facts(k).await.unwrap();
+    assert!(facts.work_location.automatic.is_none() && facts.work_location.manual.is_some());
+    store.apply(k, Change::ClearLocation, now).await.unwrap();
+    store.apply(k, Change::ClearPreferred, now).await.unwrap();
+    store.apply(k, Change::SetStatusMessage(None), now).await.unwrap();
+    let facts = store.facts(k).await.unwrap();
+    assert_eq!(facts.work_location, Default::default());
+    assert!(facts.preferred.is_none() && facts.status.is_none());
+}
+
+async fn applied_reports_before_and_after(store: Arc<dyn Store>) {
+    let k = key();
+    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    let applied = store.upsert_session(k, s, t0()).await.unwrap();
+    assert_eq!(effective(&applied.before, t0()).availability, Availability::Offline);
+    assert_eq!(effective(&applied.after, t0()).availability, Availability::Busy);
+}
+
+async fn writes_prune_expired_facts(store: Arc<dyn Store>) {
+    let k = key();
+    let old = session("old", Availability::Busy, Activity::InACall, t0(), TimeDelta::minutes(5));
+    store.upsert_session(k, old, t0()).await.unwrap();
+    let later = t0() + TimeDelta::minutes(10);
+    let new = session("new", Availability::Away, Activity::Away, later, TimeDelta::minutes(5));
+    store.upsert_session(k, new.clone(), later).await.unwrap();
+    assert_eq!(store.facts(k).await.unwrap().sessions, vec![new]);
+}
+
+async fn due_users_follow_next_change(store: Arc<dyn Store>) {
+    let k = key();
+    let s = session("app", Availability::Available, Activity::Available, t0(), TimeDelta::hours(1));
+    store.upsert_session(k, s, t0()).await.unwrap();
+    let before = store.due_users(t0() + TimeDelta::minutes(4), 100).await.unwrap();
+    assert!(!before.contains(&k));
+    let due = store.due_users(t0() + TimeDelta::minutes(5), 100).await.unwrap();
+    assert!(due.contains(&k));
+}
+
+async fn concurrent_writes_all_land(store: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let users: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
+    let mut tasks = vec![];
+    for user in users.clone() {
+        for app in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let s = session(&format!("app{app}"), Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+                store.upsert_session(UserKey { tenant, user }, s, t0()).await.unwrap();
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for f in store.facts_for(tenant, &users).await.unwrap() {
+        assert_eq!(f.sessions.len(), 4);
+        assert_eq!(f.version, 4);
+    }
+}
+
+mod backends {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_store_meets_the_contract() {
+        run_contract(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_store_meets_the_contract() {
+        let dirs = std::sync::Mutex::new(vec![]);
+        run_contract(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path()).unwrap();
+            dirs.lock().unwrap().push(dir);
+            async move { Arc::new(store) as Arc<dyn Store> }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_state_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.upsert_session(k, s.clone(), t0()).await.unwrap();
+            store.close();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let facts = store.facts(k).await.unwrap();
+        assert_eq!(facts.sessions, vec![s]);
+        assert_eq!(facts.version, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reports_corrupt_rows_instead_of_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.ping().await.unwrap();
+        let conn = rusqlite::Connection::open(SqliteStore::file_in(dir.path())).unwrap();
+        conn.execute(
+            "INSERT INTO users (tenant, user, version, facts) VALUES (?1, ?2, 1, x'7b6e6f')",
+            rusqlite::params![k.tenant.as_bytes(), k.user.as_bytes()],
+        )
+        .unwrap();
+        assert!(matches!(store.facts(k).await, Err(StoreError::Corrupt(_))));
+    }
+}
