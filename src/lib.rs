@@ -12,3 +12,7 @@ pub mod auth;
 pub mod clock;
 pub mod domain;
 pub mod store;
+pub mod http;
+pub mod app;
+pub mod cli;
+pub mod config;

@@ -1,0 +1,203 @@
+// Starts a real presenced process for a test file and builds official Graph
+// JavaScript clients aimed at it.
+
+import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, accessSync, constants } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+
+import graph from "@microsoft/microsoft-graph-client";
+
+const { Client, HTTPMessageHandler, RetryHandler, RetryHandlerOptions } = graph;
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(HERE, "..", "..", "..");
+export const TENANT = "5b8e2f61-3c4d-4e7a-9f10-2a6b7c8d9e02";
+export const APP_ID = "0d6f4a2b-7e91-4c3a-8b5d-6e2f1a9c7b45";
+export const START_TIME = "2026-01-01T09:00:00Z";
+export const DELEGATED_SCOPES = "Presence.ReadWrite Presence.Read.All";
+export const APP_ROLES = "Presence.ReadWrite.All Presence.Read.All Presenced.Admin";
+const LISTEN_LINE = /^presenced listening on (http:\/\/127\.0\.0\.1:(\d+))$/;
+const STARTUP_TIMEOUT_MS = 30_000;
+
+export function presencedBinary() {
+  const raw = process.env.PRESENCED_BIN;
+  const bin = raw ? path.resolve(process.cwd(), raw) : path.join(REPO, "target", "debug", "presenced");
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    throw new Error(`presenced binary not found or not executable: ${bin} ` +
+      "(build it with `cargo build --bin presenced` or set PRESENCED_BIN)");
+  }
+  return bin;
+}
+
+/**
+ * The Graph JS client only attaches bearer tokens to https Graph hosts
+ * (AuthenticationHandler checks the scheme), so over plain http we put the
+ * Authorization header on ourselves as the first link of a custom chain.
+ */
+class BearerTokenMiddleware {
+  constructor(token) {
+    this.token = token;
+    this.nextMiddleware = undefined;
+  }
+
+  async execute(context) {
+    const value = `Bearer ${this.token}`;
+    context.options = context.options ?? {};
+    const headers = context.options.headers;
+    if (headers instanceof Headers) {
+      headers.set("Authorization", value);
+    } else {
+      context.options.headers = { ...(headers ?? {}), Authorization: value };
+    }
+    return this.nextMiddleware.execute(context);
+  }
+
+  setNext(next) {
+    this.nextMiddleware = next;
+  }
+}
+
+export class Presenced {
+  constructor() {
+    this.bin = presencedBinary();
+    this.dir = mkdtempSync(path.join(tmpdir(), "presenced-sdk-js-"));
+    this.secretFile = path.join(this.dir, "jwt-secret");
+    writeFileSync(this.secretFile, randomBytes(36).toString("base64url"));
+    this.dataDir = path.join(this.dir, "data");
+    mkdirSync(this.dataDir);
+    this.stderrPath = path.join(this.dir, "presenced.stderr.log");
+    this.tokens = new Map();
+    this.rootUrl = "";
+    this.proc = undefined;
+  }
+
+  async start() {
+    const errFd = openSync(this.stderrPath, "w");
+    this.proc = spawn(this.bin, [
+      "serve",
+      "--listen", "127.0.0.1:0",
+      "--data-dir", this.dataDir,
+      "--jwt-secret-file", this.secretFile,
+      "--manual-clock",
+      "--start-time", START_TIME,
+    ], { stdio: ["ignore", "pipe", errFd] });
+    closeSync(errFd);
+    this.exited = new Promise((resolve) => this.proc.once("exit", (code, signal) => resolve({ code, signal })));
+
+    const lines = createInterface({ input: this.proc.stdout });
+    const first = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(
+        `presenced printed no listening line within ${STARTUP_TIMEOUT_MS} ms\n${this.stderrTail()}`)), STARTUP_TIMEOUT_MS);
+      lines.once("line", (line) => { clearTimeout(timer); resolve(line); });
+      this.proc.once("exit", (code) => { clearTimeout(timer); reject(new Error(
+        `presenced exited (${code}) before listening\n${this.stderrTail()}`)); });
+    });
+    const m = LISTEN_LINE.exec(first.trim());
+    if (!m) {
+      await this.stop();
+      throw new Error(`unexpected first stdout line from presenced: ${JSON.stringify(first)}\n${this.stderrTail()}`);
+    }
+    this.rootUrl = m[1];
+    this.port = Number(m[2]);
+    // Keep draining stdout so the process never blocks on a full pipe.
+    lines.on("line", () => {});
+  }
+
+  /** SIGTERM and wait; returns a description of the problem when the stop was not graceful. */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      return this.proc && this.proc.exitCode !== 0 ? `presenced had already exited with ${this.proc.exitCode}` : undefined;
+    }
+    this.proc.kill("SIGTERM");
+    const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), 15_000).unref());
+    const res = await Promise.race([this.exited, timeout]);
+    if (res === "timeout") {
+      this.proc.kill("SIGKILL");
+      await this.exited;
+      return "presenced did not exit within 15 s of SIGTERM";
+    }
+    return res.code === 0 ? undefined : `presenced exited with ${res.code ?? res.signal} after SIGTERM`;
+  }
+
+  cleanup() {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  stderrTail(n = 40) {
+    try {
+      return "presenced stderr (tail):\n" + readFileSync(this.stderrPath, "utf8").split("\n").slice(-n).join("\n");
+    } catch {
+      return "(no stderr log)";
+    }
+  }
+
+  token({ user, scopes, roles, app = APP_ID, tenant = TENANT } = {}) {
+    const key = JSON.stringify([user, scopes, roles, app, tenant]);
+    if (!this.tokens.has(key)) {
+      const args = ["token", "--jwt-secret-file", this.secretFile, "--tenant", tenant, "--app", app];
+      if (user) args.push("--user", user);
+      if (scopes) args.push("--scopes", scopes);
+      if (roles) args.push("--roles", roles);
+      const out = execFileSync(this.bin, args, { encoding: "utf8", timeout: 30_000 }).trim();
+      if (out.split(".").length !== 3) throw new Error(`presenced token did not print a JWT: ${JSON.stringify(out)}`);
+      this.tokens.set(key, out);
+    }
+    return this.tokens.get(key);
+  }
+
+  delegated(user, scopes = DELEGATED_SCOPES) {
+    return this.token({ user, scopes });
+  }
+
+  application(roles = APP_ROLES) {
+    return this.token({ roles });
+  }
+
+  /** An official Graph client over plain http, with a custom middleware chain. */
+  graph(token, version = "v1.0") {
+    return Client.initWithMiddleware({
+      middleware: [new BearerTokenMiddleware(token), new RetryHandler(new RetryHandlerOptions()), new HTTPMessageHandler()],
+      baseUrl: this.rootUrl,
+      defaultVersion: version,
+    });
+  }
+
+  // -- emulator endpoints: plain HTTP, not Graph ---------------------------------
+  async admin(method, urlPath, body) {
+    const res = await fetch(this.rootUrl + urlPath, {
+      method,
+      headers: {
+        Authorization: `Bearer ${this.application()}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${urlPath} ${JSON.stringify(body)} -> ${res.status}: ${text}`);
+    return text.trim() ? JSON.parse(text) : undefined;
+  }
+
+  async clockNow() {
+    return (await this.admin("GET", "/_presenced/clock")).now;
+  }
+
+  async advance(duration) {
+    return (await this.admin("POST", "/_presenced/clock", { advance: duration })).now;
+  }
+
+  async putClientSession(user, name, availability, activity, expirationDuration) {
+    const body = { availability, activity };
+    if (expirationDuration) body.expirationDuration = expirationDuration;
+    await this.admin("PUT", `/_presenced/users/${user}/clientSessions/${name}`, body);
+  }
+
+  async deleteClientSession(user, name) {
+    await this.admin("DELETE", `/_presenced/users/${user}/clientSessions/${name}`);
+  }
+}

@@ -1,0 +1,273 @@
+"""Fixtures for the msgraph-sdk conformance suite.
+
+One real `presenced` process serves the whole session (emulator mode, manual
+clock). Tests talk to it through the official `msgraph-sdk` GraphServiceClient
+for Graph paths, and through plain HTTP (urllib) for the emulator endpoints
+under /_presenced/, which are not Graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import subprocess
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator, Optional
+
+import pytest
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    BaseBearerTokenAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient
+
+REPO = Path(__file__).resolve().parents[2]
+TENANT = "5b8e2f61-3c4d-4e7a-9f10-2a6b7c8d9e01"
+APP_ID = "0d6f4a2b-7e91-4c3a-8b5d-6e2f1a9c7b44"
+START_TIME = "2026-01-01T09:00:00Z"
+DELEGATED_SCOPES = "Presence.ReadWrite Presence.Read.All"
+APP_ROLES = "Presence.ReadWrite.All Presence.Read.All Presenced.Admin"
+LISTEN_LINE = re.compile(r"^presenced listening on (http://127\.0\.0\.1:(\d+))$")
+STARTUP_TIMEOUT_S = 30.0
+
+
+class StaticTokenProvider(AccessTokenProvider):
+    """Hands the SDK a pre-minted token, only for 127.0.0.1.
+
+    The SDK's own Azure identity provider would try to reach Entra ID; a test
+    server needs a provider that returns the token it minted itself.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._hosts = AllowedHostsValidator(["127.0.0.1"])
+
+    async def get_authorization_token(
+        self, uri: str, additional_authentication_context: Optional[dict[str, Any]] = None
+    ) -> str:
+        return self._token if self._hosts.is_url_host_valid(uri) else ""
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return self._hosts
+
+
+class Presenced:
+    """A running presenced process plus helpers to mint tokens and drive the emulator."""
+
+    def __init__(self, binary: Path, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.secret_file = workdir / "jwt-secret"
+        self.secret_file.write_text(secrets.token_urlsafe(48))
+        self.data_dir = workdir / "data"
+        self.data_dir.mkdir()
+        self.stderr_path = workdir / "presenced.stderr.log"
+        self.proc: Optional[subprocess.Popen[str]] = None
+        self.root_url = ""
+        self.port = 0
+        self._tokens: dict[tuple[Any, ...], str] = {}
+
+    # -- process -----------------------------------------------------------------
+    def start(self) -> None:
+        self._stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [
+                str(self.binary), "serve",
+                "--listen", "127.0.0.1:0",
+                "--data-dir", str(self.data_dir),
+                "--jwt-secret-file", str(self.secret_file),
+                "--manual-clock",
+                "--start-time", START_TIME,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        lines: "queue.Queue[str]" = queue.Queue()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+        try:
+            first = lines.get(timeout=STARTUP_TIMEOUT_S).rstrip("\r\n")
+        except queue.Empty:
+            self.stop(check=False)
+            raise RuntimeError(
+                f"presenced printed no listening line within {STARTUP_TIMEOUT_S}s\n{self.stderr_tail()}"
+            )
+        m = LISTEN_LINE.match(first)
+        if not m:
+            self.stop(check=False)
+            raise RuntimeError(
+                f"unexpected first stdout line from presenced: {first!r}\n{self.stderr_tail()}"
+            )
+        self.root_url, self.port = m.group(1), int(m.group(2))
+
+    def stop(self, check: bool = True) -> Optional[str]:
+        """SIGTERM and wait; returns a problem description if the stop was not graceful."""
+        problem = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=15)
+                if code != 0:
+                    problem = f"presenced exited with {code} after SIGTERM"
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problem = "presenced did not exit within 15s of SIGTERM"
+        elif self.proc is not None and check:
+            problem = f"presenced had already exited with {self.proc.returncode}"
+        with contextlib.suppress(Exception):
+            self._stderr.close()
+        return problem
+
+    def stderr_tail(self, n: int = 40) -> str:
+        try:
+            tail = self.stderr_path.read_text(errors="replace").splitlines()[-n:]
+        except OSError:
+            return "(no stderr log)"
+        return "presenced stderr (tail):\n" + "\n".join(tail)
+
+    # -- tokens ------------------------------------------------------------------
+    def token(
+        self,
+        *,
+        user: Optional[str] = None,
+        scopes: Optional[str] = None,
+        roles: Optional[str] = None,
+        app: str = APP_ID,
+        tenant: str = TENANT,
+    ) -> str:
+        key = (user, scopes, roles, app, tenant)
+        if key not in self._tokens:
+            cmd = [str(self.binary), "token", "--jwt-secret-file", str(self.secret_file),
+                   "--tenant", tenant, "--app", app]
+            if user is not None:
+                cmd += ["--user", user]
+            if scopes is not None:
+                cmd += ["--scopes", scopes]
+            if roles is not None:
+                cmd += ["--roles", roles]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30)
+            tok = out.stdout.strip()
+            assert tok.count(".") == 2, f"`presenced token` did not print a JWT: {out.stdout!r}"
+            self._tokens[key] = tok
+        return self._tokens[key]
+
+    def delegated(self, user: str, scopes: str = DELEGATED_SCOPES, app: str = APP_ID) -> str:
+        return self.token(user=user, scopes=scopes, app=app)
+
+    def application(self, roles: str = APP_ROLES, app: str = APP_ID) -> str:
+        return self.token(roles=roles, app=app)
+
+    # -- emulator (plain HTTP, not Graph) ------------------------------------------
+    def admin(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.root_url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.application())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raise AssertionError(
+                f"{method} {path} {body!r} -> {e.code}: {e.read().decode(errors='replace')}"
+            ) from None
+        return json.loads(raw) if raw.strip() else None
+
+    def clock_now(self) -> str:
+        return self.admin("GET", "/_presenced/clock")["now"]
+
+    def advance(self, duration: str) -> str:
+        return self.admin("POST", "/_presenced/clock", {"advance": duration})["now"]
+
+    def put_client_session(self, user: str, name: str, availability: str, activity: str,
+                           expiration: Optional[str] = None) -> None:
+        body: dict[str, Any] = {"availability": availability, "activity": activity}
+        if expiration is not None:
+            body["expirationDuration"] = expiration
+        self.admin("PUT", f"/_presenced/users/{user}/clientSessions/{name}", body)
+
+    def delete_client_session(self, user: str, name: str) -> None:
+        self.admin("DELETE", f"/_presenced/users/{user}/clientSessions/{name}")
+
+    # -- SDK clients ---------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def graph(self, token: str, version: str = "v1.0") -> AsyncIterator[GraphServiceClient]:
+        """A GraphServiceClient aimed at this server, closed on exit.
+
+        GraphRequestAdapter keeps the SDK's default middleware and its options
+        (the UrlReplaceHandler rewrites /users/me-token-to-replace to /me);
+        only the base URL changes.
+        """
+        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(StaticTokenProvider(token)))
+        adapter.base_url = f"{self.root_url}/{version}"
+        try:
+            yield GraphServiceClient(request_adapter=adapter)
+        finally:
+            await adapter._http_client.aclose()
+
+
+def _binary() -> Path:
+    raw = os.environ.get("PRESENCED_BIN")
+    path = Path(raw) if raw else REPO / "target" / "debug" / "presenced"
+    if not path.is_absolute():
+        path = (Path.cwd() / path).resolve()
+    return path
+
+
+@pytest.fixture(scope="session")
+def server() -> Any:
+    binary = _binary()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        pytest.exit(f"presenced binary not found or not executable: {binary} "
+                    "(build it with `cargo build --bin presenced` or set PRESENCED_BIN)", returncode=2)
+    with tempfile.TemporaryDirectory(prefix="presenced-sdk-py-") as tmp:
+        srv = Presenced(binary, Path(tmp))
+        srv.start()
+        try:
+            yield srv
+        finally:
+            problem = srv.stop()
+            if problem:
+                pytest.fail(f"{problem}\n{srv.stderr_tail()}", pytrace=False)
+
+
+@pytest.fixture
+def user() -> str:
+    """A fresh user GUID per test, so tests never share presence state."""
+    return str(uuid.uuid4())
+
+
+@pytest.fixture(autouse=True)
+def _stderr_on_failure(request: pytest.FixtureRequest) -> Any:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and "server" in request.fixturenames:
+        srv = request.getfixturevalue("server")
+        print(srv.stderr_tail(20))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    rep = yield
+    if rep.when == "call":
+        item.rep_call = rep  # type: ignore[attr-defined]
+    return rep

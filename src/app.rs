@@ -1,0 +1,151 @@
+//! Wiring: builds the state from a [`Config`] and serves until shutdown.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthConfig, TokenVerifier};
+use crate::clock::{wall_now, Clock, ManualClock, SystemClock};
+use crate::config::{Config, SecretSource, SECRET_ENV};
+use crate::http::{router, AppState};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+/// Reads the HS256 secret a config names; `create` generates the data-dir
+/// secret (mode 0600) when it does not exist yet. Returns the secret and
+/// whether it was just created.
+pub fn load_secret(source: &SecretSource, create: bool) -> anyhow::Result<Option<(Vec<u8>, bool)>> {
+    match source {
+        SecretSource::None => Ok(None),
+        SecretSource::Env => {
+            let value = std::env::var(SECRET_ENV).unwrap_or_default();
+            Ok(Some((value.trim().as_bytes().to_vec(), false)))
+        }
+        SecretSource::File(path) => Ok(Some((read_secret(path)?, false))),
+        SecretSource::Generated(path) => {
+            if path.exists() {
+                return Ok(Some((read_secret(path)?, false)));
+            }
+            if !create {
+                anyhow::bail!(
+                    "no signing secret at {}; start `presenced serve` once to create it, or pass --jwt-secret-file",
+                    path.display()
+                );
+            }
+            Ok(Some((create_secret(path)?, true)))
+        }
+    }
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", path.display()))?;
+    let secret = text.trim().as_bytes().to_vec();
+    if secret.len() < 16 {
+        anyhow::bail!("the secret in {} is shorter than 16 bytes", path.display());
+    }
+    Ok(secret)
+}
+
+fn create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use rand::RngCore;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create secret file {}: {e}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    Ok(secret.into_bytes())
+}
+
+/// The running server's parts, built from a config.
+pub struct App {
+    /// Shared handler state.
+    pub state: AppState,
+    store: Arc<SqliteStore>,
+}
+
+impl App {
+    /// Opens the store, loads keys and builds the clock.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let secret = load_secret(&config.secret, true)?;
+        if let (SecretSource::Generated(path), Some((_, true))) = (&config.secret, &secret) {
+            eprintln!(
+                "presenced: no signing key configured; created a development secret at {}. Mint a token with: presenced token --data-dir {} --tenant <tenant-guid> --user <user-guid> --app <app-id> --scopes \"Presence.ReadWrite Presence.Read.All\"",
+                path.display(),
+                config.data_dir.display()
+            );
+        }
+        let verifier = TokenVerifier::new(AuthConfig {
+            hs256_secret: secret.map(|(s, _)| s),
+            jwks_file: config.jwks_file.clone(),
+            jwks_url: config.jwks_url.clone(),
+            audiences: config.audiences.clone(),
+            issuer: config.issuer.clone(),
+            ..AuthConfig::default()
+        })
+        .await?;
+        let clock: Arc<dyn Clock> = if config.manual_clock {
+            Arc::new(ManualClock::new(config.start_time.unwrap_or_else(wall_now)))
+        } else {
+            Arc::new(SystemClock)
+        };
+        let store = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let state = AppState {
+            store: store.clone() as Arc<dyn Store>,
+            clock,
+            verifier: Arc::new(verifier),
+        };
+        Ok(Self { state, store })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then finishes
+    /// in-flight requests and closes the store.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.store.close();
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

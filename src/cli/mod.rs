@@ -1,0 +1,183 @@
+//! Command-line entry points: `serve` and `token`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::app::{load_secret, shutdown_signal, App};
+use crate::auth::{mint_hs256, MintClaims};
+use crate::clock::wall_now;
+use crate::config::{Config, FileConfig, SecretSource, SECRET_ENV};
+use crate::domain::parse_duration;
+
+/// presenced: a self-hostable presence server that speaks the Microsoft Graph presence API.
+#[derive(Debug, Parser)]
+#[command(name = "presenced", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a signed development token (HS256, with the server's secret).
+    Token(TokenArgs),
+}
+
+/// Options shared by `serve` and `token`: where the config, data and keys are.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// TOML config file; its keys are spelled like these flags (data-dir = "…").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the database and the generated secret [default: ./presenced-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// File holding the HS256 secret (or set PRESENCED_JWT_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+}
+
+/// `presenced serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config, data dir and secret.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// JWKS file with RS256/ES256 verification keys.
+    #[arg(long, value_name = "FILE")]
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS URL with RS256/ES256 verification keys (fetched at start, refetched for unknown key ids).
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// Extra accepted token audience (repeatable); Graph's own are always accepted.
+    #[arg(long, value_name = "AUD")]
+    pub audience: Vec<String>,
+    /// Required token issuer (`{tenantid}` is replaced by the token's tid).
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// Emulator mode: the presence clock stands still until moved with POST /_presenced/clock.
+    #[arg(long)]
+    pub manual_clock: bool,
+    /// Start time of the manual clock (RFC 3339) [default: now].
+    #[arg(long, value_name = "INSTANT")]
+    pub start_time: Option<String>,
+}
+
+/// `presenced token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Config, data dir and secret (the same as the server's).
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Tenant id (GUID).
+    #[arg(long)]
+    pub tenant: Uuid,
+    /// User object id (GUID); makes a delegated token (needs --scopes).
+    #[arg(long)]
+    pub user: Option<Uuid>,
+    /// Application (client) id; also the sessionId the app must use.
+    #[arg(long)]
+    pub app: String,
+    /// Delegated scopes, space separated, e.g. "Presence.ReadWrite Presence.Read.All".
+    #[arg(long, conflicts_with = "roles")]
+    pub scopes: Option<String>,
+    /// Application roles, space separated, e.g. "Presence.ReadWrite.All Presenced.Admin".
+    #[arg(long)]
+    pub roles: Option<String>,
+    /// Lifetime, ISO 8601.
+    #[arg(long, default_value = "PT1H")]
+    pub ttl: String,
+    /// Audience claim.
+    #[arg(long, default_value = "https://graph.microsoft.com")]
+    pub audience: String,
+}
+
+fn file_config(keys: &KeyArgs) -> anyhow::Result<FileConfig> {
+    Ok(match &keys.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    })
+}
+
+fn secret_env_set() -> bool {
+    std::env::var_os(SECRET_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(args) => token(args),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = file_config(&args.keys)?;
+    let cli = FileConfig {
+        listen: args.listen,
+        data_dir: args.keys.data_dir,
+        jwt_secret_file: args.keys.jwt_secret_file,
+        jwks_file: args.jwks_file,
+        jwks_url: args.jwks_url,
+        audience: args.audience,
+        issuer: args.issuer,
+        manual_clock: args.manual_clock.then_some(true),
+        start_time: args.start_time,
+    };
+    let config = Config::merge(cli, file, secret_env_set())?;
+    let app = App::build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), manual_clock = config.manual_clock, "serving");
+    println!("presenced listening on http://{addr}");
+    app.serve(listener, shutdown_signal()).await
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let file = file_config(&args.keys)?;
+    let cli = FileConfig {
+        data_dir: args.keys.data_dir,
+        jwt_secret_file: args.keys.jwt_secret_file,
+        ..Default::default()
+    };
+    let config = Config::merge(cli, file, secret_env_set())?;
+    if config.secret == SecretSource::None {
+        anyhow::bail!("the server uses JWKS keys only; mint tokens with your identity provider");
+    }
+    let Some((secret, _)) = load_secret(&config.secret, false)? else {
+        anyhow::bail!("no HS256 secret is configured");
+    };
+    match (&args.user, &args.scopes, &args.roles) {
+        (Some(_), None, _) => anyhow::bail!("a delegated token (--user) needs --scopes"),
+        (None, _, None) => anyhow::bail!("an application token (no --user) needs --roles"),
+        _ => {}
+    }
+    let ttl = parse_duration(&args.ttl)?.0;
+    let roles: Option<Vec<String>> = args
+        .roles
+        .as_deref()
+        .map(|r| r.split_whitespace().map(str::to_string).collect());
+    let mut claims = MintClaims::new(
+        args.tenant,
+        args.user,
+        &args.app,
+        args.scopes.as_deref(),
+        roles.as_deref(),
+        wall_now(),
+        ttl,
+    );
+    claims.aud = args.audience;
+    println!("{}", mint_hs256(&secret, &claims)?);
+    Ok(())
+}

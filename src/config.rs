@@ -1,0 +1,234 @@
+//! One [`Config`], merged from the command line and an optional TOML file
+//! (`--config`), validated once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::clock::Instant;
+
+/// Default listen address: loopback only, a safe default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./presenced-data";
+/// The generated development secret's file name inside the data dir.
+pub const SECRET_FILE_NAME: &str = "jwt-secret";
+/// Environment variable holding an HS256 secret.
+pub const SECRET_ENV: &str = "PRESENCED_JWT_SECRET";
+
+/// Settings as they may appear in the TOML file; keys are spelled like the
+/// command-line flags (`data-dir`, `jwt-secret-file`, …). Every field is
+/// optional; the command line wins over the file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--jwt-secret-file`.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// `--jwks-file`.
+    pub jwks_file: Option<PathBuf>,
+    /// `--jwks-url`.
+    pub jwks_url: Option<String>,
+    /// `--audience` (a list).
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--manual-clock`.
+    pub manual_clock: Option<bool>,
+    /// `--start-time`.
+    pub start_time: Option<String>,
+}
+
+/// A start-up configuration problem, reported before anything is served.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read or parsed.
+    #[error("cannot use config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Where the HS256 secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file given with `--jwt-secret-file`.
+    File(PathBuf),
+    /// The `PRESENCED_JWT_SECRET` environment variable.
+    Env,
+    /// `<data-dir>/jwt-secret`, created on first start when no key is configured.
+    Generated(PathBuf),
+    /// None: JWKS keys only.
+    None,
+}
+
+/// The validated server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the SQLite database and the generated secret.
+    pub data_dir: PathBuf,
+    /// HS256 secret source.
+    pub secret: SecretSource,
+    /// JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS URL.
+    pub jwks_url: Option<String>,
+    /// Extra accepted audiences.
+    pub audiences: Vec<String>,
+    /// Required issuer.
+    pub issuer: Option<String>,
+    /// Emulator mode: the presence clock stands still until moved.
+    pub manual_clock: bool,
+    /// Start time of the manual clock (default: wall time at start).
+    pub start_time: Option<Instant>,
+}
+
+/// Parses an RFC 3339 instant for `--start-time`.
+pub fn parse_instant(text: &str) -> Result<Instant, ConfigError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            ConfigError::Invalid(format!(
+                "'{text}' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z"
+            ))
+        })
+}
+
+impl Config {
+    /// Merges command-line values (`cli`) over the file's, applies defaults
+    /// and validates.
+    pub fn merge(cli: FileConfig, file: FileConfig, secret_env: bool) -> Result<Self, ConfigError> {
+        let listen_text = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "--listen '{listen_text}' is not an address such as 127.0.0.1:8080"
+            ))
+        })?;
+        let data_dir = cli
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let jwks_file = cli.jwks_file.or(file.jwks_file);
+        let jwks_url = cli.jwks_url.or(file.jwks_url);
+        if let Some(url) = &jwks_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::Invalid(format!("--jwks-url '{url}' must be an http(s) URL")));
+            }
+        }
+        let secret = match cli.jwt_secret_file.or(file.jwt_secret_file) {
+            Some(path) => SecretSource::File(path),
+            None if secret_env => SecretSource::Env,
+            None if jwks_file.is_some() || jwks_url.is_some() => SecretSource::None,
+            None => SecretSource::Generated(data_dir.join(SECRET_FILE_NAME)),
+        };
+        let mut audiences = file.audience;
+        audiences.extend(cli.audience);
+        let manual_clock = cli.manual_clock.or(file.manual_clock).unwrap_or(false);
+        let start_time = cli
+            .start_time
+            .or(file.start_time)
+            .map(|t| parse_instant(&t))
+            .transpose()?;
+        if start_time.is_some() && !manual_clock {
+            return Err(ConfigError::Invalid("--start-time needs --manual-clock".into()));
+        }
+        Ok(Self {
+            listen,
+            data_dir,
+            secret,
+            jwks_file,
+            jwks_url,
+            audiences,
+            issuer: cli.issuer.or(file.issuer),
+            manual_clock,
+            start_time,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::merge(FileConfig::default(), FileConfig::default(), false).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.secret, SecretSource::Generated(PathBuf::from(DEFAULT_DATA_DIR).join("jwt-secret")));
+        assert!(!c.manual_clock);
+    }
+
+    #[test]
+    fn command_line_wins_over_file_and_audiences_add_up() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\ndata-dir = \"/tmp/x\"\naudience = [\"api://a\"]\nmanual-clock = true\n",
+        )
+        .unwrap();
+        let cli = FileConfig {
+            listen: Some("127.0.0.1:9001".into()),
+            audience: vec!["api://b".into()],
+            ..Default::default()
+        };
+        let c = Config::merge(cli, file, false).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.audiences, vec!["api://a".to_string(), "api://b".to_string()]);
+        assert!(c.manual_clock);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        let bad = FileConfig {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        assert!(Config::merge(bad, FileConfig::default(), false).is_err());
+        let start = FileConfig {
+            start_time: Some("2026-01-01T09:00:00Z".into()),
+            ..Default::default()
+        };
+        assert!(Config::merge(start, FileConfig::default(), false).is_err());
+    }
+
+    #[test]
+    fn jwks_alone_means_no_generated_secret() {
+        let cli = FileConfig {
+            jwks_file: Some("/keys.json".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::merge(cli, FileConfig::default(), false).unwrap().secret, SecretSource::None);
+        assert_eq!(Config::merge(FileConfig::default(), FileConfig::default(), true).unwrap().secret, SecretSource::Env);
+    }
+}

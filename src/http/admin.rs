@@ -1,0 +1,231 @@
+//! presenced's own endpoints under `/_presenced` (SPEC §8): health,
+//! readiness, the emulator clock and simulated Teams client sessions.
+
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::GraphError;
+use super::extract::{authenticate, GraphJson};
+use super::presence::{lifetime, SESSION_DEFAULT, SESSION_MAX, SESSION_MIN};
+use super::render;
+use super::AppState;
+use crate::auth::{authorize, Operation, Principal};
+use crate::clock::{Instant, ManualClock};
+use crate::domain::{effective, parse_duration, parse_guid, Session, SessionKind, SessionPair, UserKey};
+
+/// `GET /_presenced/healthz`: the process is up.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /_presenced/readyz`: the store answers.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, GraphError> {
+    state.store.ping().await?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+/// An authenticated caller holding the `Presenced.Admin` application role.
+pub struct Admin(pub Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Admin {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
+        let principal = authenticate(parts, state).await?;
+        authorize(&principal, Operation::Admin, None)?;
+        Ok(Admin(principal))
+    }
+}
+
+/// The emulator's manual clock; the 404 that hides the clock endpoints when
+/// the server runs without `--manual-clock` (checked before authentication).
+pub struct Emulator(pub ManualClock);
+
+impl axum::extract::FromRequestParts<AppState> for Emulator {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
+        state.clock.manual().cloned().map(Emulator).ok_or_else(|| {
+            GraphError::not_found(
+                "The clock can only be read or moved when the server runs with --manual-clock.",
+            )
+        })
+    }
+}
+
+fn clock_body(now: Instant) -> Json<Value> {
+    Json(json!({ "now": render::utc_timestamp(now) }))
+}
+
+/// `GET /_presenced/clock`: the emulator clock's time.
+pub async fn get_clock(Emulator(clock): Emulator, _admin: Admin) -> Json<Value> {
+    clock_body(crate::clock::Clock::now(&clock))
+}
+
+/// Body of `POST /_presenced/clock`: exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveClock {
+    advance: Option<String>,
+    set: Option<String>,
+}
+
+/// `POST /_presenced/clock`: moves the emulator clock forward by `advance`
+/// (ISO 8601 duration) or to `set` (RFC 3339 instant); never backwards.
+pub async fn move_clock(
+    Emulator(clock): Emulator,
+    _admin: Admin,
+    GraphJson(body): GraphJson<MoveClock>,
+) -> Result<Json<Value>, GraphError> {
+    let moved = match (body.advance, body.set) {
+        (Some(advance), None) => clock.advance(parse_duration(&advance)?.0),
+        (None, Some(set)) => {
+            let t = chrono::DateTime::parse_from_rfc3339(&set).map_err(|_| {
+                GraphError::bad_request(format!(
+                    "'{set}' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z."
+                ))
+            })?;
+            clock.set(t.with_timezone(&chrono::Utc))
+        }
+        _ => {
+            return Err(GraphError::bad_request(
+                "Give exactly one of 'advance' (an ISO 8601 duration such as PT5M) or 'set' (an RFC 3339 instant).",
+            ))
+        }
+    };
+    let now = moved.map_err(|e| GraphError::bad_request(format!("{e}.")))?;
+    Ok(clock_body(now))
+}
+
+/// Any authenticated caller (authorisation is per handler).
+pub struct Reader(pub Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Reader {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
+        Ok(Reader(authenticate(parts, state).await?))
+    }
+}
+
+/// The longest simulated client session name.
+const MAX_CLIENT_NAME: usize = 64;
+
+fn client_key(admin: &Admin, id: &str, name: &str) -> Result<UserKey, GraphError> {
+    let user = parse_guid(id)?;
+    let valid = !name.is_empty()
+        && name.len() <= MAX_CLIENT_NAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid {
+        return Err(GraphError::bad_request(format!(
+            "'{name}' is not a valid client session name; use 1 to {MAX_CLIENT_NAME} letters, digits, '-', '_' or '.'."
+        )));
+    }
+    Ok(UserKey {
+        tenant: admin.0.tenant,
+        user,
+    })
+}
+
+/// Body of a simulated client session.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSessionBody {
+    availability: String,
+    activity: String,
+    expiration_duration: Option<String>,
+}
+
+/// `PUT /_presenced/users/{id}/clientSessions/{name}`: creates or refreshes a
+/// simulated Teams client session (e.g. `desktop` Busy/InAMeeting). It
+/// aggregates like any other session.
+pub async fn put_client_session(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, name)): Path<(String, String)>,
+    GraphJson(body): GraphJson<ClientSessionBody>,
+) -> Result<Json<Value>, GraphError> {
+    let key = client_key(&admin, &id, &name)?;
+    let now = state.clock.now();
+    let pair = SessionPair::parse_client(&body.availability, &body.activity)?;
+    let life = lifetime(body.expiration_duration.as_deref(), SESSION_DEFAULT, SESSION_MIN, SESSION_MAX)?;
+    let session = Session {
+        kind: SessionKind::Client,
+        id: name,
+        pair,
+        last_active: now,
+        expires_at: now + life,
+    };
+    let applied = state.store.upsert_session(key, session, now).await?;
+    let e = effective(&applied.after, now);
+    Ok(Json(render::presence(key.user, &e, false)))
+}
+
+/// `DELETE /_presenced/users/{id}/clientSessions/{name}`: ends a simulated
+/// client session (404 if there is none).
+pub async fn delete_client_session(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<axum::http::StatusCode, GraphError> {
+    let key = client_key(&admin, &id, &name)?;
+    let now = state.clock.now();
+    state
+        .store
+        .remove_session(key, SessionKind::Client, &name, now)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /_presenced/users/{id}/presence`: the Graph resource plus the live
+/// sessions behind the aggregate, for callers who may read that user.
+pub async fn explain_presence(
+    State(state): State<AppState>,
+    Reader(principal): Reader,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GraphError> {
+    let user = parse_guid(&id)?;
+    authorize(&principal, Operation::Read, Some(user))?;
+    let now = state.clock.now();
+    let facts = state
+        .store
+        .facts(UserKey {
+            tenant: principal.tenant,
+            user,
+        })
+        .await?;
+    let e = effective(&facts, now);
+    let mut out = render::presence(user, &e, principal.user() == Some(user));
+    let sessions: Vec<Value> = facts
+        .sessions
+        .iter()
+        .filter(|s| s.is_live(now))
+        .map(|s| {
+            let (availability, activity) = s.state_at(now);
+            json!({
+                "kind": match s.kind { SessionKind::Application => "application", SessionKind::Client => "client" },
+                "id": s.id,
+                "availability": availability,
+                "activity": activity,
+                "reportedAvailability": s.pair.availability(),
+                "reportedActivity": s.pair.activity(),
+                "lastActiveDateTime": render::utc_timestamp(s.last_active),
+                "expirationDateTime": render::utc_timestamp(s.expires_at),
+            })
+        })
+        .collect();
+    out["sessions"] = json!(sessions);
+    out["preferredPresence"] = match &facts.preferred {
+        Some(p) if now < p.expires_at => json!({
+            "availability": p.pair.availability(),
+            "activity": p.pair.activity(),
+            "expirationDateTime": render::utc_timestamp(p.expires_at),
+        }),
+        _ => Value::Null,
+    };
+    out["now"] = json!(render::utc_timestamp(now));
+    Ok(Json(out))
+}

@@ -1,0 +1,158 @@
+//! [`GraphError`], the only error type the HTTP layer answers with, and the
+//! one function that renders Graph's error JSON (SPEC §6).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::clock::Instant;
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+/// A Graph-style error: status, code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Graph error code (`invalidRequest`, `Forbidden`, …).
+    pub code: &'static str,
+    /// Human-readable message; never contains tokens or driver text.
+    pub message: String,
+}
+
+impl GraphError {
+    /// 400 `invalidRequest`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalidRequest", message)
+    }
+
+    /// 403 `Forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    /// 404 `itemNotFound`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "itemNotFound", message)
+    }
+
+    /// 500 `generalException` with a generic message (the cause is logged,
+    /// never sent).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "generalException",
+            "An internal server error occurred.",
+        )
+    }
+
+    /// Any status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Renders `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
+    pub fn render(&self, date: Instant, request_id: &str, client_request_id: &str) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "innerError": {
+                    "date": date.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                    "request-id": request_id,
+                    "client-request-id": client_request_id,
+                }
+            }
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            // Graph paths only ever take these two.
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        response
+    }
+}
+
+/// Marker left in a response's extensions so the request-id middleware can
+/// render the error body with the request's ids.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingError(pub(crate) GraphError);
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        // Rendered for real by `request_ids` once the ids are known; this
+        // body only shows if that middleware is missing.
+        let mut response = self.render(crate::clock::wall_now(), "", "");
+        response.extensions_mut().insert(PendingError(self));
+        response
+    }
+}
+
+impl From<DomainError> for GraphError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::UnknownAvailability(_)
+            | DomainError::UnknownActivity(_)
+            | DomainError::InvalidSessionPair(..)
+            | DomainError::InvalidPreferredPair(..)
+            | DomainError::MalformedDuration(_)
+            | DomainError::DurationOutOfRange { .. }
+            | DomainError::InvalidGuid(_)
+            | DomainError::StatusMessageTooLong(..)
+            | DomainError::InvalidContentType(_)
+            | DomainError::UnknownTimeZone(_)
+            | DomainError::MalformedDateTime(_)
+            | DomainError::UnknownWorkLocationType(_)
+            | DomainError::SessionIdMismatch { .. } => GraphError::bad_request(e.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for GraphError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::PersonalAccount | AuthError::Forbidden(_) => {
+                GraphError::forbidden(e.to_string())
+            }
+            AuthError::MissingToken
+            | AuthError::Malformed(_)
+            | AuthError::BadSignature
+            | AuthError::UnsupportedAlgorithm(_)
+            | AuthError::UnknownKey
+            | AuthError::Expired
+            | AuthError::NotYetValid
+            | AuthError::WrongAudience
+            | AuthError::WrongIssuer
+            | AuthError::MissingClaim(_)
+            | AuthError::KeySource(_) => GraphError::new(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for GraphError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(message) => GraphError::not_found(message),
+            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "store failure");
+                GraphError::internal()
+            }
+        }
+    }
+}

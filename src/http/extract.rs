@@ -1,0 +1,173 @@
+//! Extractors that turn requests into checked, typed input — or into a
+//! Graph error, never into axum's plain-text rejections.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use uuid::Uuid;
+
+use super::error::GraphError;
+use super::AppState;
+use crate::auth::{bearer_token, Principal, PrincipalKind};
+use crate::clock::{wall_now, Instant};
+use crate::domain::parse_guid;
+
+/// A JSON body parsed with Graph-style errors: bad JSON or a bad field →
+/// 400 `invalidRequest`, wrong content type → 415, too large → 413.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(GraphError))]
+pub struct GraphJson<T>(pub T);
+
+impl From<JsonRejection> for GraphError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => {
+                GraphError::bad_request(format!("The request body is invalid: {}", e.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(e) => GraphError::bad_request(format!(
+                "The request body is not valid JSON: {}",
+                e.body_text()
+            )),
+            JsonRejection::MissingJsonContentType(_) => GraphError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupportedMediaType",
+                "The request body must be JSON, sent with 'Content-Type: application/json'.",
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                GraphError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "requestTooLarge",
+                    format!(
+                        "The request body is larger than the limit of {} bytes.",
+                        super::MAX_BODY_BYTES
+                    ),
+                )
+            }
+            other => GraphError::bad_request(format!(
+                "The request body could not be read: {}",
+                other.body_text()
+            )),
+        }
+    }
+}
+
+/// Which API version the path named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `/v1.0`.
+    V1,
+    /// `/beta`.
+    Beta,
+}
+
+impl ApiVersion {
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+}
+
+/// An authenticated Graph call: who calls, about whom, when.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The verified caller.
+    pub principal: Principal,
+    /// The subject user (`/me` resolved to the caller), when the path has one.
+    pub user: Option<Uuid>,
+    /// The API version of the path.
+    pub version: ApiVersion,
+    /// The presence clock's reading for this request (read once).
+    pub now: Instant,
+    /// `scheme://host` of the request, for `@odata.context`.
+    pub base: String,
+}
+
+impl Call {
+    /// The subject user; the router only uses this on paths that have one.
+    pub fn subject(&self) -> Result<Uuid, GraphError> {
+        self.user
+            .ok_or_else(|| GraphError::bad_request("This path does not name a user."))
+    }
+
+    /// Whether the caller is the subject (owner view of the status message).
+    pub fn is_self(&self, user: Uuid) -> bool {
+        self.principal.user() == Some(user)
+    }
+
+    /// The tenant every read and write of this call is scoped to.
+    pub fn tenant(&self) -> Uuid {
+        self.principal.tenant
+    }
+}
+
+/// Verifies the bearer token of a request (against wall time, SPEC §8).
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let token = bearer_token(header)?;
+    Ok(state.verifier.verify(token, wall_now()).await?)
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| GraphError::bad_request("The request path is invalid."))?;
+        let version = match params.get("version").map(String::as_str) {
+            Some("v1.0") => ApiVersion::V1,
+            Some("beta") => ApiVersion::Beta,
+            _ => return Err(not_found_path(parts)),
+        };
+        let principal = authenticate(parts, state).await?;
+        let user = match params.get("id") {
+            Some(id) => Some(parse_guid(id)?),
+            None if original_path(parts).contains("/me/presence") => match principal.kind {
+                PrincipalKind::Delegated { user } => Some(user),
+                PrincipalKind::Application => {
+                    return Err(GraphError::bad_request(
+                        "/me request is only valid with delegated authentication flow.",
+                    ))
+                }
+            },
+            None => None,
+        };
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        Ok(Call {
+            principal,
+            user,
+            version,
+            now: state.clock.now(),
+            base: format!("http://{host}"),
+        })
+    }
+}
+
+/// The request's path as sent, before any nesting stripped a prefix.
+fn original_path(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(parts.uri.path(), |uri| uri.0.path())
+}
+
+/// The 404 for a path that does not exist.
+pub fn not_found_path(parts: &Parts) -> GraphError {
+    GraphError::not_found(format!(
+        "Resource not found for the segment '{}'.",
+        original_path(parts)
+    ))
+}

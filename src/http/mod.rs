@@ -1,0 +1,157 @@
+//! The HTTP front end: Graph's presence paths under `/v1.0` and `/beta`,
+//! presenced's own under `/_presenced`, Graph-style errors and headers on
+//! every response (SPEC §3, §6, §8).
+//!
+//! Handlers are thin: they parse, authorise, call into `domain` and `store`,
+//! and render.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod presence;
+pub mod render;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use uuid::Uuid;
+
+use crate::auth::TokenVerifier;
+use crate::clock::{wall_now, Clock};
+use crate::store::Store;
+use error::{GraphError, PendingError};
+
+/// The largest request body accepted, in bytes (SPEC §6: 413 beyond). A full
+/// 650-id getPresencesByUserId body is about 26 KB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest `client-request-id` echoed back; longer ones are replaced.
+const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The presence clock.
+    pub clock: Arc<dyn Clock>,
+    /// Bearer-token verification.
+    pub verifier: Arc<TokenVerifier>,
+}
+
+/// The Graph actions reachable under each presence path.
+fn actions() -> Router<AppState> {
+    Router::new()
+        .route("/setPresence", post(presence::set_presence))
+        .route("/clearPresence", post(presence::clear_presence))
+        .route("/setUserPreferredPresence", post(presence::set_preferred))
+        .route("/clearUserPreferredPresence", post(presence::clear_preferred))
+        .route("/setStatusMessage", post(presence::set_status_message))
+        .route("/setManualLocation", post(presence::set_manual_location))
+        .route("/setAutomaticLocation", post(presence::set_automatic_location))
+        .route("/clearLocation", post(presence::clear_location))
+        .route("/clearAutomaticLocation", post(presence::clear_automatic_location))
+}
+
+/// Builds the whole router.
+pub fn router(state: AppState) -> Router {
+    let graph = Router::new()
+        .route("/{version}/me/presence", get(presence::get_presence))
+        .route("/{version}/users/{id}/presence", get(presence::get_presence))
+        .route("/{version}/communications/presences/{id}", get(presence::get_presence))
+        .route("/{version}/communications/getPresencesByUserId", post(presence::get_many))
+        .nest("/{version}/me/presence", actions())
+        .nest("/{version}/users/{id}/presence", actions())
+        .nest("/{version}/communications/presences/{id}", actions());
+    let own = Router::new()
+        .route("/_presenced/healthz", get(admin::healthz))
+        .route("/_presenced/readyz", get(admin::readyz))
+        .route("/_presenced/clock", get(admin::get_clock).post(admin::move_clock))
+        .route(
+            "/_presenced/users/{id}/clientSessions/{name}",
+            put(admin::put_client_session).delete(admin::delete_client_session),
+        )
+        .route("/_presenced/users/{id}/presence", get(admin::explain_presence));
+    graph
+        .merge(own)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a handler panicked");
+            GraphError::internal().into_response()
+        }))
+        .layer(middleware::from_fn(limit_declared_length))
+        .layer(middleware::from_fn(request_ids))
+}
+
+async fn not_found(uri: axum::http::Uri) -> GraphError {
+    GraphError::not_found(format!("Resource not found for the segment '{}'.", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> GraphError {
+    GraphError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "methodNotAllowed",
+        format!("The HTTP method '{method}' is not allowed on this resource."),
+    )
+}
+
+/// Refuses a body whose declared length is over the limit before reading it,
+/// whether or not the handler would read it.
+async fn limit_declared_length(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return GraphError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "requestTooLarge",
+            format!("The request body is larger than the limit of {MAX_BODY_BYTES} bytes."),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Gives every response `request-id` and `client-request-id` (SPEC §6) and
+/// renders pending Graph errors with them.
+async fn request_ids(req: Request, next: Next) -> Response {
+    let request_id = Uuid::new_v4().to_string();
+    let client_request_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
+        .map(str::to_string)
+        .unwrap_or_else(|| request_id.clone());
+    let mut response = next.run(req).await;
+    if let Some(PendingError(err)) = response.extensions_mut().remove::<PendingError>() {
+        if err.status.is_server_error() {
+            tracing::error!(%request_id, code = err.code, "request failed");
+        }
+        let headers = std::mem::take(response.headers_mut());
+        response = err.render(wall_now(), &request_id, &client_request_id);
+        for (name, value) in headers.iter() {
+            if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::CONTENT_TYPE {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let headers = response.headers_mut();
+    for (name, value) in [("request-id", &request_id), ("client-request-id", &client_request_id)] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}

@@ -1,0 +1,22 @@
+//! The `presenced` binary: parse the command line, start tracing, run.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = presenced::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "presenced=info".into()),
+        )
+        .init();
+    match presenced::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("presenced: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
