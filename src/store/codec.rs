@@ -48,12 +48,14 @@ struct StoredPreferred {
     ex: i64,
 }
 
+/// Status message instants are kept to the nanosecond as RFC 3339 text:
+/// Graph echoes expiries with 7 fractional digits.
 #[derive(Serialize, Deserialize)]
 struct StoredStatus {
     c: String,
-    ex: Option<i64>,
+    ex: Option<String>,
     z: Option<String>,
-    at: i64,
+    at: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +72,16 @@ fn micros(t: Instant) -> i64 {
 fn instant(us: i64) -> Result<Instant, StoreError> {
     chrono::DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::Corrupt(format!("instant {us} out of range")))
+}
+
+fn precise(t: Instant) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn precise_instant(text: &str) -> Result<Instant, StoreError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| StoreError::Corrupt(format!("instant {text}")))
 }
 
 fn pair(av: &str, ac: &str) -> Result<(Availability, Activity), StoreError> {
@@ -107,9 +119,9 @@ pub(crate) fn encode(facts: &UserFacts) -> Vec<u8> {
         }),
         status: facts.status.as_ref().map(|m| StoredStatus {
             c: m.content.clone(),
-            ex: m.expires_at.map(micros),
+            ex: m.expires_at.map(precise),
             z: m.expiry_zone.clone(),
-            at: micros(m.published_at),
+            at: precise(m.published_at),
         }),
         manual: facts.work_location.manual.as_ref().map(layer),
         automatic: facts.work_location.automatic.as_ref().map(layer),
@@ -159,9 +171,9 @@ pub(crate) fn decode(bytes: &[u8], version: u64) -> Result<UserFacts, StoreError
     let status = match stored.status {
         Some(m) => Some(StatusMessage {
             content: m.c,
-            expires_at: m.ex.map(instant).transpose()?,
+            expires_at: m.ex.as_deref().map(precise_instant).transpose()?,
             expiry_zone: m.z,
-            published_at: instant(m.at)?,
+            published_at: precise_instant(&m.at)?,
         }),
         None => None,
     };

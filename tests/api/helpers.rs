@@ -1,0 +1,252 @@
+//! The test server: the real router on a real listener, backed by SQLite in
+//! a temp dir and a manual clock, plus a token minter and request helpers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use presenced::auth::{mint_hs256, AuthConfig, MintClaims, TokenVerifier};
+use presenced::clock::{wall_now, Clock, ManualClock};
+use presenced::http::{router, AppState};
+use presenced::store::sqlite::SqliteStore;
+use presenced::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The HS256 secret every test server trusts.
+pub const SECRET: &[u8] = b"presenced-test-secret-0123456789abcdef";
+/// The application id test tokens carry (and the sessionId apps must use).
+pub const APP: &str = "22553876-f5ab-4529-bffb-cfe50aa89f87";
+/// Delegated scopes that allow everything a user may do for themselves.
+pub const ALL_SCOPES: &str = "Presence.ReadWrite Presence.Read.All";
+
+/// The instant every test server's clock starts at.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
+}
+
+/// A running test server.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// The server's presence clock.
+    pub clock: ManualClock,
+    /// A tenant of its own.
+    pub tenant: Uuid,
+    /// The temp dir holding the database.
+    pub dir: tempfile::TempDir,
+    /// Dropping it (with the server) stops the server.
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A response: status, headers and parsed JSON (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Asserts a Graph error with `status` and `code` and returns its message.
+    #[track_caller]
+    pub fn error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
+        assert_eq!(self.body["error"]["code"], code, "code; body: {}", self.text);
+        let inner = &self.body["error"]["innerError"];
+        assert!(inner["request-id"].as_str().is_some_and(|s| !s.is_empty()), "{}", self.text);
+        assert!(inner["date"].is_string(), "{}", self.text);
+        assert_eq!(
+            self.headers["content-type"].to_str().unwrap(),
+            "application/json",
+            "errors are JSON"
+        );
+        self.body["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Asserts 200 with an empty body (Graph actions).
+    #[track_caller]
+    pub fn ok_empty(&self) {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.text);
+        assert_eq!(self.text, "", "actions answer an empty body");
+    }
+
+    /// Asserts 200 and returns the JSON body.
+    #[track_caller]
+    pub fn ok_json(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.text);
+        &self.body
+    }
+}
+
+impl TestServer {
+    /// Starts a server with a fresh temp dir.
+    pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts a server whose clock reads `start`.
+    pub async fn start_at(start: DateTime<Utc>) -> Self {
+        Self::start_with(tempfile::tempdir().unwrap(), start).await
+    }
+
+    /// Starts a server on an existing data dir (restart tests).
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, t0()).await
+    }
+
+    async fn start_with(dir: tempfile::TempDir, start: DateTime<Utc>) -> Self {
+        let clock = ManualClock::new(start);
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let verifier = TokenVerifier::new(AuthConfig {
+            hs256_secret: Some(SECRET.to_vec()),
+            ..AuthConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = AppState {
+            store: store.clone() as Arc<dyn Store>,
+            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+            verifier: Arc::new(verifier),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            store.close();
+        });
+        Self {
+            url,
+            client: reqwest::Client::new(),
+            clock,
+            tenant: Uuid::new_v4(),
+            dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Stops the server and hands back its data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        SqliteStore::file_in(self.dir.path())
+    }
+
+    /// Moves the presence clock forward.
+    pub fn advance(&self, by: TimeDelta) {
+        self.clock.advance(by).unwrap();
+    }
+
+    /// A delegated token for `user` in this server's tenant.
+    pub fn user_token(&self, user: Uuid, scopes: &str) -> String {
+        token(self.tenant, Some(user), APP, Some(scopes), None)
+    }
+
+    /// An application token in this server's tenant.
+    pub fn app_token(&self, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        token(self.tenant, None, APP, None, Some(&roles))
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST JSON with a token.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// setPresence for `user` as the test app (delegated self token).
+    pub async fn set_presence(&self, user: Uuid, availability: &str, activity: &str, duration: Option<&str>) -> Reply {
+        let mut body = json!({ "sessionId": APP, "availability": availability, "activity": activity });
+        if let Some(d) = duration {
+            body["expirationDuration"] = json!(d);
+        }
+        let token = self.user_token(user, ALL_SCOPES);
+        self.post(&format!("/v1.0/users/{user}/presence/setPresence"), &token, body).await
+    }
+
+    /// The (availability, activity) of `user` as the user sees it.
+    pub async fn presence_of(&self, user: Uuid) -> (String, String) {
+        let token = self.user_token(user, ALL_SCOPES);
+        let r = self.get(&format!("/v1.0/users/{user}/presence"), &token).await;
+        let body = r.ok_json();
+        (
+            body["availability"].as_str().unwrap().to_string(),
+            body["activity"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// Reads a response into a [`Reply`].
+pub async fn reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// Mints an HS256 token with [`SECRET`] valid for an hour of wall time.
+pub fn token(tenant: Uuid, user: Option<Uuid>, app: &str, scopes: Option<&str>, roles: Option<&[String]>) -> String {
+    let claims = MintClaims::new(tenant, user, app, scopes, roles, wall_now(), TimeDelta::hours(1));
+    mint_hs256(SECRET, &claims).unwrap()
+}
+
+/// Mints a token from hand-edited claims.
+pub fn token_with(edit: impl FnOnce(&mut MintClaims), tenant: Uuid, user: Option<Uuid>, scopes: Option<&str>) -> String {
+    let mut claims = MintClaims::new(tenant, user, APP, scopes, None, wall_now(), TimeDelta::hours(1));
+    edit(&mut claims);
+    mint_hs256(SECRET, &claims).unwrap()
+}
+
+/// The three path families of a user's presence, in both API versions.
+pub fn presence_paths(user: Uuid) -> Vec<String> {
+    let mut out = vec![];
+    for v in ["v1.0", "beta"] {
+        out.push(format!("/{v}/users/{user}/presence"));
+        out.push(format!("/{v}/communications/presences/{user}"));
+        out.push(format!("/{v}/me/presence"));
+    }
+    out
+}
