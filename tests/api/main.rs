@@ -8,3 +8,5 @@ mod helpers;
 mod presence;
 mod errors;
 mod permissions;
+mod emulator;
+mod binary;

@@ -1,0 +1,226 @@
+//! The real binary: `serve` and `token` from the command line, durability
+//! across `kill -9`, configuration files, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{reply, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_presenced");
+
+/// A `presenced serve` child process.
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Proc {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("PRESENCED_JWT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn presenced");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        let url = line
+            .trim()
+            .strip_prefix("presenced listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Self { child, url }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill().unwrap();
+        panic!("presenced did not stop on SIGTERM");
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>) -> Reply {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mint(data_dir: &Path, tenant: Uuid, user: Option<Uuid>, app: &str, scopes: Option<&str>, roles: Option<&str>) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("token")
+        .args(["--data-dir", data_dir.to_str().unwrap()])
+        .args(["--tenant", &tenant.to_string(), "--app", app])
+        .env_remove("PRESENCED_JWT_SECRET");
+    if let Some(user) = user {
+        cmd.args(["--user", &user.to_string()]);
+    }
+    if let Some(scopes) = scopes {
+        cmd.args(["--scopes", scopes]);
+    }
+    if let Some(roles) = roles {
+        cmd.args(["--roles", roles]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "token failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn writes_survive_kill_9_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let tenant = Uuid::new_v4();
+    let users: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    let app = "app-kill9";
+    let server = Proc::start(&["--data-dir", data]);
+    let secret = dir.path().join("jwt-secret");
+    assert!(secret.exists(), "serve creates a secret when none is configured");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the secret is private");
+    }
+    let token = mint(dir.path(), tenant, None, app, None, Some("Presence.ReadWrite.All Presence.Read.All"));
+    // Concurrent acknowledged writes, then SIGKILL with no warning.
+    let mut tasks = vec![];
+    for (i, user) in users.iter().enumerate() {
+        let (url, token, user) = (server.url.clone(), token.clone(), *user);
+        tasks.push(tokio::spawn(async move {
+            let availability = if i % 2 == 0 { ("Busy", "InACall") } else { ("DoNotDisturb", "Presenting") };
+            let r = reqwest::Client::new()
+                .post(format!("{url}/v1.0/users/{user}/presence/setPresence"))
+                .bearer_auth(&token)
+                .json(&json!({"sessionId": app, "availability": availability.0, "activity": availability.1, "expirationDuration": "PT4H"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let status = json!({"statusMessage": {"message": {"content": "durable", "contentType": "text"}}});
+    let r = server
+        .send(reqwest::Method::POST, &format!("/v1.0/users/{}/presence/setStatusMessage", users[0]), &token, Some(status))
+        .await;
+    r.ok_empty();
+    server.kill9();
+
+    let server = Proc::start(&["--data-dir", data]);
+    let token = mint(dir.path(), tenant, None, app, None, Some("Presence.Read.All"));
+    let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+    let r = server
+        .send(reqwest::Method::POST, "/v1.0/communications/getPresencesByUserId", &token, Some(json!({"ids": ids})))
+        .await;
+    let values = r.ok_json()["value"].as_array().unwrap().clone();
+    for (i, v) in values.iter().enumerate() {
+        let expected = if i % 2 == 0 { "Busy" } else { "DoNotDisturb" };
+        assert_eq!(v["availability"], expected, "user {i} after kill -9");
+    }
+    assert_eq!(values[0]["statusMessage"]["message"]["content"], "durable");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Proc::start(&["--data-dir", dir.path().to_str().unwrap()]);
+    let status = server.sigterm();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn clock_endpoints_are_404_without_manual_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Proc::start(&["--data-dir", dir.path().to_str().unwrap()]);
+    let admin = mint(dir.path(), Uuid::new_v4(), None, "admin-app", None, Some("Presenced.Admin"));
+    let r = server.send(reqwest::Method::GET, "/_presenced/clock", &admin, None).await;
+    r.error(404, "itemNotFound");
+    let r = server
+        .send(reqwest::Method::POST, "/_presenced/clock", &admin, Some(json!({"advance": "PT5M"})))
+        .await;
+    r.error(404, "itemNotFound");
+}
+
+#[tokio::test]
+async fn manual_clock_and_config_file_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "a-secret-of-at-least-sixteen-bytes\n").unwrap();
+    let config = dir.path().join("presenced.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\njwt-secret-file = {:?}\nmanual-clock = true\nstart-time = \"2026-01-01T09:00:00Z\"\n",
+            dir.path().join("data"),
+            secret
+        ),
+    )
+    .unwrap();
+    let server = Proc::start(&["--config", config.to_str().unwrap()]);
+    let out = Command::new(BIN)
+        .args(["token", "--config", config.to_str().unwrap(), "--tenant", &Uuid::new_v4().to_string()])
+        .args(["--app", "admin-app", "--roles", "Presenced.Admin"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let r = server.send(reqwest::Method::GET, "/_presenced/clock", &admin, None).await;
+    assert_eq!(r.ok_json()["now"], "2026-01-01T09:00:00.0000000Z");
+    assert!(!dir.path().join("data").join("jwt-secret").exists(), "a configured secret is used, none generated");
+    assert!(dir.path().join("data").join("presenced.sqlite3").exists());
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lisen"), "{stderr}");
+    let out = Command::new(BIN)
+        .args(["token", "--data-dir", dir.path().to_str().unwrap(), "--tenant", &Uuid::new_v4().to_string(), "--app", "a", "--roles", "x"])
+        .env_remove("PRESENCED_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "token without a secret fails");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no signing secret"));
+}
