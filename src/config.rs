@@ -142,7 +142,9 @@ impl Config {
         let jwks_url = cli.jwks_url.or(file.jwks_url);
         if let Some(url) = &jwks_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(ConfigError::Invalid(format!("--jwks-url '{url}' must be an http(s) URL")));
+                return Err(ConfigError::Invalid(format!(
+                    "--jwks-url '{url}' must be an http(s) URL"
+                )));
             }
         }
         let secret = match cli.jwt_secret_file.or(file.jwt_secret_file) {
@@ -160,7 +162,9 @@ impl Config {
             .map(|t| parse_instant(&t))
             .transpose()?;
         if start_time.is_some() && !manual_clock {
-            return Err(ConfigError::Invalid("--start-time needs --manual-clock".into()));
+            return Err(ConfigError::Invalid(
+                "--start-time needs --manual-clock".into(),
+            ));
         }
         Ok(Self {
             listen,
@@ -185,7 +189,10 @@ mod tests {
         let c = Config::merge(FileConfig::default(), FileConfig::default(), false).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
-        assert_eq!(c.secret, SecretSource::Generated(PathBuf::from(DEFAULT_DATA_DIR).join("jwt-secret")));
+        assert_eq!(
+            c.secret,
+            SecretSource::Generated(PathBuf::from(DEFAULT_DATA_DIR).join("jwt-secret"))
+        );
         assert!(!c.manual_clock);
     }
 
@@ -203,7 +210,10 @@ mod tests {
         let c = Config::merge(cli, file, false).unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(c.audiences, vec!["api://a".to_string(), "api://b".to_string()]);
+        assert_eq!(
+            c.audiences,
+            vec!["api://a".to_string(), "api://b".to_string()]
+        );
         assert!(c.manual_clock);
     }
 
@@ -228,7 +238,17 @@ mod tests {
             jwks_file: Some("/keys.json".into()),
             ..Default::default()
         };
-        assert_eq!(Config::merge(cli, FileConfig::default(), false).unwrap().secret, SecretSource::None);
-        assert_eq!(Config::merge(FileConfig::default(), FileConfig::default(), true).unwrap().secret, SecretSource::Env);
+        assert_eq!(
+            Config::merge(cli, FileConfig::default(), false)
+                .unwrap()
+                .secret,
+            SecretSource::None
+        );
+        assert_eq!(
+            Config::merge(FileConfig::default(), FileConfig::default(), true)
+                .unwrap()
+                .secret,
+            SecretSource::Env
+        );
     }
 }

@@ -8,11 +8,11 @@
 //! - [`domain`]: the pure presence model: vocabulary, validation, `effective()`.
 //! - [`clock`]: the injected clock (system or manual).
 
-pub mod auth;
-pub mod clock;
-pub mod domain;
-pub mod store;
-pub mod http;
 pub mod app;
+pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod domain;
+pub mod http;
+pub mod store;

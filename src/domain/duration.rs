@@ -14,7 +14,12 @@ pub struct IsoDuration(pub TimeDelta);
 
 impl IsoDuration {
     /// Checks `min ≤ self ≤ max`, naming the bounds in the error.
-    pub fn within(self, text: &str, min: TimeDelta, max: TimeDelta) -> Result<TimeDelta, DomainError> {
+    pub fn within(
+        self,
+        text: &str,
+        min: TimeDelta,
+        max: TimeDelta,
+    ) -> Result<TimeDelta, DomainError> {
         if self.0 < min || self.0 > max {
             return Err(DomainError::DurationOutOfRange {
                 value: text.to_string(),
@@ -77,7 +82,9 @@ pub fn parse_duration(text: &str) -> Result<IsoDuration, DomainError> {
                     return Err(malformed());
                 }
                 let n: i64 = number.parse().map_err(|_| malformed())?;
-                let secs = n.checked_mul(if unit == 'H' { 3600 } else { 60 }).ok_or_else(malformed)?;
+                let secs = n
+                    .checked_mul(if unit == 'H' { 3600 } else { 60 })
+                    .ok_or_else(malformed)?;
                 TimeDelta::try_seconds(secs).ok_or_else(malformed)?
             };
             add(value)?;
@@ -108,7 +115,9 @@ fn components(text: &str) -> Option<Vec<(&str, char)>> {
 /// Parses seconds with an optional fraction of up to 9 digits.
 fn seconds(number: &str) -> Option<TimeDelta> {
     let (whole, frac) = match number.split_once('.') {
-        Some((w, f)) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => (w, f),
+        Some((w, f)) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            (w, f)
+        }
         Some(_) => return None,
         None => (number, ""),
     };
@@ -134,7 +143,9 @@ pub fn format_duration(d: TimeDelta) -> String {
     let rest = d - TimeDelta::days(days);
     let (h, m) = (rest.num_hours(), rest.num_minutes() % 60);
     let s = rest.num_seconds() % 60;
-    let nanos = (rest - TimeDelta::seconds(rest.num_seconds())).num_nanoseconds().unwrap_or(0);
+    let nanos = (rest - TimeDelta::seconds(rest.num_seconds()))
+        .num_nanoseconds()
+        .unwrap_or(0);
     if h > 0 || m > 0 || s > 0 || nanos > 0 || days == 0 {
         out.push('T');
         if h > 0 {
@@ -178,9 +189,31 @@ mod tests {
     #[test]
     fn refuses_what_is_not_strict_iso_8601() {
         for bad in [
-            "", "P", "PT", "1:00:00", "00:05:00", "5M", "pt5m", "PT5m", "-PT5M", "PT-5M", "PT5M ",
-            " PT5M", "PT5", "PTM", "P1H", "PT1D", "PT5M1H", "P1DT", "PT1.5M", "PT.5S", "PT1.S",
-            "P1D1D", "PT99999999999999999999H", "P5", "PT5M5M",
+            "",
+            "P",
+            "PT",
+            "1:00:00",
+            "00:05:00",
+            "5M",
+            "pt5m",
+            "PT5m",
+            "-PT5M",
+            "PT-5M",
+            "PT5M ",
+            " PT5M",
+            "PT5",
+            "PTM",
+            "P1H",
+            "PT1D",
+            "PT5M1H",
+            "P1DT",
+            "PT1.5M",
+            "PT.5S",
+            "PT1.S",
+            "P1D1D",
+            "PT99999999999999999999H",
+            "P5",
+            "PT5M5M",
         ] {
             assert_eq!(
                 parse_duration(bad),
@@ -199,13 +232,21 @@ mod tests {
     #[test]
     fn range_errors_name_both_bounds() {
         let d = parse_duration("PT4M").unwrap();
-        let err = d.within("PT4M", TimeDelta::minutes(5), TimeDelta::hours(4)).unwrap_err();
+        let err = d
+            .within("PT4M", TimeDelta::minutes(5), TimeDelta::hours(4))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "expirationDuration PT4M is out of range; it must be between PT5M and PT4H"
         );
-        assert!(parse_duration("PT4H").unwrap().within("PT4H", TimeDelta::minutes(5), TimeDelta::hours(4)).is_ok());
-        assert!(parse_duration("PT4H0.1S").unwrap().within("x", TimeDelta::minutes(5), TimeDelta::hours(4)).is_err());
+        assert!(parse_duration("PT4H")
+            .unwrap()
+            .within("PT4H", TimeDelta::minutes(5), TimeDelta::hours(4))
+            .is_ok());
+        assert!(parse_duration("PT4H0.1S")
+            .unwrap()
+            .within("x", TimeDelta::minutes(5), TimeDelta::hours(4))
+            .is_err());
     }
 
     #[test]

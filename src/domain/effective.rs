@@ -73,8 +73,12 @@ pub fn aggregate(facts: &UserFacts, now: Instant) -> (Availability, Activity) {
 /// Every instant at which some fact changes how it reads.
 fn transitions(facts: &UserFacts) -> impl Iterator<Item = Instant> + '_ {
     let sessions = facts.sessions.iter().flat_map(|s| {
-        let fades = (s.pair.availability() == Availability::Available)
-            .then(|| [s.last_active + FADE_TO_INACTIVE, s.last_active + FADE_TO_AWAY]);
+        let fades = (s.pair.availability() == Availability::Available).then(|| {
+            [
+                s.last_active + FADE_TO_INACTIVE,
+                s.last_active + FADE_TO_AWAY,
+            ]
+        });
         fades.into_iter().flatten().chain([s.expires_at])
     });
     let preferred = facts.preferred.iter().map(|p| p.expires_at);
@@ -103,9 +107,21 @@ pub fn effective(facts: &UserFacts, now: Instant) -> EffectivePresence {
     let (availability, activity) = aggregate(facts, now);
     let status = facts.status.as_ref().filter(|m| m.is_live(now)).cloned();
     let work_location = match (&facts.work_location.manual, &facts.work_location.automatic) {
-        (Some(m), _) => (m.location_type, WorkLocationSource::Manual, m.place_id.clone()),
-        (None, Some(a)) => (a.location_type, WorkLocationSource::Automatic, a.place_id.clone()),
-        (None, None) => (WorkLocationType::Unspecified, WorkLocationSource::None, None),
+        (Some(m), _) => (
+            m.location_type,
+            WorkLocationSource::Manual,
+            m.place_id.clone(),
+        ),
+        (None, Some(a)) => (
+            a.location_type,
+            WorkLocationSource::Automatic,
+            a.place_id.clone(),
+        ),
+        (None, None) => (
+            WorkLocationType::Unspecified,
+            WorkLocationSource::None,
+            None,
+        ),
     };
     let since = last_change(facts, now).map_or(0, |t| t.timestamp_micros().max(0));
     EffectivePresence {
@@ -132,7 +148,13 @@ mod tests {
         TimeDelta::minutes(n)
     }
 
-    fn session(id: &str, av: Availability, ac: Activity, at: Instant, lifetime: TimeDelta) -> Session {
+    fn session(
+        id: &str,
+        av: Availability,
+        ac: Activity,
+        at: Instant,
+        lifetime: TimeDelta,
+    ) -> Session {
         Session {
             kind: SessionKind::Application,
             id: id.to_string(),
@@ -154,19 +176,44 @@ mod tests {
     #[test]
     fn no_sessions_reads_offline() {
         let e = effective(&UserFacts::default(), t0());
-        assert_eq!((e.availability, e.activity), (Availability::Offline, Activity::Offline));
+        assert_eq!(
+            (e.availability, e.activity),
+            (Availability::Offline, Activity::Offline)
+        );
         assert_eq!(e.status, None);
-        assert_eq!(e.work_location, (WorkLocationType::Unspecified, WorkLocationSource::None, None));
+        assert_eq!(
+            e.work_location,
+            (
+                WorkLocationType::Unspecified,
+                WorkLocationSource::None,
+                None
+            )
+        );
     }
 
     #[test]
     fn available_fades_to_inactive_at_5_and_away_at_10_minutes() {
-        let f = facts(vec![session("a", Availability::Available, Activity::Available, t0(), min(60))]);
+        let f = facts(vec![session(
+            "a",
+            Availability::Available,
+            Activity::Available,
+            t0(),
+            min(60),
+        )]);
         let at = |m: i64| aggregate(&f, t0() + min(m));
         assert_eq!(at(0), (Availability::Available, Activity::Available));
-        assert_eq!(aggregate(&f, t0() + min(5) - TimeDelta::nanoseconds(1)), (Availability::Available, Activity::Available));
-        assert_eq!(at(5), (Availability::Available, Activity::AvailableInactive));
-        assert_eq!(at(9), (Availability::Available, Activity::AvailableInactive));
+        assert_eq!(
+            aggregate(&f, t0() + min(5) - TimeDelta::nanoseconds(1)),
+            (Availability::Available, Activity::Available)
+        );
+        assert_eq!(
+            at(5),
+            (Availability::Available, Activity::AvailableInactive)
+        );
+        assert_eq!(
+            at(9),
+            (Availability::Available, Activity::AvailableInactive)
+        );
         assert_eq!(at(10), (Availability::Away, Activity::Away));
         assert_eq!(at(59), (Availability::Away, Activity::Away));
         assert_eq!(at(60), (Availability::Offline, Activity::Offline));
@@ -174,86 +221,175 @@ mod tests {
 
     #[test]
     fn busy_does_not_fade() {
-        let f = facts(vec![session("a", Availability::Busy, Activity::InACall, t0(), min(60))]);
-        assert_eq!(aggregate(&f, t0() + min(30)), (Availability::Busy, Activity::InACall));
+        let f = facts(vec![session(
+            "a",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            min(60),
+        )]);
+        assert_eq!(
+            aggregate(&f, t0() + min(30)),
+            (Availability::Busy, Activity::InACall)
+        );
     }
 
     #[test]
     fn default_lifetime_session_is_gone_at_expiry() {
-        let f = facts(vec![session("a", Availability::Available, Activity::Available, t0(), min(5))]);
+        let f = facts(vec![session(
+            "a",
+            Availability::Available,
+            Activity::Available,
+            t0(),
+            min(5),
+        )]);
         assert_eq!(aggregate(&f, t0() + min(4)).0, Availability::Available);
-        assert_eq!(aggregate(&f, t0() + min(5)), (Availability::Offline, Activity::Offline));
+        assert_eq!(
+            aggregate(&f, t0() + min(5)),
+            (Availability::Offline, Activity::Offline)
+        );
     }
 
     #[test]
     fn highest_precedence_wins() {
         let f = facts(vec![
-            session("a", Availability::Available, Activity::Available, t0(), min(60)),
+            session(
+                "a",
+                Availability::Available,
+                Activity::Available,
+                t0(),
+                min(60),
+            ),
             session("b", Availability::Busy, Activity::InACall, t0(), min(60)),
             session("c", Availability::Away, Activity::Away, t0(), min(60)),
         ]);
         assert_eq!(aggregate(&f, t0()), (Availability::Busy, Activity::InACall));
         let mut with_dnd = f.clone();
-        with_dnd.sessions.push(session("d", Availability::DoNotDisturb, Activity::Presenting, t0(), min(60)));
-        assert_eq!(aggregate(&with_dnd, t0()), (Availability::DoNotDisturb, Activity::Presenting));
+        with_dnd.sessions.push(session(
+            "d",
+            Availability::DoNotDisturb,
+            Activity::Presenting,
+            t0(),
+            min(60),
+        ));
+        assert_eq!(
+            aggregate(&with_dnd, t0()),
+            (Availability::DoNotDisturb, Activity::Presenting)
+        );
     }
 
     #[test]
     fn faded_session_counts_as_what_it_faded_to() {
         // An Available session faded to Away loses to a fresh... nothing higher: Away vs Away.
         let f = facts(vec![
-            session("a", Availability::Available, Activity::Available, t0(), min(60)),
-            session("b", Availability::Away, Activity::Away, t0() + min(1), min(60)),
+            session(
+                "a",
+                Availability::Available,
+                Activity::Available,
+                t0(),
+                min(60),
+            ),
+            session(
+                "b",
+                Availability::Away,
+                Activity::Away,
+                t0() + min(1),
+                min(60),
+            ),
         ]);
-        assert_eq!(aggregate(&f, t0() + min(2)), (Availability::Available, Activity::Available));
-        assert_eq!(aggregate(&f, t0() + min(11)), (Availability::Away, Activity::Away));
+        assert_eq!(
+            aggregate(&f, t0() + min(2)),
+            (Availability::Available, Activity::Available)
+        );
+        assert_eq!(
+            aggregate(&f, t0() + min(11)),
+            (Availability::Away, Activity::Away)
+        );
     }
 
     #[test]
     fn tie_goes_to_the_most_recently_refreshed_session() {
         let f = facts(vec![
             session("a", Availability::Busy, Activity::InACall, t0(), min(60)),
-            session("b", Availability::Busy, Activity::InAConferenceCall, t0() + min(1), min(60)),
+            session(
+                "b",
+                Availability::Busy,
+                Activity::InAConferenceCall,
+                t0() + min(1),
+                min(60),
+            ),
         ]);
-        assert_eq!(aggregate(&f, t0() + min(2)), (Availability::Busy, Activity::InAConferenceCall));
+        assert_eq!(
+            aggregate(&f, t0() + min(2)),
+            (Availability::Busy, Activity::InAConferenceCall)
+        );
         let mut rev = f.clone();
         rev.sessions.reverse();
-        assert_eq!(aggregate(&rev, t0() + min(2)), (Availability::Busy, Activity::InAConferenceCall));
+        assert_eq!(
+            aggregate(&rev, t0() + min(2)),
+            (Availability::Busy, Activity::InAConferenceCall)
+        );
     }
 
     #[test]
     fn preferred_overrides_only_while_a_session_lives() {
-        let mut f = facts(vec![session("a", Availability::Available, Activity::Available, t0(), min(5))]);
+        let mut f = facts(vec![session(
+            "a",
+            Availability::Available,
+            Activity::Available,
+            t0(),
+            min(5),
+        )]);
         f.preferred = Some(Preferred {
             pair: PreferredPair::new(Availability::DoNotDisturb, Activity::DoNotDisturb).unwrap(),
             set_at: t0(),
             expires_at: t0() + TimeDelta::days(1),
         });
-        assert_eq!(aggregate(&f, t0()), (Availability::DoNotDisturb, Activity::DoNotDisturb));
-        assert_eq!(aggregate(&f, t0() + min(5)), (Availability::Offline, Activity::Offline));
+        assert_eq!(
+            aggregate(&f, t0()),
+            (Availability::DoNotDisturb, Activity::DoNotDisturb)
+        );
+        assert_eq!(
+            aggregate(&f, t0() + min(5)),
+            (Availability::Offline, Activity::Offline)
+        );
     }
 
     #[test]
     fn expired_preferred_no_longer_overrides() {
-        let mut f = facts(vec![session("a", Availability::Busy, Activity::InACall, t0(), min(240))]);
+        let mut f = facts(vec![session(
+            "a",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            min(240),
+        )]);
         f.preferred = Some(Preferred {
             pair: PreferredPair::new(Availability::Offline, Activity::OffWork).unwrap(),
             set_at: t0(),
             expires_at: t0() + min(30),
         });
-        assert_eq!(aggregate(&f, t0() + min(29)), (Availability::Offline, Activity::OffWork));
-        assert_eq!(aggregate(&f, t0() + min(30)), (Availability::Busy, Activity::InACall));
+        assert_eq!(
+            aggregate(&f, t0() + min(29)),
+            (Availability::Offline, Activity::OffWork)
+        );
+        assert_eq!(
+            aggregate(&f, t0() + min(30)),
+            (Availability::Busy, Activity::InACall)
+        );
     }
 
     #[test]
     fn status_message_disappears_at_its_expiry() {
-        let mut f = UserFacts::default();
-        f.status = Some(StatusMessage {
-            content: "lunch".into(),
-            expires_at: Some(t0() + min(30)),
-            expiry_zone: Some("UTC".into()),
-            published_at: t0(),
-        });
+        let f = UserFacts {
+            status: Some(StatusMessage {
+                content: "lunch".into(),
+                expires_at: Some(t0() + min(30)),
+                expiry_zone: Some("UTC".into()),
+                published_at: t0(),
+            }),
+            ..Default::default()
+        };
         assert!(effective(&f, t0() + min(29)).status.is_some());
         assert!(effective(&f, t0() + min(30)).status.is_none());
         assert_eq!(next_change(&f, t0()), Some(t0() + min(30)));
@@ -261,7 +397,13 @@ mod tests {
 
     #[test]
     fn next_change_lists_fades_then_expiry() {
-        let f = facts(vec![session("a", Availability::Available, Activity::Available, t0(), min(60))]);
+        let f = facts(vec![session(
+            "a",
+            Availability::Available,
+            Activity::Available,
+            t0(),
+            min(60),
+        )]);
         assert_eq!(next_change(&f, t0()), Some(t0() + min(5)));
         assert_eq!(next_change(&f, t0() + min(5)), Some(t0() + min(10)));
         assert_eq!(next_change(&f, t0() + min(10)), Some(t0() + min(60)));
@@ -270,7 +412,13 @@ mod tests {
 
     #[test]
     fn sequence_number_rises_with_fades_and_writes_and_holds_between() {
-        let mut f = facts(vec![session("a", Availability::Available, Activity::Available, t0(), min(60))]);
+        let mut f = facts(vec![session(
+            "a",
+            Availability::Available,
+            Activity::Available,
+            t0(),
+            min(60),
+        )]);
         let s0 = effective(&f, t0()).sequence_number;
         let s1 = effective(&f, t0() + min(4)).sequence_number;
         let s2 = effective(&f, t0() + min(5)).sequence_number;
@@ -293,7 +441,11 @@ mod tests {
         });
         assert_eq!(
             effective(&f, t0()).work_location,
-            (WorkLocationType::Office, WorkLocationSource::Automatic, Some("b1".into()))
+            (
+                WorkLocationType::Office,
+                WorkLocationSource::Automatic,
+                Some("b1".into())
+            )
         );
         f.work_location.manual = Some(WorkLocationLayer {
             location_type: WorkLocationType::Remote,

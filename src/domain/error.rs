@@ -47,7 +47,9 @@ pub enum DomainError {
     #[error("'{0}' is not a valid dateTime; expected a local date and time without offset such as 2022-10-18T17:05:33.2079781")]
     MalformedDateTime(String),
     /// A work location type outside the vocabulary.
-    #[error("'{0}' is not a valid workLocationType; expected unspecified, office, remote or timeOff")]
+    #[error(
+        "'{0}' is not a valid workLocationType; expected unspecified, office, remote or timeOff"
+    )]
     UnknownWorkLocationType(String),
     /// The session id does not belong to the caller.
     #[error("sessionId '{given}' does not match the calling application's id '{app}'; an application may only set its own presence session")]

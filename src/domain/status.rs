@@ -27,7 +27,10 @@ impl StatusMessageInput {
         };
         let chars = text.chars().count();
         if chars > MAX_STATUS_MESSAGE_CHARS {
-            return Err(DomainError::StatusMessageTooLong(chars, MAX_STATUS_MESSAGE_CHARS));
+            return Err(DomainError::StatusMessageTooLong(
+                chars,
+                MAX_STATUS_MESSAGE_CHARS,
+            ));
         }
         Ok(Self { content: text })
     }
@@ -70,7 +73,8 @@ mod tests {
 
     #[test]
     fn html_is_reduced_to_its_text() {
-        let m = StatusMessageInput::parse("<p>In a <b>meeting</b> &amp; busy</p>", Some("HTML")).unwrap();
+        let m = StatusMessageInput::parse("<p>In a <b>meeting</b> &amp; busy</p>", Some("HTML"))
+            .unwrap();
         assert_eq!(m.content, "In a meeting & busy");
     }
 
@@ -87,8 +91,12 @@ mod tests {
 
     #[test]
     fn empty_content_clears() {
-        assert!(StatusMessageInput::parse("", Some("text")).unwrap().is_clear());
-        assert!(StatusMessageInput::parse("<br/>", Some("html")).unwrap().is_clear());
+        assert!(StatusMessageInput::parse("", Some("text"))
+            .unwrap()
+            .is_clear());
+        assert!(StatusMessageInput::parse("<br/>", Some("html"))
+            .unwrap()
+            .is_clear());
     }
 
     #[test]

@@ -183,7 +183,10 @@ impl SessionPair {
         (Availability::Busy, Activity::Busy),
         (Availability::Busy, Activity::InAMeeting),
         (Availability::DoNotDisturb, Activity::DoNotDisturb),
-        (Availability::DoNotDisturb, Activity::UrgentInterruptionsOnly),
+        (
+            Availability::DoNotDisturb,
+            Activity::UrgentInterruptionsOnly,
+        ),
         (Availability::BeRightBack, Activity::BeRightBack),
         (Availability::Away, Activity::OutOfOffice),
     ];
@@ -302,12 +305,21 @@ mod tests {
 
     #[test]
     fn vocabulary_parses_any_case_and_renders_pascal_case() {
-        assert_eq!(Availability::parse("donotdisturb"), Some(Availability::DoNotDisturb));
+        assert_eq!(
+            Availability::parse("donotdisturb"),
+            Some(Availability::DoNotDisturb)
+        );
         assert_eq!(Availability::parse("BUSY"), Some(Availability::Busy));
-        assert_eq!(Activity::parse("inaconferencecall"), Some(Activity::InAConferenceCall));
+        assert_eq!(
+            Activity::parse("inaconferencecall"),
+            Some(Activity::InAConferenceCall)
+        );
         assert_eq!(Availability::DoNotDisturb.as_str(), "DoNotDisturb");
         assert_eq!(Availability::parse("Sleeping"), None);
-        assert_eq!(WorkLocationType::parse("TIMEOFF"), Some(WorkLocationType::TimeOff));
+        assert_eq!(
+            WorkLocationType::parse("TIMEOFF"),
+            Some(WorkLocationType::TimeOff)
+        );
         assert_eq!(WorkLocationType::TimeOff.as_str(), "timeOff");
     }
 
@@ -340,7 +352,10 @@ mod tests {
     #[test]
     fn set_presence_rejects_an_undocumented_pair_naming_it() {
         let err = SessionPair::parse("Available", "Busy").unwrap_err();
-        assert_eq!(err, DomainError::InvalidSessionPair(Availability::Available, Activity::Busy));
+        assert_eq!(
+            err,
+            DomainError::InvalidSessionPair(Availability::Available, Activity::Busy)
+        );
         assert!(err.to_string().contains("Available/Busy"));
     }
 
@@ -376,13 +391,28 @@ mod tests {
     fn preferred_default_lifetimes() {
         let day = chrono::TimeDelta::days(1);
         let week = chrono::TimeDelta::days(7);
-        assert_eq!(PreferredPair::parse("Busy", "Busy").unwrap().default_lifetime(), day);
         assert_eq!(
-            PreferredPair::parse("DoNotDisturb", "DoNotDisturb").unwrap().default_lifetime(),
+            PreferredPair::parse("Busy", "Busy")
+                .unwrap()
+                .default_lifetime(),
             day
         );
-        for (av, ac) in [("Available", "Available"), ("Away", "Away"), ("BeRightBack", "BeRightBack"), ("Offline", "OffWork")] {
-            assert_eq!(PreferredPair::parse(av, ac).unwrap().default_lifetime(), week);
+        assert_eq!(
+            PreferredPair::parse("DoNotDisturb", "DoNotDisturb")
+                .unwrap()
+                .default_lifetime(),
+            day
+        );
+        for (av, ac) in [
+            ("Available", "Available"),
+            ("Away", "Away"),
+            ("BeRightBack", "BeRightBack"),
+            ("Offline", "OffWork"),
+        ] {
+            assert_eq!(
+                PreferredPair::parse(av, ac).unwrap().default_lifetime(),
+                week
+            );
         }
     }
 

@@ -114,12 +114,22 @@ mod tests {
         let utc = zone.to_utc(local);
         // PDT is UTC-7 in October.
         assert_eq!(format_local(utc.naive_utc()), "2022-10-19T00:05:33.2079781");
-        assert_eq!(format_local(zone.to_local(utc)), "2022-10-18T17:05:33.2079781");
+        assert_eq!(
+            format_local(zone.to_local(utc)),
+            "2022-10-18T17:05:33.2079781"
+        );
     }
 
     #[test]
     fn utc_and_other_windows_names_resolve() {
-        for name in ["UTC", "utc", "W. Europe Standard Time", "Tokyo Standard Time", "europe/berlin", "Etc/UTC"] {
+        for name in [
+            "UTC",
+            "utc",
+            "W. Europe Standard Time",
+            "Tokyo Standard Time",
+            "europe/berlin",
+            "Etc/UTC",
+        ] {
             assert!(TimeZoneName::parse(name).is_ok(), "{name}");
         }
     }
@@ -158,6 +168,9 @@ mod tests {
         // 2026-03-29 02:30 does not exist in Berlin (clocks jump 02:00 → 03:00).
         let local = parse_local_date_time("2026-03-29T02:30:00").unwrap();
         let utc = zone.to_utc(local);
-        assert_eq!(format_local(zone.to_local(utc)), "2026-03-29T03:00:00.0000000");
+        assert_eq!(
+            format_local(zone.to_local(utc)),
+            "2026-03-29T03:00:00.0000000"
+        );
     }
 }

@@ -14,7 +14,9 @@ use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::clock::{Instant, ManualClock};
-use crate::domain::{effective, parse_duration, parse_guid, Session, SessionKind, SessionPair, UserKey};
+use crate::domain::{
+    effective, parse_duration, parse_guid, Session, SessionKind, SessionPair, UserKey,
+};
 
 /// `GET /_presenced/healthz`: the process is up.
 pub async fn healthz() -> Json<Value> {
@@ -118,7 +120,9 @@ fn client_key(admin: &Admin, id: &str, name: &str) -> Result<UserKey, GraphError
     let user = parse_guid(id)?;
     let valid = !name.is_empty()
         && name.len() <= MAX_CLIENT_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !valid {
         return Err(GraphError::bad_request(format!(
             "'{name}' is not a valid client session name; use 1 to {MAX_CLIENT_NAME} letters, digits, '-', '_' or '.'."
@@ -151,7 +155,12 @@ pub async fn put_client_session(
     let key = client_key(&admin, &id, &name)?;
     let now = state.clock.now();
     let pair = SessionPair::parse_client(&body.availability, &body.activity)?;
-    let life = lifetime(body.expiration_duration.as_deref(), SESSION_DEFAULT, SESSION_MIN, SESSION_MAX)?;
+    let life = lifetime(
+        body.expiration_duration.as_deref(),
+        SESSION_DEFAULT,
+        SESSION_MIN,
+        SESSION_MAX,
+    )?;
     let session = Session {
         kind: SessionKind::Client,
         id: name,

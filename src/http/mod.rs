@@ -51,33 +51,57 @@ fn actions() -> Router<AppState> {
         .route("/setPresence", post(presence::set_presence))
         .route("/clearPresence", post(presence::clear_presence))
         .route("/setUserPreferredPresence", post(presence::set_preferred))
-        .route("/clearUserPreferredPresence", post(presence::clear_preferred))
+        .route(
+            "/clearUserPreferredPresence",
+            post(presence::clear_preferred),
+        )
         .route("/setStatusMessage", post(presence::set_status_message))
         .route("/setManualLocation", post(presence::set_manual_location))
-        .route("/setAutomaticLocation", post(presence::set_automatic_location))
+        .route(
+            "/setAutomaticLocation",
+            post(presence::set_automatic_location),
+        )
         .route("/clearLocation", post(presence::clear_location))
-        .route("/clearAutomaticLocation", post(presence::clear_automatic_location))
+        .route(
+            "/clearAutomaticLocation",
+            post(presence::clear_automatic_location),
+        )
 }
 
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let graph = Router::new()
         .route("/{version}/me/presence", get(presence::get_presence))
-        .route("/{version}/users/{id}/presence", get(presence::get_presence))
-        .route("/{version}/communications/presences/{id}", get(presence::get_presence))
-        .route("/{version}/communications/getPresencesByUserId", post(presence::get_many))
+        .route(
+            "/{version}/users/{id}/presence",
+            get(presence::get_presence),
+        )
+        .route(
+            "/{version}/communications/presences/{id}",
+            get(presence::get_presence),
+        )
+        .route(
+            "/{version}/communications/getPresencesByUserId",
+            post(presence::get_many),
+        )
         .nest("/{version}/me/presence", actions())
         .nest("/{version}/users/{id}/presence", actions())
         .nest("/{version}/communications/presences/{id}", actions());
     let own = Router::new()
         .route("/_presenced/healthz", get(admin::healthz))
         .route("/_presenced/readyz", get(admin::readyz))
-        .route("/_presenced/clock", get(admin::get_clock).post(admin::move_clock))
+        .route(
+            "/_presenced/clock",
+            get(admin::get_clock).post(admin::move_clock),
+        )
         .route(
             "/_presenced/users/{id}/clientSessions/{name}",
             put(admin::put_client_session).delete(admin::delete_client_session),
         )
-        .route("/_presenced/users/{id}/presence", get(admin::explain_presence));
+        .route(
+            "/_presenced/users/{id}/presence",
+            get(admin::explain_presence),
+        );
     graph
         .merge(own)
         .fallback(not_found)
@@ -93,7 +117,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> GraphError {
-    GraphError::not_found(format!("Resource not found for the segment '{}'.", uri.path()))
+    GraphError::not_found(format!(
+        "Resource not found for the segment '{}'.",
+        uri.path()
+    ))
 }
 
 async fn method_not_allowed(method: axum::http::Method) -> GraphError {
@@ -142,13 +169,18 @@ async fn request_ids(req: Request, next: Next) -> Response {
         let headers = std::mem::take(response.headers_mut());
         response = err.render(wall_now(), &request_id, &client_request_id);
         for (name, value) in headers.iter() {
-            if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::CONTENT_TYPE {
+            if name != axum::http::header::CONTENT_LENGTH
+                && name != axum::http::header::CONTENT_TYPE
+            {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
         }
     }
     let headers = response.headers_mut();
-    for (name, value) in [("request-id", &request_id), ("client-request-id", &client_request_id)] {
+    for (name, value) in [
+        ("request-id", &request_id),
+        ("client-request-id", &client_request_id),
+    ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }

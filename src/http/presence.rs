@@ -61,7 +61,10 @@ fn context(call: &Call, user: Uuid) -> String {
 /// Get presence: `GET /me/presence`, `GET /users/{id}/presence`,
 /// `GET /communications/presences/{id}`.
 #[instrument(skip_all, fields(tenant = %call.tenant(), user))]
-pub async fn get_presence(State(state): State<AppState>, call: Call) -> Result<Json<Value>, GraphError> {
+pub async fn get_presence(
+    State(state): State<AppState>,
+    call: Call,
+) -> Result<Json<Value>, GraphError> {
     let user = call.subject()?;
     tracing::Span::current().record("user", tracing::field::display(user));
     authorize(&call.principal, Operation::Read, Some(user))?;
@@ -73,7 +76,12 @@ pub async fn get_presence(State(state): State<AppState>, call: Call) -> Result<J
         })
         .await?;
     let e = effective(&facts, call.now);
-    Ok(Json(render::presence_entity(context(&call, user), user, &e, call.is_self(user))))
+    Ok(Json(render::presence_entity(
+        context(&call, user),
+        user,
+        &e,
+        call.is_self(user),
+    )))
 }
 
 /// Body of getPresencesByUserId.
@@ -91,7 +99,9 @@ pub async fn get_many(
 ) -> Result<Json<Value>, GraphError> {
     authorize(&call.principal, Operation::ReadMany, None)?;
     if body.ids.is_empty() {
-        return Err(GraphError::bad_request("ids must contain at least one user id."));
+        return Err(GraphError::bad_request(
+            "ids must contain at least one user id.",
+        ));
     }
     if body.ids.len() > MAX_IDS {
         return Err(GraphError::bad_request(format!(
@@ -159,7 +169,12 @@ pub async fn set_presence(
     let key = writable(&call, Operation::Write)?;
     own_session(&call, &body.session_id)?;
     let pair = SessionPair::parse(&body.availability, &body.activity)?;
-    let life = lifetime(body.expiration_duration.as_deref(), SESSION_DEFAULT, SESSION_MIN, SESSION_MAX)?;
+    let life = lifetime(
+        body.expiration_duration.as_deref(),
+        SESSION_DEFAULT,
+        SESSION_MIN,
+        SESSION_MAX,
+    )?;
     let session = Session {
         kind: SessionKind::Application,
         id: call.principal.app_id.clone(),
@@ -189,7 +204,12 @@ pub async fn clear_presence(
     own_session(&call, &body.session_id)?;
     state
         .store
-        .remove_session(key, SessionKind::Application, &call.principal.app_id, call.now)
+        .remove_session(
+            key,
+            SessionKind::Application,
+            &call.principal.app_id,
+            call.now,
+        )
         .await?;
     Ok(())
 }
@@ -223,7 +243,10 @@ pub async fn set_preferred(
         set_at: call.now,
         expires_at: call.now + life,
     };
-    state.store.apply(key, Change::SetPreferred(preferred), call.now).await?;
+    state
+        .store
+        .apply(key, Change::SetPreferred(preferred), call.now)
+        .await?;
     Ok(())
 }
 
@@ -232,7 +255,10 @@ pub async fn set_preferred(
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_preferred(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
-    state.store.apply(key, Change::ClearPreferred, call.now).await?;
+    state
+        .store
+        .apply(key, Change::ClearPreferred, call.now)
+        .await?;
     Ok(())
 }
 
@@ -294,13 +320,16 @@ pub async fn set_status_message(
             (Some(zone.to_utc(local)), Some(zone.name().to_string()))
         }
     };
-    let status = (!input.is_clear()).then(|| StatusMessage {
+    let status = (!input.is_clear()).then_some(StatusMessage {
         content: input.content,
         expires_at,
         expiry_zone,
         published_at: call.now,
     });
-    state.store.apply(key, Change::SetStatusMessage(status), call.now).await?;
+    state
+        .store
+        .apply(key, Change::SetStatusMessage(status), call.now)
+        .await?;
     Ok(())
 }
 
@@ -315,7 +344,11 @@ pub struct LocationBody {
 fn location_layer(call: &Call, body: LocationBody) -> Result<WorkLocationLayer, GraphError> {
     let location_type = WorkLocationType::parse(&body.work_location_type)
         .ok_or_else(|| DomainError::UnknownWorkLocationType(body.work_location_type.clone()))?;
-    if body.place_id.as_ref().is_some_and(|p| p.chars().count() > MAX_PLACE_ID_CHARS) {
+    if body
+        .place_id
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > MAX_PLACE_ID_CHARS)
+    {
         return Err(GraphError::bad_request(format!(
             "placeId is longer than {MAX_PLACE_ID_CHARS} characters."
         )));
@@ -336,7 +369,10 @@ pub async fn set_manual_location(
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::WriteLocation)?;
     let layer = location_layer(&call, body)?;
-    state.store.apply(key, Change::SetManualLocation(layer), call.now).await?;
+    state
+        .store
+        .apply(key, Change::SetManualLocation(layer), call.now)
+        .await?;
     Ok(())
 }
 
@@ -349,7 +385,10 @@ pub async fn set_automatic_location(
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::WriteLocation)?;
     let layer = location_layer(&call, body)?;
-    state.store.apply(key, Change::SetAutomaticLocation(layer), call.now).await?;
+    state
+        .store
+        .apply(key, Change::SetAutomaticLocation(layer), call.now)
+        .await?;
     Ok(())
 }
 
@@ -357,14 +396,23 @@ pub async fn set_automatic_location(
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_location(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
     let key = writable(&call, Operation::WriteLocation)?;
-    state.store.apply(key, Change::ClearLocation, call.now).await?;
+    state
+        .store
+        .apply(key, Change::ClearLocation, call.now)
+        .await?;
     Ok(())
 }
 
 /// clearAutomaticLocation: `POST …/presence/clearAutomaticLocation`.
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
-pub async fn clear_automatic_location(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
+pub async fn clear_automatic_location(
+    State(state): State<AppState>,
+    call: Call,
+) -> Result<(), GraphError> {
     let key = writable(&call, Operation::WriteLocation)?;
-    state.store.apply(key, Change::ClearAutomaticLocation, call.now).await?;
+    state
+        .store
+        .apply(key, Change::ClearAutomaticLocation, call.now)
+        .await?;
     Ok(())
 }

@@ -56,9 +56,15 @@ pub fn presence(user: Uuid, e: &EffectivePresence, owner_view: bool) -> Value {
 }
 
 /// [`presence`] with its `@odata.context`.
-pub fn presence_entity(context: String, user: Uuid, e: &EffectivePresence, owner_view: bool) -> Value {
+pub fn presence_entity(
+    context: String,
+    user: Uuid,
+    e: &EffectivePresence,
+    owner_view: bool,
+) -> Value {
     let mut out = json!({ "@odata.context": context });
-    if let (Some(obj), Value::Object(fields)) = (out.as_object_mut(), presence(user, e, owner_view)) {
+    if let (Some(obj), Value::Object(fields)) = (out.as_object_mut(), presence(user, e, owner_view))
+    {
         obj.extend(fields);
     }
     out

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::{Change, Store, StoreError};
 use crate::clock::Instant;
 use crate::domain::{
-    effective, Activity, Availability, Preferred, PreferredPair, Session, SessionKind,
-    SessionPair, StatusMessage, UserKey, WorkLocationLayer, WorkLocationType,
+    effective, Activity, Availability, Preferred, PreferredPair, Session, SessionKind, SessionPair,
+    StatusMessage, UserKey, WorkLocationLayer, WorkLocationType,
 };
 
 fn t0() -> Instant {
@@ -64,7 +64,13 @@ async fn unknown_users_read_as_empty(store: Arc<dyn Store>) {
 
 async fn upsert_then_read_back(store: Arc<dyn Store>) {
     let k = key();
-    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    let s = session(
+        "app",
+        Availability::Busy,
+        Activity::InACall,
+        t0(),
+        TimeDelta::hours(1),
+    );
     store.upsert_session(k, s.clone(), t0()).await.unwrap();
     let facts = store.facts(k).await.unwrap();
     assert_eq!(facts.sessions, vec![s]);
@@ -74,11 +80,26 @@ async fn upsert_then_read_back(store: Arc<dyn Store>) {
 
 async fn upsert_refreshes_the_same_session(store: Arc<dyn Store>) {
     let k = key();
-    let first = session("app", Availability::Available, Activity::Available, t0(), TimeDelta::minutes(5));
+    let first = session(
+        "app",
+        Availability::Available,
+        Activity::Available,
+        t0(),
+        TimeDelta::minutes(5),
+    );
     let later = t0() + TimeDelta::minutes(3);
-    let second = session("app", Availability::Away, Activity::Away, later, TimeDelta::minutes(5));
+    let second = session(
+        "app",
+        Availability::Away,
+        Activity::Away,
+        later,
+        TimeDelta::minutes(5),
+    );
     store.upsert_session(k, first, t0()).await.unwrap();
-    store.upsert_session(k, second.clone(), later).await.unwrap();
+    store
+        .upsert_session(k, second.clone(), later)
+        .await
+        .unwrap();
     let facts = store.facts(k).await.unwrap();
     assert_eq!(facts.sessions, vec![second]);
     assert_eq!(facts.version, 2);
@@ -86,7 +107,13 @@ async fn upsert_refreshes_the_same_session(store: Arc<dyn Store>) {
 
 async fn remove_unknown_session_is_not_found_and_changes_nothing(store: Arc<dyn Store>) {
     let k = key();
-    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    let s = session(
+        "app",
+        Availability::Busy,
+        Activity::InACall,
+        t0(),
+        TimeDelta::hours(1),
+    );
     store.upsert_session(k, s, t0()).await.unwrap();
     let err = store
         .remove_session(k, SessionKind::Application, "other", t0())
@@ -103,10 +130,21 @@ async fn remove_unknown_session_is_not_found_and_changes_nothing(store: Arc<dyn 
 
 async fn remove_expired_session_is_not_found(store: Arc<dyn Store>) {
     let k = key();
-    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::minutes(5));
+    let s = session(
+        "app",
+        Availability::Busy,
+        Activity::InACall,
+        t0(),
+        TimeDelta::minutes(5),
+    );
     store.upsert_session(k, s, t0()).await.unwrap();
     let err = store
-        .remove_session(k, SessionKind::Application, "app", t0() + TimeDelta::minutes(5))
+        .remove_session(
+            k,
+            SessionKind::Application,
+            "app",
+            t0() + TimeDelta::minutes(5),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
@@ -118,7 +156,13 @@ async fn tenants_are_isolated(store: Arc<dyn Store>) {
         tenant: Uuid::new_v4(),
         user: a.user,
     };
-    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    let s = session(
+        "app",
+        Availability::Busy,
+        Activity::InACall,
+        t0(),
+        TimeDelta::hours(1),
+    );
     store.upsert_session(a, s, t0()).await.unwrap();
     assert!(store.facts(b).await.unwrap().sessions.is_empty());
     assert!(store
@@ -132,8 +176,24 @@ async fn facts_for_keeps_order_and_fills_gaps(store: Arc<dyn Store>) {
     let tenant = Uuid::new_v4();
     let users: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
     for (i, user) in users.iter().enumerate().step_by(2) {
-        let s = session(&format!("app{i}"), Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
-        store.upsert_session(UserKey { tenant, user: *user }, s, t0()).await.unwrap();
+        let s = session(
+            &format!("app{i}"),
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            TimeDelta::hours(1),
+        );
+        store
+            .upsert_session(
+                UserKey {
+                    tenant,
+                    user: *user,
+                },
+                s,
+                t0(),
+            )
+            .await
+            .unwrap();
     }
     let mut asked = users.clone();
     asked.reverse();
@@ -176,24 +236,56 @@ async fn every_change_round_trips(store: Arc<dyn Store>) {
         expires_at: now + TimeDelta::hours(1),
     };
     store.upsert_session(k, client.clone(), now).await.unwrap();
-    store.apply(k, Change::SetPreferred(preferred.clone()), now).await.unwrap();
-    store.apply(k, Change::SetStatusMessage(Some(status.clone())), now).await.unwrap();
-    store.apply(k, Change::SetManualLocation(layer(WorkLocationType::Remote)), now).await.unwrap();
-    store.apply(k, Change::SetAutomaticLocation(layer(WorkLocationType::Office)), now).await.unwrap();
+    store
+        .apply(k, Change::SetPreferred(preferred.clone()), now)
+        .await
+        .unwrap();
+    store
+        .apply(k, Change::SetStatusMessage(Some(status.clone())), now)
+        .await
+        .unwrap();
+    store
+        .apply(
+            k,
+            Change::SetManualLocation(layer(WorkLocationType::Remote)),
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            k,
+            Change::SetAutomaticLocation(layer(WorkLocationType::Office)),
+            now,
+        )
+        .await
+        .unwrap();
     let facts = store.facts(k).await.unwrap();
     assert_eq!(facts.sessions, vec![client]);
     assert_eq!(facts.preferred, Some(preferred));
     assert_eq!(facts.status, Some(status));
-    assert_eq!(facts.work_location.manual, Some(layer(WorkLocationType::Remote)));
-    assert_eq!(facts.work_location.automatic, Some(layer(WorkLocationType::Office)));
+    assert_eq!(
+        facts.work_location.manual,
+        Some(layer(WorkLocationType::Remote))
+    );
+    assert_eq!(
+        facts.work_location.automatic,
+        Some(layer(WorkLocationType::Office))
+    );
     assert_eq!(facts.version, 5);
 
-    store.apply(k, Change::ClearAutomaticLocation, now).await.unwrap();
+    store
+        .apply(k, Change::ClearAutomaticLocation, now)
+        .await
+        .unwrap();
     let facts = store.facts(k).await.unwrap();
     assert!(facts.work_location.automatic.is_none() && facts.work_location.manual.is_some());
     store.apply(k, Change::ClearLocation, now).await.unwrap();
     store.apply(k, Change::ClearPreferred, now).await.unwrap();
-    store.apply(k, Change::SetStatusMessage(None), now).await.unwrap();
+    store
+        .apply(k, Change::SetStatusMessage(None), now)
+        .await
+        .unwrap();
     let facts = store.facts(k).await.unwrap();
     assert_eq!(facts.work_location, Default::default());
     assert!(facts.preferred.is_none() && facts.status.is_none());
@@ -201,29 +293,65 @@ async fn every_change_round_trips(store: Arc<dyn Store>) {
 
 async fn applied_reports_before_and_after(store: Arc<dyn Store>) {
     let k = key();
-    let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+    let s = session(
+        "app",
+        Availability::Busy,
+        Activity::InACall,
+        t0(),
+        TimeDelta::hours(1),
+    );
     let applied = store.upsert_session(k, s, t0()).await.unwrap();
-    assert_eq!(effective(&applied.before, t0()).availability, Availability::Offline);
-    assert_eq!(effective(&applied.after, t0()).availability, Availability::Busy);
+    assert_eq!(
+        effective(&applied.before, t0()).availability,
+        Availability::Offline
+    );
+    assert_eq!(
+        effective(&applied.after, t0()).availability,
+        Availability::Busy
+    );
 }
 
 async fn writes_prune_expired_facts(store: Arc<dyn Store>) {
     let k = key();
-    let old = session("old", Availability::Busy, Activity::InACall, t0(), TimeDelta::minutes(5));
+    let old = session(
+        "old",
+        Availability::Busy,
+        Activity::InACall,
+        t0(),
+        TimeDelta::minutes(5),
+    );
     store.upsert_session(k, old, t0()).await.unwrap();
     let later = t0() + TimeDelta::minutes(10);
-    let new = session("new", Availability::Away, Activity::Away, later, TimeDelta::minutes(5));
+    let new = session(
+        "new",
+        Availability::Away,
+        Activity::Away,
+        later,
+        TimeDelta::minutes(5),
+    );
     store.upsert_session(k, new.clone(), later).await.unwrap();
     assert_eq!(store.facts(k).await.unwrap().sessions, vec![new]);
 }
 
 async fn due_users_follow_next_change(store: Arc<dyn Store>) {
     let k = key();
-    let s = session("app", Availability::Available, Activity::Available, t0(), TimeDelta::hours(1));
+    let s = session(
+        "app",
+        Availability::Available,
+        Activity::Available,
+        t0(),
+        TimeDelta::hours(1),
+    );
     store.upsert_session(k, s, t0()).await.unwrap();
-    let before = store.due_users(t0() + TimeDelta::minutes(4), 100).await.unwrap();
+    let before = store
+        .due_users(t0() + TimeDelta::minutes(4), 100)
+        .await
+        .unwrap();
     assert!(!before.contains(&k));
-    let due = store.due_users(t0() + TimeDelta::minutes(5), 100).await.unwrap();
+    let due = store
+        .due_users(t0() + TimeDelta::minutes(5), 100)
+        .await
+        .unwrap();
     assert!(due.contains(&k));
 }
 
@@ -235,8 +363,17 @@ async fn concurrent_writes_all_land(store: Arc<dyn Store>) {
         for app in 0..4 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                let s = session(&format!("app{app}"), Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
-                store.upsert_session(UserKey { tenant, user }, s, t0()).await.unwrap();
+                let s = session(
+                    &format!("app{app}"),
+                    Availability::Busy,
+                    Activity::InACall,
+                    t0(),
+                    TimeDelta::hours(1),
+                );
+                store
+                    .upsert_session(UserKey { tenant, user }, s, t0())
+                    .await
+                    .unwrap();
             }));
         }
     }
@@ -275,7 +412,13 @@ mod backends {
     async fn sqlite_state_survives_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let k = key();
-        let s = session("app", Availability::Busy, Activity::InACall, t0(), TimeDelta::hours(1));
+        let s = session(
+            "app",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            TimeDelta::hours(1),
+        );
         {
             let store = SqliteStore::open(dir.path()).unwrap();
             store.upsert_session(k, s.clone(), t0()).await.unwrap();

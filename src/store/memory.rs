@@ -32,7 +32,12 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn apply(&self, key: UserKey, change: Change, now: Instant) -> Result<Applied, StoreError> {
+    async fn apply(
+        &self,
+        key: UserKey,
+        change: Change,
+        now: Instant,
+    ) -> Result<Applied, StoreError> {
         let mut users = self.lock()?;
         let facts = users.entry(key).or_default();
         let before = facts.clone();
@@ -49,7 +54,10 @@ impl Store for MemoryStore {
             .iter()
             .map(|user| {
                 users
-                    .get(&UserKey { tenant, user: *user })
+                    .get(&UserKey {
+                        tenant,
+                        user: *user,
+                    })
                     .cloned()
                     .unwrap_or_default()
             })

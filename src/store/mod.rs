@@ -55,7 +55,12 @@ pub trait Store: Send + Sync + 'static {
     /// Applies one change to one user atomically and durably; answers only
     /// once the write is durable. `now` stamps the write and prunes facts
     /// that expired before it.
-    async fn apply(&self, key: UserKey, change: Change, now: Instant) -> Result<Applied, StoreError>;
+    async fn apply(
+        &self,
+        key: UserKey,
+        change: Change,
+        now: Instant,
+    ) -> Result<Applied, StoreError>;
 
     /// The facts of `users` in `tenant`, in the order asked; a user never
     /// written reads as empty facts.
@@ -70,12 +75,23 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates or refreshes a session (setPresence).
-    async fn upsert_session(&self, key: UserKey, session: Session, now: Instant) -> Result<Applied, StoreError> {
+    async fn upsert_session(
+        &self,
+        key: UserKey,
+        session: Session,
+        now: Instant,
+    ) -> Result<Applied, StoreError> {
         self.apply(key, Change::UpsertSession(session), now).await
     }
 
     /// Removes a live session (clearPresence); `NotFound` if there is none.
-    async fn remove_session(&self, key: UserKey, kind: SessionKind, id: &str, now: Instant) -> Result<Applied, StoreError> {
+    async fn remove_session(
+        &self,
+        key: UserKey,
+        kind: SessionKind,
+        id: &str,
+        now: Instant,
+    ) -> Result<Applied, StoreError> {
         let change = Change::RemoveSession {
             kind,
             id: id.to_string(),
@@ -86,6 +102,7 @@ pub trait Store: Send + Sync + 'static {
     /// The facts of one user.
     async fn facts(&self, key: UserKey) -> Result<UserFacts, StoreError> {
         let mut all = self.facts_for(key.tenant, &[key.user]).await?;
-        all.pop().ok_or_else(|| StoreError::Corrupt("facts_for returned nothing".into()))
+        all.pop()
+            .ok_or_else(|| StoreError::Corrupt("facts_for returned nothing".into()))
     }
 }

@@ -55,7 +55,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.readers.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.path)
+            .finish()
     }
 }
 
@@ -73,13 +75,19 @@ impl SqliteStore {
     /// writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data dir {}: {e}", data_dir.display()))
+            StoreError::Unavailable(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let path = Self::file_in(data_dir);
         let conn = Connection::open(&path).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -131,7 +139,8 @@ impl ReadPool {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
         Ok(conn)
     }
 
@@ -160,7 +169,12 @@ fn read_facts(conn: &Connection, key: UserKey) -> Result<UserFacts, StoreError> 
     }
 }
 
-fn write_facts(conn: &Connection, key: UserKey, facts: &UserFacts, now: Instant) -> Result<(), StoreError> {
+fn write_facts(
+    conn: &Connection,
+    key: UserKey,
+    facts: &UserFacts,
+    now: Instant,
+) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -228,7 +242,12 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Applied, 
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply(&self, key: UserKey, change: Change, now: Instant) -> Result<Applied, StoreError> {
+    async fn apply(
+        &self,
+        key: UserKey,
+        change: Change,
+        now: Instant,
+    ) -> Result<Applied, StoreError> {
         let (reply, answer) = oneshot::channel();
         {
             let writer = self.writer.lock().map_err(unavailable)?;
@@ -257,7 +276,15 @@ impl Store for SqliteStore {
             let tx = conn.unchecked_transaction().map_err(unavailable)?;
             users
                 .iter()
-                .map(|user| read_facts(&tx, UserKey { tenant, user: *user }))
+                .map(|user| {
+                    read_facts(
+                        &tx,
+                        UserKey {
+                            tenant,
+                            user: *user,
+                        },
+                    )
+                })
                 .collect()
         })
         .await

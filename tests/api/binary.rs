@@ -32,7 +32,9 @@ impl Proc {
             .expect("spawn presenced");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
         let url = line
             .trim()
             .strip_prefix("presenced listening on ")
@@ -59,7 +61,13 @@ impl Proc {
         panic!("presenced did not stop on SIGTERM");
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>) -> Reply {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
         let mut req = reqwest::Client::new()
             .request(method, format!("{}{}", self.url, path))
             .bearer_auth(token);
@@ -77,7 +85,14 @@ impl Drop for Proc {
     }
 }
 
-fn mint(data_dir: &Path, tenant: Uuid, user: Option<Uuid>, app: &str, scopes: Option<&str>, roles: Option<&str>) -> String {
+fn mint(
+    data_dir: &Path,
+    tenant: Uuid,
+    user: Option<Uuid>,
+    app: &str,
+    scopes: Option<&str>,
+    roles: Option<&str>,
+) -> String {
     let mut cmd = Command::new(BIN);
     cmd.arg("token")
         .args(["--data-dir", data_dir.to_str().unwrap()])
@@ -93,7 +108,11 @@ fn mint(data_dir: &Path, tenant: Uuid, user: Option<Uuid>, app: &str, scopes: Op
         cmd.args(["--roles", roles]);
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "token failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -106,14 +125,24 @@ async fn writes_survive_kill_9_and_restart() {
     let app = "app-kill9";
     let server = Proc::start(&["--data-dir", data]);
     let secret = dir.path().join("jwt-secret");
-    assert!(secret.exists(), "serve creates a secret when none is configured");
+    assert!(
+        secret.exists(),
+        "serve creates a secret when none is configured"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the secret is private");
     }
-    let token = mint(dir.path(), tenant, None, app, None, Some("Presence.ReadWrite.All Presence.Read.All"));
+    let token = mint(
+        dir.path(),
+        tenant,
+        None,
+        app,
+        None,
+        Some("Presence.ReadWrite.All Presence.Read.All"),
+    );
     // Concurrent acknowledged writes, then SIGKILL with no warning.
     let mut tasks = vec![];
     for (i, user) in users.iter().enumerate() {
@@ -133,18 +162,36 @@ async fn writes_survive_kill_9_and_restart() {
     for t in tasks {
         t.await.unwrap();
     }
-    let status = json!({"statusMessage": {"message": {"content": "durable", "contentType": "text"}}});
+    let status =
+        json!({"statusMessage": {"message": {"content": "durable", "contentType": "text"}}});
     let r = server
-        .send(reqwest::Method::POST, &format!("/v1.0/users/{}/presence/setStatusMessage", users[0]), &token, Some(status))
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{}/presence/setStatusMessage", users[0]),
+            &token,
+            Some(status),
+        )
         .await;
     r.ok_empty();
     server.kill9();
 
     let server = Proc::start(&["--data-dir", data]);
-    let token = mint(dir.path(), tenant, None, app, None, Some("Presence.Read.All"));
+    let token = mint(
+        dir.path(),
+        tenant,
+        None,
+        app,
+        None,
+        Some("Presence.Read.All"),
+    );
     let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
     let r = server
-        .send(reqwest::Method::POST, "/v1.0/communications/getPresencesByUserId", &token, Some(json!({"ids": ids})))
+        .send(
+            reqwest::Method::POST,
+            "/v1.0/communications/getPresencesByUserId",
+            &token,
+            Some(json!({"ids": ids})),
+        )
         .await;
     let values = r.ok_json()["value"].as_array().unwrap().clone();
     for (i, v) in values.iter().enumerate() {
@@ -166,11 +213,25 @@ async fn sigterm_shuts_down_gracefully() {
 async fn clock_endpoints_are_404_without_manual_clock() {
     let dir = tempfile::tempdir().unwrap();
     let server = Proc::start(&["--data-dir", dir.path().to_str().unwrap()]);
-    let admin = mint(dir.path(), Uuid::new_v4(), None, "admin-app", None, Some("Presenced.Admin"));
-    let r = server.send(reqwest::Method::GET, "/_presenced/clock", &admin, None).await;
+    let admin = mint(
+        dir.path(),
+        Uuid::new_v4(),
+        None,
+        "admin-app",
+        None,
+        Some("Presenced.Admin"),
+    );
+    let r = server
+        .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
+        .await;
     r.error(404, "itemNotFound");
     let r = server
-        .send(reqwest::Method::POST, "/_presenced/clock", &admin, Some(json!({"advance": "PT5M"})))
+        .send(
+            reqwest::Method::POST,
+            "/_presenced/clock",
+            &admin,
+            Some(json!({"advance": "PT5M"})),
+        )
         .await;
     r.error(404, "itemNotFound");
 }
@@ -192,15 +253,30 @@ async fn manual_clock_and_config_file_from_the_command_line() {
     .unwrap();
     let server = Proc::start(&["--config", config.to_str().unwrap()]);
     let out = Command::new(BIN)
-        .args(["token", "--config", config.to_str().unwrap(), "--tenant", &Uuid::new_v4().to_string()])
+        .args([
+            "token",
+            "--config",
+            config.to_str().unwrap(),
+            "--tenant",
+            &Uuid::new_v4().to_string(),
+        ])
         .args(["--app", "admin-app", "--roles", "Presenced.Admin"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let r = server.send(reqwest::Method::GET, "/_presenced/clock", &admin, None).await;
+    let r = server
+        .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
+        .await;
     assert_eq!(r.ok_json()["now"], "2026-01-01T09:00:00.0000000Z");
-    assert!(!dir.path().join("data").join("jwt-secret").exists(), "a configured secret is used, none generated");
+    assert!(
+        !dir.path().join("data").join("jwt-secret").exists(),
+        "a configured secret is used, none generated"
+    );
     assert!(dir.path().join("data").join("presenced.sqlite3").exists());
 }
 
@@ -217,7 +293,17 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("lisen"), "{stderr}");
     let out = Command::new(BIN)
-        .args(["token", "--data-dir", dir.path().to_str().unwrap(), "--tenant", &Uuid::new_v4().to_string(), "--app", "a", "--roles", "x"])
+        .args([
+            "token",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--tenant",
+            &Uuid::new_v4().to_string(),
+            "--app",
+            "a",
+            "--roles",
+            "x",
+        ])
         .env_remove("PRESENCED_JWT_SECRET")
         .output()
         .unwrap();

@@ -19,7 +19,10 @@ async fn move_clock(server: &TestServer, body: serde_json::Value) -> Reply {
 async fn a_session_fades_to_offline_purely_by_moving_the_clock() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    server.set_presence(user, "Available", "Available", Some("PT15M")).await.ok_empty();
+    server
+        .set_presence(user, "Available", "Available", Some("PT15M"))
+        .await
+        .ok_empty();
     let steps = [
         ("PT4M59S", "Available", "Available"),
         ("PT1S", "Available", "AvailableInactive"),
@@ -27,8 +30,14 @@ async fn a_session_fades_to_offline_purely_by_moving_the_clock() {
         ("PT5M", "Offline", "Offline"),
     ];
     for (advance, availability, activity) in steps {
-        move_clock(&server, json!({ "advance": advance })).await.ok_json();
-        assert_eq!(server.presence_of(user).await, (availability.into(), activity.into()), "after {advance}");
+        move_clock(&server, json!({ "advance": advance }))
+            .await
+            .ok_json();
+        assert_eq!(
+            server.presence_of(user).await,
+            (availability.into(), activity.into()),
+            "after {advance}"
+        );
     }
 }
 
@@ -41,14 +50,31 @@ async fn the_clock_reads_advances_sets_and_never_goes_back() {
     assert_eq!(r.ok_json()["now"], "2026-01-01T10:30:00.0000000Z");
     let r = move_clock(&server, json!({"set": "2026-01-02T00:00:00+01:00"})).await;
     assert_eq!(r.ok_json()["now"], "2026-01-01T23:00:00.0000000Z");
-    let message = move_clock(&server, json!({"set": "2026-01-01T09:00:00Z"})).await.error(400, "invalidRequest");
+    let message = move_clock(&server, json!({"set": "2026-01-01T09:00:00Z"}))
+        .await
+        .error(400, "invalidRequest");
     assert!(message.contains("backwards"), "{message}");
-    move_clock(&server, json!({"advance": "1:00:00"})).await.error(400, "invalidRequest");
-    move_clock(&server, json!({"set": "tomorrow"})).await.error(400, "invalidRequest");
-    move_clock(&server, json!({})).await.error(400, "invalidRequest");
-    move_clock(&server, json!({"advance": "PT1M", "set": "2027-01-01T00:00:00Z"})).await.error(400, "invalidRequest");
+    move_clock(&server, json!({"advance": "1:00:00"}))
+        .await
+        .error(400, "invalidRequest");
+    move_clock(&server, json!({"set": "tomorrow"}))
+        .await
+        .error(400, "invalidRequest");
+    move_clock(&server, json!({}))
+        .await
+        .error(400, "invalidRequest");
+    move_clock(
+        &server,
+        json!({"advance": "PT1M", "set": "2027-01-01T00:00:00Z"}),
+    )
+    .await
+    .error(400, "invalidRequest");
     let r = server.get("/_presenced/clock", &admin(&server)).await;
-    assert_eq!(r.ok_json()["now"], "2026-01-01T23:00:00.0000000Z", "failed moves change nothing");
+    assert_eq!(
+        r.ok_json()["now"],
+        "2026-01-01T23:00:00.0000000Z",
+        "failed moves change nothing"
+    );
 }
 
 #[tokio::test]
@@ -57,9 +83,18 @@ async fn the_clock_needs_the_admin_role() {
     let user = Uuid::new_v4();
     let delegated = server.user_token(user, ALL_SCOPES);
     let app = server.app_token(&["Presence.ReadWrite.All"]);
-    server.get("/_presenced/clock", &delegated).await.error(403, "Forbidden");
-    server.get("/_presenced/clock", &app).await.error(403, "Forbidden");
-    server.post("/_presenced/clock", &app, json!({"advance": "PT5M"})).await.error(403, "Forbidden");
+    server
+        .get("/_presenced/clock", &delegated)
+        .await
+        .error(403, "Forbidden");
+    server
+        .get("/_presenced/clock", &app)
+        .await
+        .error(403, "Forbidden");
+    server
+        .post("/_presenced/clock", &app, json!({"advance": "PT5M"}))
+        .await
+        .error(403, "Forbidden");
     server
         .send(Method::GET, "/_presenced/clock", None, None)
         .await
@@ -81,19 +116,37 @@ async fn a_simulated_teams_client_aggregates_like_any_session() {
         )
         .await;
     assert_eq!(r.ok_json()["availability"], "Busy");
-    assert_eq!(server.presence_of(user).await, ("Busy".into(), "InAMeeting".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Busy".into(), "InAMeeting".into())
+    );
     // An app's Available session ranks below the client's Busy.
-    server.set_presence(user, "Available", "Available", None).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("Busy".into(), "InAMeeting".into()));
+    server
+        .set_presence(user, "Available", "Available", None)
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Busy".into(), "InAMeeting".into())
+    );
     // The explain endpoint lists both sessions.
     let token = server.user_token(user, ALL_SCOPES);
-    let r = server.get(&format!("/_presenced/users/{user}/presence"), &token).await;
+    let r = server
+        .get(&format!("/_presenced/users/{user}/presence"), &token)
+        .await;
     let sessions = r.ok_json()["sessions"].as_array().unwrap().clone();
     assert_eq!(sessions.len(), 2);
-    let r = server.send(Method::DELETE, &path, Some(&admin(&server)), None).await;
+    let r = server
+        .send(Method::DELETE, &path, Some(&admin(&server)), None)
+        .await;
     assert_eq!(r.status.as_u16(), 204);
-    assert_eq!(server.presence_of(user).await, ("Available".into(), "Available".into()));
-    let r = server.send(Method::DELETE, &path, Some(&admin(&server)), None).await;
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Available".into(), "Available".into())
+    );
+    let r = server
+        .send(Method::DELETE, &path, Some(&admin(&server)), None)
+        .await;
     r.error(404, "itemNotFound");
 }
 
@@ -105,17 +158,41 @@ async fn simulated_client_sessions_expire_and_validate_input() {
         let path = format!("/_presenced/users/{user}/clientSessions/{name}");
         let token = admin(&server);
         let server = &server;
-        async move { server.send(Method::PUT, &path, Some(&token), Some(body)).await }
+        async move {
+            server
+                .send(Method::PUT, &path, Some(&token), Some(body))
+                .await
+        }
     };
-    put("mobile", json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"})).await.ok_json();
+    put(
+        "mobile",
+        json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"}),
+    )
+    .await
+    .ok_json();
     assert_eq!(server.presence_of(user).await.0, "DoNotDisturb");
-    move_clock(&server, json!({"advance": "PT5M"})).await.ok_json();
-    assert_eq!(server.presence_of(user).await.0, "Offline");
-    put("web", json!({"availability": "Available", "activity": "Presenting"})).await.error(400, "invalidRequest");
-    put("web", json!({"availability": "Busy", "activity": "InAMeeting", "expirationDuration": "PT5H"}))
+    move_clock(&server, json!({"advance": "PT5M"}))
         .await
-        .error(400, "invalidRequest");
-    put("bad%20name", json!({"availability": "Busy", "activity": "Busy"})).await.error(400, "invalidRequest");
+        .ok_json();
+    assert_eq!(server.presence_of(user).await.0, "Offline");
+    put(
+        "web",
+        json!({"availability": "Available", "activity": "Presenting"}),
+    )
+    .await
+    .error(400, "invalidRequest");
+    put(
+        "web",
+        json!({"availability": "Busy", "activity": "InAMeeting", "expirationDuration": "PT5H"}),
+    )
+    .await
+    .error(400, "invalidRequest");
+    put(
+        "bad%20name",
+        json!({"availability": "Busy", "activity": "Busy"}),
+    )
+    .await
+    .error(400, "invalidRequest");
     let delegated = server.user_token(user, ALL_SCOPES);
     let r = server
         .send(

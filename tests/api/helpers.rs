@@ -1,7 +1,6 @@
 //! The test server: the real router on a real listener, backed by SQLite in
 //! a temp dir and a manual clock, plus a token minter and request helpers.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -36,10 +35,10 @@ pub struct TestServer {
     pub clock: ManualClock,
     /// A tenant of its own.
     pub tenant: Uuid,
-    /// The temp dir holding the database.
-    pub dir: tempfile::TempDir,
+    /// The temp dir holding the database (deleted with the server).
+    _dir: tempfile::TempDir,
     /// Dropping it (with the server) stops the server.
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 /// A response: status, headers and parsed JSON (Null when empty).
@@ -56,16 +55,27 @@ impl Reply {
     #[track_caller]
     pub fn error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
-        assert_eq!(self.body["error"]["code"], code, "code; body: {}", self.text);
+        assert_eq!(
+            self.body["error"]["code"], code,
+            "code; body: {}",
+            self.text
+        );
         let inner = &self.body["error"]["innerError"];
-        assert!(inner["request-id"].as_str().is_some_and(|s| !s.is_empty()), "{}", self.text);
+        assert!(
+            inner["request-id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{}",
+            self.text
+        );
         assert!(inner["date"].is_string(), "{}", self.text);
         assert_eq!(
             self.headers["content-type"].to_str().unwrap(),
             "application/json",
             "errors are JSON"
         );
-        self.body["error"]["message"].as_str().unwrap_or_default().to_string()
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Asserts 200 with an empty body (Graph actions).
@@ -130,23 +140,9 @@ impl TestServer {
             client: reqwest::Client::new(),
             clock,
             tenant: Uuid::new_v4(),
-            dir,
-            shutdown: Some(tx),
+            _dir: dir,
+            _shutdown: tx,
         }
-    }
-
-    /// Stops the server and hands back its data dir.
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        self.dir
-    }
-
-    /// The database file.
-    pub fn db_path(&self) -> PathBuf {
-        SqliteStore::file_in(self.dir.path())
     }
 
     /// Moves the presence clock forward.
@@ -166,7 +162,13 @@ impl TestServer {
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.client.request(method, format!("{}{}", self.url, path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -188,19 +190,33 @@ impl TestServer {
     }
 
     /// setPresence for `user` as the test app (delegated self token).
-    pub async fn set_presence(&self, user: Uuid, availability: &str, activity: &str, duration: Option<&str>) -> Reply {
-        let mut body = json!({ "sessionId": APP, "availability": availability, "activity": activity });
+    pub async fn set_presence(
+        &self,
+        user: Uuid,
+        availability: &str,
+        activity: &str,
+        duration: Option<&str>,
+    ) -> Reply {
+        let mut body =
+            json!({ "sessionId": APP, "availability": availability, "activity": activity });
         if let Some(d) = duration {
             body["expirationDuration"] = json!(d);
         }
         let token = self.user_token(user, ALL_SCOPES);
-        self.post(&format!("/v1.0/users/{user}/presence/setPresence"), &token, body).await
+        self.post(
+            &format!("/v1.0/users/{user}/presence/setPresence"),
+            &token,
+            body,
+        )
+        .await
     }
 
     /// The (availability, activity) of `user` as the user sees it.
     pub async fn presence_of(&self, user: Uuid) -> (String, String) {
         let token = self.user_token(user, ALL_SCOPES);
-        let r = self.get(&format!("/v1.0/users/{user}/presence"), &token).await;
+        let r = self
+            .get(&format!("/v1.0/users/{user}/presence"), &token)
+            .await;
         let body = r.ok_json();
         (
             body["availability"].as_str().unwrap().to_string(),
@@ -228,14 +244,41 @@ pub async fn reply(resp: reqwest::Response) -> Reply {
 }
 
 /// Mints an HS256 token with [`SECRET`] valid for an hour of wall time.
-pub fn token(tenant: Uuid, user: Option<Uuid>, app: &str, scopes: Option<&str>, roles: Option<&[String]>) -> String {
-    let claims = MintClaims::new(tenant, user, app, scopes, roles, wall_now(), TimeDelta::hours(1));
+pub fn token(
+    tenant: Uuid,
+    user: Option<Uuid>,
+    app: &str,
+    scopes: Option<&str>,
+    roles: Option<&[String]>,
+) -> String {
+    let claims = MintClaims::new(
+        tenant,
+        user,
+        app,
+        scopes,
+        roles,
+        wall_now(),
+        TimeDelta::hours(1),
+    );
     mint_hs256(SECRET, &claims).unwrap()
 }
 
 /// Mints a token from hand-edited claims.
-pub fn token_with(edit: impl FnOnce(&mut MintClaims), tenant: Uuid, user: Option<Uuid>, scopes: Option<&str>) -> String {
-    let mut claims = MintClaims::new(tenant, user, APP, scopes, None, wall_now(), TimeDelta::hours(1));
+pub fn token_with(
+    edit: impl FnOnce(&mut MintClaims),
+    tenant: Uuid,
+    user: Option<Uuid>,
+    scopes: Option<&str>,
+) -> String {
+    let mut claims = MintClaims::new(
+        tenant,
+        user,
+        APP,
+        scopes,
+        None,
+        wall_now(),
+        TimeDelta::hours(1),
+    );
     edit(&mut claims);
     mint_hs256(SECRET, &claims).unwrap()
 }

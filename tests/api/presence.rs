@@ -30,13 +30,25 @@ async fn seed_set_presence_example_sets_and_fades_as_documented() {
         )
         .await;
     r.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("Available".into(), "Available".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Available".into(), "Available".into())
+    );
     server.advance(minutes(5));
-    assert_eq!(server.presence_of(user).await, ("Available".into(), "AvailableInactive".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Available".into(), "AvailableInactive".into())
+    );
     server.advance(minutes(5));
-    assert_eq!(server.presence_of(user).await, ("Away".into(), "Away".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Away".into(), "Away".into())
+    );
     server.advance(minutes(50));
-    assert_eq!(server.presence_of(user).await, ("Offline".into(), "Offline".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Offline".into(), "Offline".into())
+    );
 }
 
 #[tokio::test]
@@ -52,18 +64,28 @@ async fn seed_set_status_message_example_reads_back_as_documented() {
         }
     });
     server
-        .post(&format!("/v1.0/users/{user}/presence/setStatusMessage"), &token, body)
+        .post(
+            &format!("/v1.0/users/{user}/presence/setStatusMessage"),
+            &token,
+            body,
+        )
         .await
         .ok_empty();
     let r = server.get("/v1.0/me/presence", &token).await;
     let m = &r.ok_json()["statusMessage"];
     assert_eq!(m["message"]["content"], "Hey I'm currently in a meeting.");
     assert_eq!(m["message"]["contentType"], "text");
-    assert_eq!(m["expiryDateTime"]["dateTime"], "2022-10-18T17:05:33.2079781");
+    assert_eq!(
+        m["expiryDateTime"]["dateTime"],
+        "2022-10-18T17:05:33.2079781"
+    );
     assert_eq!(m["expiryDateTime"]["timeZone"], "Pacific Standard Time");
     assert_eq!(m["publishedDateTime"], "2022-10-18T09:00:00.0000000Z");
     // 17:05:33.2079781 PDT is 00:05:33.2079781 UTC the next day.
-    server.clock.set(Utc.with_ymd_and_hms(2022, 10, 19, 0, 5, 33).unwrap()).unwrap();
+    server
+        .clock
+        .set(Utc.with_ymd_and_hms(2022, 10, 19, 0, 5, 33).unwrap())
+        .unwrap();
     assert!(server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].is_object());
     server.advance(TimeDelta::milliseconds(208));
     assert!(server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].is_null());
@@ -73,7 +95,10 @@ async fn seed_set_status_message_example_reads_back_as_documented() {
 async fn every_path_family_and_version_reads_the_same_presence() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    server.set_presence(user, "Busy", "InACall", None).await.ok_empty();
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
     let token = server.user_token(user, ALL_SCOPES);
     for path in presence_paths(user) {
         let r = server.get(&path, &token).await;
@@ -81,12 +106,25 @@ async fn every_path_family_and_version_reads_the_same_presence() {
         assert_eq!(body["id"], user.to_string(), "{path}");
         assert_eq!(body["availability"], "Busy", "{path}");
         assert_eq!(body["activity"], "InACall", "{path}");
-        assert_eq!(body["outOfOfficeSettings"], json!({"message": null, "isOutOfOffice": false}));
-        assert_eq!(body["workLocation"], json!({"workLocationType": "unspecified", "source": "none", "placeId": null}));
+        assert_eq!(
+            body["outOfOfficeSettings"],
+            json!({"message": null, "isOutOfOffice": false})
+        );
+        assert_eq!(
+            body["workLocation"],
+            json!({"workLocationType": "unspecified", "source": "none", "placeId": null})
+        );
         assert!(body["sequenceNumber"].is_string());
         let context = body["@odata.context"].as_str().unwrap();
-        assert!(context.ends_with(&format!("$metadata#users('{user}')/presence/$entity")), "{context}");
-        assert!(context.contains(if path.starts_with("/beta") { "/beta/" } else { "/v1.0/" }));
+        assert!(
+            context.ends_with(&format!("$metadata#users('{user}')/presence/$entity")),
+            "{context}"
+        );
+        assert!(context.contains(if path.starts_with("/beta") {
+            "/beta/"
+        } else {
+            "/v1.0/"
+        }));
         assert_eq!(r.headers["content-type"], "application/json");
     }
 }
@@ -103,26 +141,68 @@ async fn every_action_works_on_every_path_family_and_version() {
             format!("/communications/presences/{user}"),
         ] {
             let at = |action: &str| format!("/{version}{base}/{action}");
-            let set = json!({"sessionId": APP, "availability": "DoNotDisturb", "activity": "Presenting"});
-            server.post(&at("setPresence"), &token, set).await.ok_empty();
-            assert_eq!(server.presence_of(user).await, ("DoNotDisturb".into(), "Presenting".into()));
+            let set =
+                json!({"sessionId": APP, "availability": "DoNotDisturb", "activity": "Presenting"});
+            server
+                .post(&at("setPresence"), &token, set)
+                .await
+                .ok_empty();
+            assert_eq!(
+                server.presence_of(user).await,
+                ("DoNotDisturb".into(), "Presenting".into())
+            );
             let preferred = json!({"availability": "Away", "activity": "Away"});
-            server.post(&at("setUserPreferredPresence"), &token, preferred).await.ok_empty();
-            assert_eq!(server.presence_of(user).await, ("Away".into(), "Away".into()));
-            server.post(&at("clearUserPreferredPresence"), &token, json!({})).await.ok_empty();
+            server
+                .post(&at("setUserPreferredPresence"), &token, preferred)
+                .await
+                .ok_empty();
+            assert_eq!(
+                server.presence_of(user).await,
+                ("Away".into(), "Away".into())
+            );
+            server
+                .post(&at("clearUserPreferredPresence"), &token, json!({}))
+                .await
+                .ok_empty();
             assert_eq!(server.presence_of(user).await.0, "DoNotDisturb");
-            let status = json!({"statusMessage": {"message": {"content": base, "contentType": "text"}}});
-            server.post(&at("setStatusMessage"), &token, status).await.ok_empty();
+            let status =
+                json!({"statusMessage": {"message": {"content": base, "contentType": "text"}}});
+            server
+                .post(&at("setStatusMessage"), &token, status)
+                .await
+                .ok_empty();
             let loc = json!({"workLocationType": "office", "placeId": "b1"});
-            server.post(&at("setManualLocation"), &token, loc.clone()).await.ok_empty();
-            server.post(&at("setAutomaticLocation"), &token, loc).await.ok_empty();
-            server.post(&at("clearAutomaticLocation"), &token, json!({})).await.ok_empty();
-            server.post(&at("clearLocation"), &token, json!({})).await.ok_empty();
-            let body = server.get(&format!("/{version}{base}"), &token).await.ok_json().clone();
+            server
+                .post(&at("setManualLocation"), &token, loc.clone())
+                .await
+                .ok_empty();
+            server
+                .post(&at("setAutomaticLocation"), &token, loc)
+                .await
+                .ok_empty();
+            server
+                .post(&at("clearAutomaticLocation"), &token, json!({}))
+                .await
+                .ok_empty();
+            server
+                .post(&at("clearLocation"), &token, json!({}))
+                .await
+                .ok_empty();
+            let body = server
+                .get(&format!("/{version}{base}"), &token)
+                .await
+                .ok_json()
+                .clone();
             assert_eq!(body["statusMessage"]["message"]["content"], base.as_str());
             assert_eq!(body["workLocation"]["source"], "none");
-            server.post(&at("clearPresence"), &token, json!({"sessionId": APP})).await.ok_empty();
-            assert_eq!(server.presence_of(user).await, ("Offline".into(), "Offline".into()));
+            server
+                .post(&at("clearPresence"), &token, json!({"sessionId": APP}))
+                .await
+                .ok_empty();
+            assert_eq!(
+                server.presence_of(user).await,
+                ("Offline".into(), "Offline".into())
+            );
         }
     }
 }
@@ -131,14 +211,24 @@ async fn every_action_works_on_every_path_family_and_version() {
 async fn get_many_keeps_the_order_of_ids() {
     let server = TestServer::start().await;
     let users: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
-    server.set_presence(users[1], "Busy", "InAConferenceCall", None).await.ok_empty();
-    server.set_presence(users[3], "Away", "Away", None).await.ok_empty();
+    server
+        .set_presence(users[1], "Busy", "InAConferenceCall", None)
+        .await
+        .ok_empty();
+    server
+        .set_presence(users[3], "Away", "Away", None)
+        .await
+        .ok_empty();
     let reader = server.app_token(&["Presence.Read.All"]);
     let mut ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
     ids.reverse();
     for version in ["v1.0", "beta"] {
         let r = server
-            .post(&format!("/{version}/communications/getPresencesByUserId"), &reader, json!({ "ids": ids }))
+            .post(
+                &format!("/{version}/communications/getPresencesByUserId"),
+                &reader,
+                json!({ "ids": ids }),
+            )
             .await;
         let values = r.ok_json()["value"].as_array().unwrap().clone();
         let got: Vec<&str> = values.iter().map(|v| v["id"].as_str().unwrap()).collect();
@@ -160,44 +250,87 @@ async fn sessions_of_different_apps_aggregate_by_precedence_and_recency() {
     let tb = token(server.tenant, None, app_b, None, Some(&roles));
     let path = format!("/v1.0/users/{user}/presence/setPresence");
     let set = |app: &str, av: &str, ac: &str| json!({"sessionId": app, "availability": av, "activity": ac, "expirationDuration": "PT1H"});
-    server.post(&path, &ta, set(app_a, "Available", "Available")).await.ok_empty();
-    server.post(&path, &tb, set(app_b, "Busy", "InACall")).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("Busy".into(), "InACall".into()));
-    server.advance(minutes(1));
-    server.post(&path, &ta, set(app_a, "Busy", "InAConferenceCall")).await.ok_empty();
-    // Tie on Busy: the most recently refreshed wins.
-    assert_eq!(server.presence_of(user).await, ("Busy".into(), "InAConferenceCall".into()));
-    server.post(&path, &tb, set(app_b, "DoNotDisturb", "Presenting")).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("DoNotDisturb".into(), "Presenting".into()));
-    // Clearing B leaves A.
     server
-        .post(&format!("/v1.0/users/{user}/presence/clearPresence"), &tb, json!({"sessionId": app_b}))
+        .post(&path, &ta, set(app_a, "Available", "Available"))
         .await
         .ok_empty();
-    assert_eq!(server.presence_of(user).await, ("Busy".into(), "InAConferenceCall".into()));
+    server
+        .post(&path, &tb, set(app_b, "Busy", "InACall"))
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Busy".into(), "InACall".into())
+    );
+    server.advance(minutes(1));
+    server
+        .post(&path, &ta, set(app_a, "Busy", "InAConferenceCall"))
+        .await
+        .ok_empty();
+    // Tie on Busy: the most recently refreshed wins.
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Busy".into(), "InAConferenceCall".into())
+    );
+    server
+        .post(&path, &tb, set(app_b, "DoNotDisturb", "Presenting"))
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("DoNotDisturb".into(), "Presenting".into())
+    );
+    // Clearing B leaves A.
+    server
+        .post(
+            &format!("/v1.0/users/{user}/presence/clearPresence"),
+            &tb,
+            json!({"sessionId": app_b}),
+        )
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Busy".into(), "InAConferenceCall".into())
+    );
 }
 
 #[tokio::test]
 async fn default_session_lifetime_is_five_minutes_and_set_presence_keeps_alive() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    server.set_presence(user, "Busy", "InACall", None).await.ok_empty();
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
     server.advance(minutes(4));
-    server.set_presence(user, "Busy", "InACall", None).await.ok_empty();
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
     server.advance(minutes(4));
     assert_eq!(server.presence_of(user).await.0, "Busy");
     server.advance(minutes(1));
-    assert_eq!(server.presence_of(user).await, ("Offline".into(), "Offline".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Offline".into(), "Offline".into())
+    );
 }
 
 #[tokio::test]
 async fn refreshing_an_available_session_restarts_its_fading() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    server.set_presence(user, "Available", "Available", Some("PT1H")).await.ok_empty();
+    server
+        .set_presence(user, "Available", "Available", Some("PT1H"))
+        .await
+        .ok_empty();
     server.advance(minutes(6));
     assert_eq!(server.presence_of(user).await.1, "AvailableInactive");
-    server.set_presence(user, "Available", "Available", Some("PT1H")).await.ok_empty();
+    server
+        .set_presence(user, "Available", "Available", Some("PT1H"))
+        .await
+        .ok_empty();
     assert_eq!(server.presence_of(user).await.1, "Available");
 }
 
@@ -207,11 +340,23 @@ async fn clear_presence_of_an_unknown_session_is_404() {
     let user = Uuid::new_v4();
     let token = server.user_token(user, ALL_SCOPES);
     let path = format!("/v1.0/users/{user}/presence/clearPresence");
-    let message = server.post(&path, &token, json!({"sessionId": APP})).await.error(404, "itemNotFound");
+    let message = server
+        .post(&path, &token, json!({"sessionId": APP}))
+        .await
+        .error(404, "itemNotFound");
     assert!(message.contains(APP), "{message}");
-    server.set_presence(user, "Busy", "InACall", None).await.ok_empty();
-    server.post(&path, &token, json!({"sessionId": APP})).await.ok_empty();
-    server.post(&path, &token, json!({"sessionId": APP})).await.error(404, "itemNotFound");
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    server
+        .post(&path, &token, json!({"sessionId": APP}))
+        .await
+        .ok_empty();
+    server
+        .post(&path, &token, json!({"sessionId": APP}))
+        .await
+        .error(404, "itemNotFound");
 }
 
 #[tokio::test]
@@ -220,12 +365,31 @@ async fn preferred_presence_overrides_only_while_a_session_lives() {
     let user = Uuid::new_v4();
     let token = server.user_token(user, ALL_SCOPES);
     let path = format!("/v1.0/users/{user}/presence/setUserPreferredPresence");
-    server.post(&path, &token, json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"})).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("Offline".into(), "Offline".into()));
-    server.set_presence(user, "Available", "Available", None).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("DoNotDisturb".into(), "DoNotDisturb".into()));
+    server
+        .post(
+            &path,
+            &token,
+            json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"}),
+        )
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Offline".into(), "Offline".into())
+    );
+    server
+        .set_presence(user, "Available", "Available", None)
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("DoNotDisturb".into(), "DoNotDisturb".into())
+    );
     server.advance(minutes(5));
-    assert_eq!(server.presence_of(user).await, ("Offline".into(), "Offline".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Offline".into(), "Offline".into())
+    );
 }
 
 #[tokio::test]
@@ -234,20 +398,49 @@ async fn preferred_presence_expires_after_its_default_or_given_duration() {
     let user = Uuid::new_v4();
     let token = server.user_token(user, ALL_SCOPES);
     let path = format!("/v1.0/users/{user}/presence/setUserPreferredPresence");
-    server.post(&path, &token, json!({"availability": "Busy", "activity": "Busy"})).await.ok_empty();
+    server
+        .post(
+            &path,
+            &token,
+            json!({"availability": "Busy", "activity": "Busy"}),
+        )
+        .await
+        .ok_empty();
     // Keep a session alive across a day with 4 h sessions.
     for _ in 0..6 {
-        server.set_presence(user, "Available", "Available", Some("PT4H")).await.ok_empty();
-        assert_eq!(server.presence_of(user).await, ("Busy".into(), "Busy".into()));
+        server
+            .set_presence(user, "Available", "Available", Some("PT4H"))
+            .await
+            .ok_empty();
+        assert_eq!(
+            server.presence_of(user).await,
+            ("Busy".into(), "Busy".into())
+        );
         server.advance(TimeDelta::hours(4) - TimeDelta::seconds(1));
     }
-    server.set_presence(user, "Available", "Available", Some("PT4H")).await.ok_empty();
+    server
+        .set_presence(user, "Available", "Available", Some("PT4H"))
+        .await
+        .ok_empty();
     // 6 × (4 h − 1 s) < 1 day: still preferred; one more minute passes the day.
     server.advance(minutes(1));
-    assert_eq!(server.presence_of(user).await, ("Available".into(), "Available".into()));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Available".into(), "Available".into())
+    );
     // An explicit duration.
-    server.post(&path, &token, json!({"availability": "Offline", "activity": "OffWork", "expirationDuration": "PT5M"})).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("Offline".into(), "OffWork".into()));
+    server
+        .post(
+            &path,
+            &token,
+            json!({"availability": "Offline", "activity": "OffWork", "expirationDuration": "PT5M"}),
+        )
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Offline".into(), "OffWork".into())
+    );
     server.advance(minutes(5));
     assert_eq!(server.presence_of(user).await.1, "AvailableInactive");
 }
@@ -258,17 +451,29 @@ async fn status_message_without_expiry_reads_9999_for_its_owner() {
     let user = Uuid::new_v4();
     let token = server.user_token(user, ALL_SCOPES);
     let body = json!({"statusMessage": {"message": {"content": "<p>Out &amp; about</p>", "contentType": "html"}}});
-    server.post("/v1.0/me/presence/setStatusMessage", &token, body).await.ok_empty();
+    server
+        .post("/v1.0/me/presence/setStatusMessage", &token, body)
+        .await
+        .ok_empty();
     let r = server.get("/v1.0/me/presence", &token).await;
     let m = &r.ok_json()["statusMessage"];
-    assert_eq!(m["message"], json!({"content": "Out & about", "contentType": "text"}));
-    assert_eq!(m["expiryDateTime"], json!({"dateTime": "9999-12-31T23:59:59.9999999", "timeZone": "UTC"}));
+    assert_eq!(
+        m["message"],
+        json!({"content": "Out & about", "contentType": "text"})
+    );
+    assert_eq!(
+        m["expiryDateTime"],
+        json!({"dateTime": "9999-12-31T23:59:59.9999999", "timeZone": "UTC"})
+    );
     assert_eq!(m["publishedDateTime"], "2026-01-01T09:00:00.0000000Z");
     server.advance(TimeDelta::days(3650));
     assert!(server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].is_object());
     // Empty content clears it.
     let clear = json!({"statusMessage": {"message": {"content": "", "contentType": "text"}}});
-    server.post("/v1.0/me/presence/setStatusMessage", &token, clear).await.ok_empty();
+    server
+        .post("/v1.0/me/presence/setStatusMessage", &token, clear)
+        .await
+        .ok_empty();
     assert!(server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].is_null());
 }
 
@@ -281,9 +486,15 @@ async fn status_message_expiry_accepts_iana_zones_and_echoes_them() {
         "message": {"content": "lunch", "contentType": "text"},
         "expiryDateTime": {"dateTime": "2026-01-01T10:30:00", "timeZone": "Europe/Berlin"}
     }});
-    server.post("/v1.0/me/presence/setStatusMessage", &token, body).await.ok_empty();
+    server
+        .post("/v1.0/me/presence/setStatusMessage", &token, body)
+        .await
+        .ok_empty();
     let m = server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].clone();
-    assert_eq!(m["expiryDateTime"], json!({"dateTime": "2026-01-01T10:30:00.0000000", "timeZone": "Europe/Berlin"}));
+    assert_eq!(
+        m["expiryDateTime"],
+        json!({"dateTime": "2026-01-01T10:30:00.0000000", "timeZone": "Europe/Berlin"})
+    );
     // 10:30 in Berlin is 09:30 UTC.
     server.advance(minutes(29));
     assert!(server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].is_object());
@@ -296,25 +507,58 @@ async fn work_location_manual_overrides_automatic_and_clears() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
     let token = server.user_token(user, ALL_SCOPES);
-    let read = || async { server.get("/v1.0/me/presence", &token).await.ok_json()["workLocation"].clone() };
+    let read = || async {
+        server.get("/v1.0/me/presence", &token).await.ok_json()["workLocation"].clone()
+    };
     server
-        .post("/v1.0/me/presence/setAutomaticLocation", &token, json!({"workLocationType": "office", "placeId": "bldg-7"}))
+        .post(
+            "/v1.0/me/presence/setAutomaticLocation",
+            &token,
+            json!({"workLocationType": "office", "placeId": "bldg-7"}),
+        )
         .await
         .ok_empty();
-    assert_eq!(read().await, json!({"workLocationType": "office", "source": "automatic", "placeId": "bldg-7"}));
+    assert_eq!(
+        read().await,
+        json!({"workLocationType": "office", "source": "automatic", "placeId": "bldg-7"})
+    );
     server
-        .post("/v1.0/me/presence/setManualLocation", &token, json!({"workLocationType": "Remote"}))
+        .post(
+            "/v1.0/me/presence/setManualLocation",
+            &token,
+            json!({"workLocationType": "Remote"}),
+        )
         .await
         .ok_empty();
-    assert_eq!(read().await, json!({"workLocationType": "remote", "source": "manual", "placeId": null}));
-    server.post("/v1.0/me/presence/clearAutomaticLocation", &token, json!({})).await.ok_empty();
+    assert_eq!(
+        read().await,
+        json!({"workLocationType": "remote", "source": "manual", "placeId": null})
+    );
+    server
+        .post(
+            "/v1.0/me/presence/clearAutomaticLocation",
+            &token,
+            json!({}),
+        )
+        .await
+        .ok_empty();
     assert_eq!(read().await["source"], "manual");
     server
-        .post("/v1.0/me/presence/setAutomaticLocation", &token, json!({"workLocationType": "timeOff"}))
+        .post(
+            "/v1.0/me/presence/setAutomaticLocation",
+            &token,
+            json!({"workLocationType": "timeOff"}),
+        )
         .await
         .ok_empty();
-    server.post("/v1.0/me/presence/clearLocation", &token, json!({})).await.ok_empty();
-    assert_eq!(read().await, json!({"workLocationType": "unspecified", "source": "none", "placeId": null}));
+    server
+        .post("/v1.0/me/presence/clearLocation", &token, json!({}))
+        .await
+        .ok_empty();
+    assert_eq!(
+        read().await,
+        json!({"workLocationType": "unspecified", "source": "none", "placeId": null})
+    );
 }
 
 #[tokio::test]
@@ -329,7 +573,10 @@ async fn sequence_number_rises_on_writes_and_fades_and_holds_between() {
             .to_string()
     };
     let s0 = seq().await;
-    server.set_presence(user, "Available", "Available", Some("PT1H")).await.ok_empty();
+    server
+        .set_presence(user, "Available", "Available", Some("PT1H"))
+        .await
+        .ok_empty();
     let s1 = seq().await;
     assert!(s1 > s0);
     server.advance(minutes(4));
@@ -337,16 +584,28 @@ async fn sequence_number_rises_on_writes_and_fades_and_holds_between() {
     server.advance(minutes(1));
     let s2 = seq().await;
     assert!(s2 > s1, "a fade changes it");
-    server.set_presence(user, "Busy", "InACall", Some("PT1H")).await.ok_empty();
-    assert!(seq().await > s2, "a write in the same instant still sorts higher");
+    server
+        .set_presence(user, "Busy", "InACall", Some("PT1H"))
+        .await
+        .ok_empty();
+    assert!(
+        seq().await > s2,
+        "a write in the same instant still sorts higher"
+    );
 }
 
 #[tokio::test]
 async fn inputs_are_case_insensitive_and_outputs_pascal_case() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    server.set_presence(user, "dONOTdISTURB", "presenting", None).await.ok_empty();
-    assert_eq!(server.presence_of(user).await, ("DoNotDisturb".into(), "Presenting".into()));
+    server
+        .set_presence(user, "dONOTdISTURB", "presenting", None)
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("DoNotDisturb".into(), "Presenting".into())
+    );
 }
 
 #[tokio::test]
@@ -361,6 +620,8 @@ async fn actions_answer_200_with_an_empty_body_and_request_ids() {
         .send(Method::GET, "/_presenced/healthz", None, None)
         .await;
     assert_eq!(r.ok_json()["status"], "ok");
-    let r = server.send(Method::GET, "/_presenced/readyz", None, None).await;
+    let r = server
+        .send(Method::GET, "/_presenced/readyz", None, None)
+        .await;
     assert_eq!(r.ok_json()["status"], "ready");
 }
