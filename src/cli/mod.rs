@@ -139,9 +139,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), manual_clock = config.manual_clock, "serving");
     println!("presenced listening on http://{addr}");
-    app.serve(listener, shutdown_signal()).await
+    app.serve(listener, shutdown).await
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
