@@ -102,11 +102,18 @@ pub fn router(state: AppState) -> Router {
             "/_presenced/users/{id}/presence",
             get(admin::explain_presence),
         );
-    graph
+    let routes = graph
         .merge(own)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    with_graph_edges(routes)
+}
+
+/// The layers every response passes through: body limits, panics caught as
+/// 500 `generalException`, request ids and Graph error rendering.
+fn with_graph_edges(routes: Router) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
@@ -186,4 +193,37 @@ async fn request_ids(req: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_graph_500_with_request_ids() {
+        let routes = Router::new().route(
+            "/boom",
+            get(|| async {
+                let input: Option<u8> = None;
+                #[allow(clippy::unwrap_used)]
+                input.unwrap().to_string()
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        let resp = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let request_id = resp.headers()["request-id"].to_str().unwrap().to_string();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "generalException");
+        assert_eq!(
+            body["error"]["message"],
+            "An internal server error occurred."
+        );
+        assert_eq!(
+            body["error"]["innerError"]["request-id"],
+            request_id.as_str()
+        );
+    }
 }
