@@ -1,12 +1,18 @@
 //! The one integration-test binary: the real router on a real listener (and,
 //! for restarts, the real binary), driven over HTTP with real signed tokens.
 
-#![allow(unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 mod helpers;
 
 mod binary;
 mod emulator;
 mod errors;
+mod jwks;
 mod permissions;
 mod presence;
