@@ -15,11 +15,64 @@ use crate::auth::{bearer_token, Principal, PrincipalKind};
 use crate::clock::{wall_now, Instant};
 use crate::domain::parse_guid;
 
-/// A JSON body parsed with Graph-style errors: bad JSON or a bad field →
-/// 400 `invalidRequest`, wrong content type → 415, too large → 413.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(GraphError))]
+/// A JSON object body parsed with Graph-style errors: a body that is not a
+/// JSON object, bad JSON or a bad field → 400 `invalidRequest`, wrong
+/// content type → 415, too large → 413.
+#[derive(Debug)]
 pub struct GraphJson<T>(pub T);
+
+/// Whether the request declares a JSON body (`application/json`, any
+/// parameters, or a `+json` type).
+fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|mime| {
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+impl<S, T> FromRequest<S> for GraphJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = GraphError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GraphError> {
+        if !declares_json(req.headers()) {
+            return Err(unsupported_media_type());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| GraphError::from(JsonRejection::from(e)))?;
+        // Serde would also read a JSON array as a struct, in field order;
+        // Graph bodies are objects, so anything else is refused here.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(GraphError::bad_request(
+                "The request body must be a JSON object.",
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(GraphJson(value))
+    }
+}
+
+fn unsupported_media_type() -> GraphError {
+    GraphError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupportedMediaType",
+        "The request body must be JSON, sent with 'Content-Type: application/json'.",
+    )
+}
 
 impl From<JsonRejection> for GraphError {
     fn from(rejection: JsonRejection) -> Self {
@@ -31,11 +84,7 @@ impl From<JsonRejection> for GraphError {
                 "The request body is not valid JSON: {}",
                 e.body_text()
             )),
-            JsonRejection::MissingJsonContentType(_) => GraphError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupportedMediaType",
-                "The request body must be JSON, sent with 'Content-Type: application/json'.",
-            ),
+            JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 GraphError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,

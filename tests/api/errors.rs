@@ -676,6 +676,9 @@ async fn personal_account_token_is_403() {
     r.error(403, "Forbidden");
 }
 
+/// name, method, path, Authorization header, JSON body (Null: none), status.
+type IdCase<'a> = (&'a str, Method, String, Option<&'a str>, Value, u16);
+
 #[tokio::test]
 async fn every_response_carries_request_ids_and_errors_repeat_them() {
     let server = TestServer::start().await;
@@ -683,7 +686,7 @@ async fn every_response_carries_request_ids_and_errors_repeat_them() {
     let token = server.user_token(user, ALL_SCOPES);
     let bearer = format!("Bearer {token}");
     let set = format!("/v1.0/users/{user}/presence/setPresence");
-    let requests: Vec<(&str, Method, String, Option<&str>, Value, u16)> = vec![
+    let requests: Vec<IdCase> = vec![
         (
             "get",
             Method::GET,

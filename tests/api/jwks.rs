@@ -14,7 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_presenced");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const ISSUER: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
 
-struct Proc(Child, String, tempfile::TempDir);
+/// A server process, its URL, and its data dir (deleted with it).
+struct Proc(Child, String, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Proc {
     fn drop(&mut self) {
