@@ -14,6 +14,9 @@ use crate::http::{router, AppState};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
+/// The shortest HS256 secret accepted, in bytes.
+const MIN_SECRET_BYTES: usize = 16;
+
 /// Reads the HS256 secret a config names; `create` generates the data-dir
 /// secret (mode 0600) when it does not exist yet. Returns the secret and
 /// whether it was just created.
@@ -22,7 +25,11 @@ pub fn load_secret(source: &SecretSource, create: bool) -> anyhow::Result<Option
         SecretSource::None => Ok(None),
         SecretSource::Env => {
             let value = std::env::var(SECRET_ENV).unwrap_or_default();
-            Ok(Some((value.trim().as_bytes().to_vec(), false)))
+            let secret = value.trim().as_bytes().to_vec();
+            if secret.len() < MIN_SECRET_BYTES {
+                anyhow::bail!("{SECRET_ENV} is shorter than {MIN_SECRET_BYTES} bytes");
+            }
+            Ok(Some((secret, false)))
         }
         SecretSource::File(path) => Ok(Some((read_secret(path)?, false))),
         SecretSource::Generated(path) => {
@@ -44,8 +51,11 @@ fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", path.display()))?;
     let secret = text.trim().as_bytes().to_vec();
-    if secret.len() < 16 {
-        anyhow::bail!("the secret in {} is shorter than 16 bytes", path.display());
+    if secret.len() < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "the secret in {} is shorter than {MIN_SECRET_BYTES} bytes",
+            path.display()
+        );
     }
     Ok(secret)
 }
@@ -53,7 +63,7 @@ fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     use rand::RngCore;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::store::sqlite::create_private_dir(dir)?;
     }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

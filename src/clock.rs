@@ -63,14 +63,27 @@ pub struct ManualClock {
     time: Arc<watch::Sender<Instant>>,
 }
 
-/// Refusal to move a [`ManualClock`] backwards.
+/// The latest instant a [`ManualClock`] may show: the end of year 9999,
+/// the last instant Graph's date-times can express.
+pub fn latest_instant() -> Instant {
+    chrono::DateTime::from_timestamp(253_402_300_799, 0)
+        .expect("9999-12-31T23:59:59Z is representable")
+}
+
+/// Refusal to move a [`ManualClock`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the clock cannot move backwards (now {now}, asked for {asked})")]
-pub struct BackwardsError {
-    /// The clock's current time.
-    pub now: Instant,
-    /// The instant that was asked for.
-    pub asked: Instant,
+pub enum BackwardsError {
+    /// The clock never moves backwards.
+    #[error("the clock cannot move backwards (now {now}, asked for {asked})")]
+    Backwards {
+        /// The clock's current time.
+        now: Instant,
+        /// The instant that was asked for.
+        asked: Instant,
+    },
+    /// The clock cannot pass the end of year 9999.
+    #[error("the clock cannot move past 9999-12-31T23:59:59Z")]
+    OutOfRange,
 }
 
 impl ManualClock {
@@ -86,17 +99,20 @@ impl ManualClock {
         let now = *self.time.borrow();
         match now.checked_add_signed(by) {
             Some(t) => self.set(t),
-            None => Err(BackwardsError { now, asked: now }),
+            None => Err(BackwardsError::OutOfRange),
         }
     }
 
     /// Sets the clock to `t`, which must not be earlier than now; returns the
     /// new time.
     pub fn set(&self, t: Instant) -> Result<Instant, BackwardsError> {
+        if t > latest_instant() {
+            return Err(BackwardsError::OutOfRange);
+        }
         let mut result = Ok(t);
         self.time.send_if_modified(|now| {
             if t < *now {
-                result = Err(BackwardsError {
+                result = Err(BackwardsError::Backwards {
                     now: *now,
                     asked: t,
                 });
@@ -150,9 +166,24 @@ mod tests {
     fn manual_clock_refuses_to_go_backwards() {
         let clock = ManualClock::new(t0());
         let err = clock.set(t0() - chrono::Duration::seconds(1)).unwrap_err();
-        assert_eq!(err.now, t0());
+        assert!(matches!(err, BackwardsError::Backwards { now, .. } if now == t0()));
         assert!(clock.advance(chrono::Duration::seconds(-1)).is_err());
         assert_eq!(clock.now(), t0());
+    }
+
+    #[test]
+    fn manual_clock_stops_at_the_end_of_year_9999() {
+        let clock = ManualClock::new(t0());
+        assert_eq!(clock.set(latest_instant()), Ok(latest_instant()));
+        assert_eq!(
+            clock.advance(chrono::Duration::seconds(1)),
+            Err(BackwardsError::OutOfRange)
+        );
+        assert_eq!(
+            clock.advance(chrono::Duration::MAX),
+            Err(BackwardsError::OutOfRange)
+        );
+        assert_eq!(clock.now(), latest_instant());
     }
 
     #[test]

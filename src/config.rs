@@ -141,9 +141,17 @@ impl Config {
         let jwks_file = cli.jwks_file.or(file.jwks_file);
         let jwks_url = cli.jwks_url.or(file.jwks_url);
         if let Some(url) = &jwks_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
+            // Signing keys over plain http could be swapped by anyone on the
+            // network path; plain http is allowed for loopback only.
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| {
+                    url.strip_prefix(p)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+                });
+            if !(url.starts_with("https://") || loopback) {
                 return Err(ConfigError::Invalid(format!(
-                    "--jwks-url '{url}' must be an http(s) URL"
+                    "--jwks-url '{url}' must be an https URL (plain http only for 127.0.0.1, localhost or [::1])"
                 )));
             }
         }
@@ -230,6 +238,35 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::merge(start, FileConfig::default(), false).is_err());
+    }
+
+    #[test]
+    fn jwks_urls_must_be_https_except_on_loopback() {
+        let with = |url: &str| FileConfig {
+            jwks_url: Some(url.into()),
+            ..Default::default()
+        };
+        for ok in [
+            "https://login.example/keys",
+            "http://127.0.0.1:9/keys",
+            "http://localhost/keys",
+        ] {
+            assert!(
+                Config::merge(with(ok), FileConfig::default(), false).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://keys.example/keys",
+            "http://localhost.evil.example/",
+            "ftp://x",
+            "keys.json",
+        ] {
+            assert!(
+                Config::merge(with(bad), FileConfig::default(), false).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct TokenArgs {
     /// Audience claim.
     #[arg(long, default_value = "https://graph.microsoft.com")]
     pub audience: String,
+    /// Issuer claim [default: the server's configured issuer, else https://sts.windows.net/{tenant}/].
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
 }
 
 fn file_config(keys: &KeyArgs) -> anyhow::Result<FileConfig> {
@@ -150,6 +153,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let cli = FileConfig {
         data_dir: args.keys.data_dir,
         jwt_secret_file: args.keys.jwt_secret_file,
+        issuer: args.issuer,
         ..Default::default()
     };
     let config = Config::merge(cli, file, secret_env_set())?;
@@ -179,6 +183,10 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         ttl,
     );
     claims.aud = args.audience;
+    if let Some(issuer) = &config.issuer {
+        // The server requires this issuer; mint tokens it will accept.
+        claims.iss = issuer.replace("{tenantid}", &args.tenant.to_string());
+    }
     println!("{}", mint_hs256(&secret, &claims)?);
     Ok(())
 }

@@ -74,12 +74,13 @@ pub fn aggregate(facts: &UserFacts, now: Instant) -> (Availability, Activity) {
 fn transitions(facts: &UserFacts) -> impl Iterator<Item = Instant> + '_ {
     let sessions = facts.sessions.iter().flat_map(|s| {
         let fades = (s.pair.availability() == Availability::Available).then(|| {
+            // Checked: an instant near the end of time has no fade, not a panic.
             [
-                s.last_active + FADE_TO_INACTIVE,
-                s.last_active + FADE_TO_AWAY,
+                s.last_active.checked_add_signed(FADE_TO_INACTIVE),
+                s.last_active.checked_add_signed(FADE_TO_AWAY),
             ]
         });
-        fades.into_iter().flatten().chain([s.expires_at])
+        fades.into_iter().flatten().flatten().chain([s.expires_at])
     });
     let preferred = facts.preferred.iter().map(|p| p.expires_at);
     let status = facts.status.iter().filter_map(|m| m.expires_at);

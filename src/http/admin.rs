@@ -1,14 +1,14 @@
 //! presenced's own endpoints under `/_presenced` (SPEC §8): health,
 //! readiness, the emulator clock and simulated Teams client sessions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::GraphError;
-use super::extract::{authenticate, GraphJson};
+use super::extract::{authenticate, GraphJson, GraphPath};
 use super::presence::{lifetime, SESSION_DEFAULT, SESSION_MAX, SESSION_MIN};
 use super::render;
 use super::AppState;
@@ -52,7 +52,7 @@ impl axum::extract::FromRequestParts<AppState> for Emulator {
     async fn from_request_parts(_parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
         state.clock.manual().cloned().map(Emulator).ok_or_else(|| {
             GraphError::not_found(
-                "The clock can only be read or moved when the server runs with --manual-clock.",
+                "The emulator endpoints (clock, simulated client sessions) exist only when the server runs with --manual-clock.",
             )
         })
     }
@@ -145,11 +145,12 @@ pub struct ClientSessionBody {
 
 /// `PUT /_presenced/users/{id}/clientSessions/{name}`: creates or refreshes a
 /// simulated Teams client session (e.g. `desktop` Busy/InAMeeting). It
-/// aggregates like any other session.
+/// aggregates like any other session. Emulator mode only (404 otherwise).
 pub async fn put_client_session(
     State(state): State<AppState>,
+    _emulator: Emulator,
     admin: Admin,
-    Path((id, name)): Path<(String, String)>,
+    GraphPath((id, name)): GraphPath<(String, String)>,
     GraphJson(body): GraphJson<ClientSessionBody>,
 ) -> Result<Json<Value>, GraphError> {
     let key = client_key(&admin, &id, &name)?;
@@ -177,8 +178,9 @@ pub async fn put_client_session(
 /// client session (404 if there is none).
 pub async fn delete_client_session(
     State(state): State<AppState>,
+    _emulator: Emulator,
     admin: Admin,
-    Path((id, name)): Path<(String, String)>,
+    GraphPath((id, name)): GraphPath<(String, String)>,
 ) -> Result<axum::http::StatusCode, GraphError> {
     let key = client_key(&admin, &id, &name)?;
     let now = state.clock.now();
@@ -194,7 +196,7 @@ pub async fn delete_client_session(
 pub async fn explain_presence(
     State(state): State<AppState>,
     Reader(principal): Reader,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, GraphError> {
     let user = parse_guid(&id)?;
     authorize(&principal, Operation::Read, Some(user))?;

@@ -75,12 +75,6 @@ impl GraphError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            // Graph paths only ever take these two.
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        }
         response
     }
 }

@@ -103,6 +103,21 @@ impl From<JsonRejection> for GraphError {
     }
 }
 
+/// Path parameters with a Graph-style 400 when they cannot be read (e.g.
+/// percent-encoded bytes that are not UTF-8), instead of axum's plain text.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(Path), rejection(GraphError))]
+pub struct GraphPath<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for GraphError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        GraphError::bad_request(format!(
+            "The request path is invalid: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
 /// Which API version the path named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiVersion {

@@ -45,27 +45,36 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
 }
 
-/// The Graph actions reachable under each presence path.
+/// The Graph actions reachable under each presence path, by their short
+/// name and by their namespaced name (`microsoft.graph.setPresence`), which
+/// some SDKs (Go, PowerShell) use.
 fn actions() -> Router<AppState> {
-    Router::new()
-        .route("/setPresence", post(presence::set_presence))
-        .route("/clearPresence", post(presence::clear_presence))
-        .route("/setUserPreferredPresence", post(presence::set_preferred))
-        .route(
-            "/clearUserPreferredPresence",
+    let mut router = Router::new();
+    for (name, handler) in [
+        ("setPresence", post(presence::set_presence)),
+        ("clearPresence", post(presence::clear_presence)),
+        ("setUserPreferredPresence", post(presence::set_preferred)),
+        (
+            "clearUserPreferredPresence",
             post(presence::clear_preferred),
-        )
-        .route("/setStatusMessage", post(presence::set_status_message))
-        .route("/setManualLocation", post(presence::set_manual_location))
-        .route(
-            "/setAutomaticLocation",
+        ),
+        ("setStatusMessage", post(presence::set_status_message)),
+        ("setManualLocation", post(presence::set_manual_location)),
+        (
+            "setAutomaticLocation",
             post(presence::set_automatic_location),
-        )
-        .route("/clearLocation", post(presence::clear_location))
-        .route(
-            "/clearAutomaticLocation",
+        ),
+        ("clearLocation", post(presence::clear_location)),
+        (
+            "clearAutomaticLocation",
             post(presence::clear_automatic_location),
-        )
+        ),
+    ] {
+        router = router
+            .route(&format!("/{name}"), handler.clone())
+            .route(&format!("/microsoft.graph.{name}"), handler);
+    }
+    router
 }
 
 /// Builds the whole router.
@@ -82,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/{version}/communications/getPresencesByUserId",
+            post(presence::get_many),
+        )
+        .route(
+            "/{version}/communications/microsoft.graph.getPresencesByUserId",
             post(presence::get_many),
         )
         .nest("/{version}/me/presence", actions())

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::TimeDelta;
+use chrono::{Datelike, TimeDelta};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::instrument;
@@ -33,6 +33,11 @@ pub const SESSION_MAX: TimeDelta = TimeDelta::hours(4);
 pub const PREFERRED_MIN: TimeDelta = TimeDelta::minutes(5);
 /// Longest explicit preferred-presence lifetime (SPEC §4 decision).
 pub const PREFERRED_MAX: TimeDelta = TimeDelta::days(30);
+/// The last day Graph's date-times can express, 9999-12-31.
+fn end_of_time() -> chrono::NaiveDate {
+    crate::clock::latest_instant().date_naive()
+}
+
 /// Longest accepted `placeId`.
 const MAX_PLACE_ID_CHARS: usize = 256;
 
@@ -317,7 +322,21 @@ pub async fn set_status_message(
                 None => TimeZoneName::utc(),
             };
             let local = parse_local_date_time(&expiry.date_time)?;
-            (Some(zone.to_utc(local)), Some(zone.name().to_string()))
+            if local.date() == end_of_time() {
+                // 9999-12-31 in any zone is Graph's "no expiry" (SPEC §2),
+                // as read back by the owner; keep it that way on a round trip.
+                (None, None)
+            } else {
+                let utc = zone.to_utc(local);
+                if utc > crate::clock::latest_instant() || utc.year() < 1 {
+                    return Err(GraphError::bad_request(format!(
+                        "expiryDateTime '{}' in '{}' is outside the supported range (years 0001 to 9999).",
+                        expiry.date_time,
+                        zone.name()
+                    )));
+                }
+                (Some(utc), Some(zone.name().to_string()))
+            }
         }
     };
     let status = (!input.is_clear()).then_some(StatusMessage {

@@ -79,7 +79,9 @@ impl Change {
             Change::ClearAutomaticLocation => next.work_location.automatic = None,
         }
         next.version += 1;
-        next.updated_at = Some(now);
+        // Never backwards: a write that carries an earlier `now` than the
+        // last one (requests overlapping) must not lower the sequence number.
+        next.updated_at = Some(next.updated_at.map_or(now, |prev| prev.max(now)));
         *facts = next;
         Ok(())
     }
@@ -88,4 +90,22 @@ impl Change {
 /// The instant stored beside a user's facts for [`super::Store::due_users`].
 pub(crate) fn due_at(facts: &UserFacts, now: Instant) -> Option<Instant> {
     next_change(facts, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    #[test]
+    fn a_write_stamped_earlier_than_the_last_never_moves_updated_at_back() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let mut facts = UserFacts::default();
+        Change::ClearPreferred.apply_to(&mut facts, t).unwrap();
+        Change::ClearPreferred
+            .apply_to(&mut facts, t - TimeDelta::minutes(1))
+            .unwrap();
+        assert_eq!(facts.updated_at, Some(t));
+        assert_eq!(facts.version, 2);
+    }
 }

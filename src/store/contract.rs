@@ -431,6 +431,24 @@ mod backends {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_refuses_a_newer_schema_and_keeps_the_data_dir_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        SqliteStore::open(&data).unwrap().close();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let conn = rusqlite::Connection::open(SqliteStore::file_in(&data)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&data).unwrap_err();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_reports_corrupt_rows_instead_of_panicking() {
         let dir = tempfile::tempdir().unwrap();
         let k = key();

@@ -37,8 +37,10 @@ CREATE TABLE IF NOT EXISTS users (
     PRIMARY KEY (tenant, user)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_next_change ON users (next_change) WHERE next_change IS NOT NULL;
-PRAGMA user_version = 1;
 ";
+
+/// The schema version this build reads and writes.
+const SCHEMA_VERSION: i64 = 1;
 
 struct WriteOp {
     key: UserKey,
@@ -74,7 +76,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and starts the
     /// writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        create_private_dir(data_dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create data dir {}: {e}",
                 data_dir.display()
@@ -88,7 +90,18 @@ impl SqliteStore {
             .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(unavailable)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "{} has schema version {version}, newer than this build's {SCHEMA_VERSION}; upgrade presenced",
+                path.display()
+            )));
+        }
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("presenced-sqlite-writer".into())
@@ -125,6 +138,19 @@ impl SqliteStore {
         .await
         .map_err(unavailable)?
     }
+}
+
+/// Creates the data dir (and parents) readable by its owner only: it holds
+/// presence data and, in development, the signing secret.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 struct ReadPool {
@@ -223,12 +249,28 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Applied, 
     };
     let mut results = Vec::with_capacity(batch.len());
     for op in batch {
-        let result = read_facts(&tx, op.key).and_then(|before| {
-            let mut after = before.clone();
-            op.change.clone().apply_to(&mut after, op.now)?;
-            write_facts(&tx, op.key, &after, op.now)?;
-            Ok(Applied { before, after })
+        // A bug in one operation must not kill the only writer.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            read_facts(&tx, op.key).and_then(|before| {
+                let mut after = before.clone();
+                op.change.clone().apply_to(&mut after, op.now)?;
+                write_facts(&tx, op.key, &after, op.now)?;
+                Ok(Applied { before, after })
+            })
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!("a store write panicked; it was skipped");
+            Err(StoreError::Unavailable("internal error".into()))
         });
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            // A SQL failure may have rolled the transaction back under us:
+            // fail the whole batch rather than report writes that may be lost.
+            drop(tx);
+            return batch
+                .iter()
+                .map(|_| Err(unavailable("write failed")))
+                .collect();
+        }
         results.push(result);
     }
     match tx.commit() {

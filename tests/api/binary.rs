@@ -234,6 +234,62 @@ async fn clock_endpoints_are_404_without_manual_clock() {
         )
         .await;
     r.error(404, "itemNotFound");
+    let r = server
+        .send(
+            reqwest::Method::PUT,
+            &format!(
+                "/_presenced/users/{}/clientSessions/desktop",
+                Uuid::new_v4()
+            ),
+            &admin,
+            Some(json!({"availability": "Busy", "activity": "Busy"})),
+        )
+        .await;
+    r.error(404, "itemNotFound");
+}
+
+#[tokio::test]
+async fn token_mints_for_the_configured_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("presenced.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\nissuer = \"https://login.microsoftonline.com/{{tenantid}}/v2.0\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let server = Proc::start(&["--config", config.to_str().unwrap()]);
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "--config",
+            config.to_str().unwrap(),
+            "--tenant",
+            &tenant.to_string(),
+        ])
+        .args([
+            "--user",
+            &user.to_string(),
+            "--app",
+            "a",
+            "--scopes",
+            "Presence.Read",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let r = server
+        .send(reqwest::Method::GET, "/v1.0/me/presence", &token, None)
+        .await;
+    assert_eq!(r.ok_json()["id"], user.to_string());
 }
 
 #[tokio::test]

@@ -204,3 +204,22 @@ async fn simulated_client_sessions_expire_and_validate_input() {
         .await;
     r.error(403, "Forbidden");
 }
+
+#[tokio::test]
+async fn the_clock_stops_at_the_end_of_year_9999() {
+    let server = TestServer::start().await;
+    let message = move_clock(&server, json!({"advance": "PT8208499650780S"}))
+        .await
+        .error(400, "invalidRequest");
+    assert!(message.contains("9999"), "{message}");
+    move_clock(&server, json!({"set": "9999-12-31T23:59:59Z"}))
+        .await
+        .ok_json();
+    // Presence still works at the end of time.
+    let user = Uuid::new_v4();
+    server
+        .set_presence(user, "Available", "Available", None)
+        .await
+        .ok_empty();
+    assert_eq!(server.presence_of(user).await.0, "Available");
+}

@@ -625,3 +625,72 @@ async fn actions_answer_200_with_an_empty_body_and_request_ids() {
         .await;
     assert_eq!(r.ok_json()["status"], "ready");
 }
+
+#[tokio::test]
+async fn status_message_expiry_at_the_end_of_time_means_no_expiry_and_out_of_range_is_400() {
+    let server = TestServer::start().await;
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    let with_expiry = |date_time: &str, zone: &str| {
+        json!({"statusMessage": {
+            "message": {"content": "hi", "contentType": "text"},
+            "expiryDateTime": {"dateTime": date_time, "timeZone": zone}
+        }})
+    };
+    // The owner's read-back of "no expiry", sent again in a zone west of UTC.
+    let body = with_expiry("9999-12-31T23:59:59.9999999", "Pacific Standard Time");
+    server
+        .post("/v1.0/me/presence/setStatusMessage", &token, body)
+        .await
+        .ok_empty();
+    let m = server.get("/v1.0/me/presence", &token).await.ok_json()["statusMessage"].clone();
+    assert_eq!(
+        m["expiryDateTime"],
+        json!({"dateTime": "9999-12-31T23:59:59.9999999", "timeZone": "UTC"})
+    );
+    // Before year 1 in UTC: refused, and the stored message is untouched.
+    let body = with_expiry("0001-01-01T00:00:00", "Tokyo Standard Time");
+    let message = server
+        .post("/v1.0/me/presence/setStatusMessage", &token, body)
+        .await
+        .error(400, "invalidRequest");
+    assert!(message.contains("outside the supported range"), "{message}");
+    let r = server.get("/v1.0/me/presence", &token).await;
+    assert_eq!(r.ok_json()["statusMessage"]["message"]["content"], "hi");
+}
+
+#[tokio::test]
+async fn namespaced_action_names_work_like_the_short_ones() {
+    let server = TestServer::start().await;
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    let body = json!({"sessionId": APP, "availability": "Busy", "activity": "InACall"});
+    server
+        .post(
+            "/v1.0/me/presence/microsoft.graph.setPresence",
+            &token,
+            body,
+        )
+        .await
+        .ok_empty();
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Busy".into(), "InACall".into())
+    );
+    let r = server
+        .post(
+            "/beta/communications/microsoft.graph.getPresencesByUserId",
+            &token,
+            json!({"ids": [user.to_string()]}),
+        )
+        .await;
+    assert_eq!(r.ok_json()["value"][0]["availability"], "Busy");
+}
+
+#[tokio::test]
+async fn unreadable_path_bytes_are_a_graph_400() {
+    let server = TestServer::start().await;
+    let admin = server.app_token(&["Presenced.Admin", "Presence.Read.All"]);
+    let r = server.get("/_presenced/users/%FF/presence", &admin).await;
+    r.error(400, "invalidRequest");
+}
