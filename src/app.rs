@@ -107,12 +107,21 @@ impl App {
             ..AuthConfig::default()
         })
         .await?;
+        let store = Arc::new(SqliteStore::open(&config.data_dir)?);
         let clock: Arc<dyn Clock> = if config.manual_clock {
-            Arc::new(ManualClock::new(config.start_time.unwrap_or_else(wall_now)))
+            let wanted = config.start_time.unwrap_or_else(wall_now);
+            let start = match store.emulator_time().await? {
+                Some(saved) if saved > wanted => {
+                    tracing::warn!(%saved, %wanted, "the emulator clock already reached a later time in this data dir; continuing from it (it never moves backwards)");
+                    saved
+                }
+                _ => wanted,
+            };
+            store.save_emulator_time(start).await?;
+            Arc::new(ManualClock::new(start))
         } else {
             Arc::new(SystemClock)
         };
-        let store = Arc::new(SqliteStore::open(&config.data_dir)?);
         let state = AppState {
             store: store.clone() as Arc<dyn Store>,
             clock,

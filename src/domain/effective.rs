@@ -103,6 +103,21 @@ fn last_change(facts: &UserFacts, now: Instant) -> Option<Instant> {
         .max()
 }
 
+/// When the user last had a live session (SPEC §8 `lastSeenDateTime`):
+/// `now` while one lives, else the latest instant a session ended, `None` if
+/// the user never had one.
+pub fn last_seen(facts: &UserFacts, now: Instant) -> Option<Instant> {
+    if facts.sessions.iter().any(|s| s.is_live(now)) {
+        return Some(now);
+    }
+    facts
+        .sessions
+        .iter()
+        .map(|s| s.expires_at)
+        .chain(facts.last_seen)
+        .max()
+}
+
 /// The presence readers see at `now` (SPEC §2, §4).
 pub fn effective(facts: &UserFacts, now: Instant) -> EffectivePresence {
     let (availability, activity) = aggregate(facts, now);
@@ -394,6 +409,23 @@ mod tests {
         assert!(effective(&f, t0() + min(29)).status.is_some());
         assert!(effective(&f, t0() + min(30)).status.is_none());
         assert_eq!(next_change(&f, t0()), Some(t0() + min(30)));
+    }
+
+    #[test]
+    fn last_seen_is_now_while_a_session_lives_then_its_end() {
+        let mut f = facts(vec![session(
+            "a",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            min(5),
+        )]);
+        assert_eq!(last_seen(&UserFacts::default(), t0()), None);
+        assert_eq!(last_seen(&f, t0() + min(1)), Some(t0() + min(1)));
+        assert_eq!(last_seen(&f, t0() + min(9)), Some(t0() + min(5)));
+        f.sessions.clear();
+        f.last_seen = Some(t0() + min(3));
+        assert_eq!(last_seen(&f, t0() + min(9)), Some(t0() + min(3)));
     }
 
     #[test]

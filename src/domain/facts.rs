@@ -115,4 +115,7 @@ pub struct UserFacts {
     pub version: u64,
     /// The instant of the last write, if any.
     pub updated_at: Option<Instant>,
+    /// When the user last had a live session, as of the sessions pruned or
+    /// removed so far (see [`super::last_seen`] for the full answer).
+    pub last_seen: Option<Instant>,
 }

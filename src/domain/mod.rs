@@ -14,7 +14,7 @@ mod vocab;
 mod zone;
 
 pub use duration::{format_duration, parse_duration, IsoDuration};
-pub use effective::{aggregate, effective, next_change, EffectivePresence};
+pub use effective::{aggregate, effective, last_seen, next_change, EffectivePresence};
 pub use error::DomainError;
 pub use facts::{
     Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocation, WorkLocationLayer,

@@ -15,7 +15,7 @@ use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::clock::{Instant, ManualClock};
 use crate::domain::{
-    effective, parse_duration, parse_guid, Session, SessionKind, SessionPair, UserKey,
+    effective, last_seen, parse_duration, parse_guid, Session, SessionKind, SessionPair, UserKey,
 };
 
 /// `GET /_presenced/healthz`: the process is up.
@@ -78,6 +78,7 @@ pub struct MoveClock {
 /// `POST /_presenced/clock`: moves the emulator clock forward by `advance`
 /// (ISO 8601 duration) or to `set` (RFC 3339 instant); never backwards.
 pub async fn move_clock(
+    State(state): State<AppState>,
     Emulator(clock): Emulator,
     _admin: Admin,
     GraphJson(body): GraphJson<MoveClock>,
@@ -99,6 +100,7 @@ pub async fn move_clock(
         }
     };
     let now = moved.map_err(|e| GraphError::bad_request(format!("{e}.")))?;
+    state.store.save_emulator_time(now).await?;
     Ok(clock_body(now))
 }
 
@@ -237,6 +239,7 @@ pub async fn explain_presence(
         }),
         _ => Value::Null,
     };
+    out["lastSeenDateTime"] = json!(last_seen(&facts, now).map(render::utc_timestamp));
     out["now"] = json!(render::utc_timestamp(now));
     Ok(Json(out))
 }

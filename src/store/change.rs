@@ -40,6 +40,13 @@ impl Change {
     /// bumps the version. On error `facts` is left as it was.
     pub fn apply_to(self, facts: &mut UserFacts, now: Instant) -> Result<(), StoreError> {
         let mut next = facts.clone();
+        let ended = next
+            .sessions
+            .iter()
+            .filter(|s| !s.is_live(now))
+            .map(|s| s.expires_at)
+            .max();
+        next.last_seen = next.last_seen.max(ended);
         next.sessions.retain(|s| s.is_live(now));
         if next.preferred.as_ref().is_some_and(|p| p.expires_at <= now) {
             next.preferred = None;
@@ -66,6 +73,7 @@ impl Change {
                         "no presence session '{id}' exists for this user"
                     )));
                 }
+                next.last_seen = next.last_seen.max(Some(now));
             }
             Change::SetPreferred(p) => next.preferred = Some(p),
             Change::ClearPreferred => next.preferred = None,
@@ -107,5 +115,39 @@ mod tests {
             .unwrap();
         assert_eq!(facts.updated_at, Some(t));
         assert_eq!(facts.version, 2);
+    }
+
+    #[test]
+    fn pruning_and_removing_sessions_remember_when_the_user_was_last_seen() {
+        use crate::domain::{Activity, Availability, Session, SessionKind, SessionPair};
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let session = |id: &str, at| Session {
+            kind: SessionKind::Application,
+            id: id.into(),
+            pair: SessionPair::new(Availability::Busy, Activity::InACall).unwrap(),
+            last_active: at,
+            expires_at: at + TimeDelta::minutes(5),
+        };
+        let mut facts = UserFacts::default();
+        Change::UpsertSession(session("a", t))
+            .apply_to(&mut facts, t)
+            .unwrap();
+        Change::ClearPreferred
+            .apply_to(&mut facts, t + TimeDelta::hours(1))
+            .unwrap();
+        assert!(facts.sessions.is_empty());
+        assert_eq!(facts.last_seen, Some(t + TimeDelta::minutes(5)));
+        let later = t + TimeDelta::hours(2);
+        Change::UpsertSession(session("b", later))
+            .apply_to(&mut facts, later)
+            .unwrap();
+        let remove = Change::RemoveSession {
+            kind: SessionKind::Application,
+            id: "b".into(),
+        };
+        remove
+            .apply_to(&mut facts, later + TimeDelta::minutes(1))
+            .unwrap();
+        assert_eq!(facts.last_seen, Some(later + TimeDelta::minutes(1)));
     }
 }

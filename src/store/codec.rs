@@ -26,6 +26,8 @@ struct Stored {
     automatic: Option<StoredLayer>,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     updated_at: Option<i64>,
+    #[serde(rename = "ls", default, skip_serializing_if = "Option::is_none")]
+    last_seen: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,6 +128,7 @@ pub(crate) fn encode(facts: &UserFacts) -> Vec<u8> {
         manual: facts.work_location.manual.as_ref().map(layer),
         automatic: facts.work_location.automatic.as_ref().map(layer),
         updated_at: facts.updated_at.map(micros),
+        last_seen: facts.last_seen.map(micros),
     };
     serde_json::to_vec(&stored).expect("plain data always serializes")
 }
@@ -187,5 +190,6 @@ pub(crate) fn decode(bytes: &[u8], version: u64) -> Result<UserFacts, StoreError
         },
         version,
         updated_at: stored.updated_at.map(instant).transpose()?,
+        last_seen: stored.last_seen.map(instant).transpose()?,
     })
 }

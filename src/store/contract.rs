@@ -53,6 +53,18 @@ where
     writes_prune_expired_facts(make().await).await;
     due_users_follow_next_change(make().await).await;
     concurrent_writes_all_land(make().await).await;
+    emulator_time_round_trips(make().await).await;
+}
+
+async fn emulator_time_round_trips(store: Arc<dyn Store>) {
+    assert_eq!(store.emulator_time().await.unwrap(), None);
+    store.save_emulator_time(t0()).await.unwrap();
+    let later = t0() + TimeDelta::days(400);
+    store.save_emulator_time(later).await.unwrap();
+    assert_eq!(store.emulator_time().await.unwrap(), Some(later));
+    // Never backwards, even if saves arrive out of order.
+    store.save_emulator_time(t0()).await.unwrap();
+    assert_eq!(store.emulator_time().await.unwrap(), Some(later));
 }
 
 async fn unknown_users_read_as_empty(store: Arc<dyn Store>) {

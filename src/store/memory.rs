@@ -15,6 +15,7 @@ use crate::domain::{UserFacts, UserKey};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     users: Mutex<HashMap<UserKey, UserFacts>>,
+    emulator_time: Mutex<Option<Instant>>,
 }
 
 impl MemoryStore {
@@ -73,6 +74,22 @@ impl Store for MemoryStore {
             .collect();
         due.sort();
         Ok(due.into_iter().take(limit).map(|(_, k)| k).collect())
+    }
+
+    async fn save_emulator_time(&self, now: Instant) -> Result<(), StoreError> {
+        let mut t = self
+            .emulator_time
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        *t = Some(t.map_or(now, |prev| prev.max(now)));
+        Ok(())
+    }
+
+    async fn emulator_time(&self) -> Result<Option<Instant>, StoreError> {
+        self.emulator_time
+            .lock()
+            .map(|t| *t)
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -71,8 +71,16 @@ pub trait Store: Send + Sync + 'static {
     /// The schedule that change notifications will wake on.
     async fn due_users(&self, by: Instant, limit: usize) -> Result<Vec<UserKey>, StoreError>;
 
-    /// Checks the backend can serve (readiness).
+    /// Checks the backend can serve reads and writes (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Persists the emulator clock's time (keeping the later of the stored
+    /// and the given one), so a restarted emulator never starts before facts
+    /// it already stored.
+    async fn save_emulator_time(&self, now: Instant) -> Result<(), StoreError>;
+
+    /// The emulator clock's last persisted time.
+    async fn emulator_time(&self) -> Result<Option<Instant>, StoreError>;
 
     /// Creates or refreshes a session (setPresence).
     async fn upsert_session(

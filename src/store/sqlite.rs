@@ -36,22 +36,43 @@ CREATE TABLE IF NOT EXISTS users (
     next_change INTEGER,
     PRIMARY KEY (tenant, user)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_next_change ON users (next_change) WHERE next_change IS NOT NULL;
 ";
 
 /// The schema version this build reads and writes.
 const SCHEMA_VERSION: i64 = 1;
 
+/// The meta key of the persisted emulator clock.
+const EMULATOR_TIME: &str = "emulator_time";
+
+/// What the writer thread is asked to do.
+enum Job {
+    /// A per-user change.
+    Apply { key: UserKey, change: Change },
+    /// Persist the emulator clock's time.
+    SaveEmulatorTime,
+}
+
+/// What the writer thread answers.
+enum Done {
+    Applied(Applied),
+    Saved,
+}
+
 struct WriteOp {
-    key: UserKey,
-    change: Change,
+    job: Job,
     now: Instant,
-    reply: oneshot::Sender<Result<Applied, StoreError>>,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer_thread: std::thread::JoinHandle<()>,
     readers: Arc<ReadPool>,
 }
 
@@ -103,12 +124,13 @@ impl SqliteStore {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("presenced-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(unavailable)?;
         Ok(Self {
             writer: Mutex::new(Some(tx)),
+            writer_thread,
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -122,6 +144,23 @@ impl SqliteStore {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
+    }
+
+    /// Queues a job for the writer and waits until it is durable.
+    async fn write(&self, job: Job, now: Instant) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let writer = self.writer.lock().map_err(unavailable)?;
+            let writer = writer
+                .as_ref()
+                .ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
+            writer
+                .send(WriteOp { job, now, reply })
+                .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))?
     }
 
     async fn read<T: Send + 'static>(
@@ -242,7 +281,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
 /// Applies a batch in one transaction. Per-op rule failures (e.g. NotFound)
 /// leave that op's user untouched and do not affect the others; a failed
 /// commit fails every op.
-fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Applied, StoreError>> {
+fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Done, StoreError>> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return batch.iter().map(|_| Err(unavailable(&e))).collect(),
@@ -250,13 +289,22 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Applied, 
     let mut results = Vec::with_capacity(batch.len());
     for op in batch {
         // A bug in one operation must not kill the only writer.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            read_facts(&tx, op.key).and_then(|before| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &op.job {
+            Job::Apply { key, change } => read_facts(&tx, *key).and_then(|before| {
                 let mut after = before.clone();
-                op.change.clone().apply_to(&mut after, op.now)?;
-                write_facts(&tx, op.key, &after, op.now)?;
-                Ok(Applied { before, after })
-            })
+                change.clone().apply_to(&mut after, op.now)?;
+                write_facts(&tx, *key, &after, op.now)?;
+                Ok(Done::Applied(Applied { before, after }))
+            }),
+            Job::SaveEmulatorTime => tx
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value =
+                       CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                    params![EMULATOR_TIME, op.now.timestamp_micros().to_string()],
+                )
+                .map(|_| Done::Saved)
+                .map_err(unavailable),
         }))
         .unwrap_or_else(|_| {
             tracing::error!("a store write panicked; it was skipped");
@@ -290,24 +338,10 @@ impl Store for SqliteStore {
         change: Change,
         now: Instant,
     ) -> Result<Applied, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        {
-            let writer = self.writer.lock().map_err(unavailable)?;
-            let writer = writer
-                .as_ref()
-                .ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
-            writer
-                .send(WriteOp {
-                    key,
-                    change,
-                    now,
-                    reply,
-                })
-                .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))?;
+        match self.write(Job::Apply { key, change }, now).await? {
+            Done::Applied(applied) => Ok(applied),
+            Done::Saved => Err(StoreError::Unavailable("unexpected writer answer".into())),
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))?
     }
 
     async fn facts_for(&self, tenant: Uuid, users: &[Uuid]) -> Result<Vec<UserFacts>, StoreError> {
@@ -358,7 +392,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn save_emulator_time(&self, now: Instant) -> Result<(), StoreError> {
+        self.write(Job::SaveEmulatorTime, now).await.map(|_| ())
+    }
+
+    async fn emulator_time(&self) -> Result<Option<Instant>, StoreError> {
+        self.read(|conn| {
+            let value: Option<String> = conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    [EMULATOR_TIME],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            value
+                .map(|v| {
+                    v.parse::<i64>()
+                        .ok()
+                        .and_then(chrono::DateTime::from_timestamp_micros)
+                        .ok_or_else(|| StoreError::Corrupt(format!("emulator time {v}")))
+                })
+                .transpose()
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer_thread.is_finished() {
+            return Err(StoreError::Unavailable(
+                "the sqlite writer has stopped".into(),
+            ));
+        }
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(unavailable)

@@ -366,3 +366,57 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     assert!(!out.status.success(), "token without a secret fails");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no signing secret"));
 }
+
+#[tokio::test]
+async fn a_restarted_emulator_never_starts_before_the_time_it_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--data-dir",
+        data,
+        "--manual-clock",
+        "--start-time",
+        "2026-01-01T09:00:00Z",
+    ];
+    let server = Proc::start(&args);
+    let admin = mint(
+        dir.path(),
+        Uuid::new_v4(),
+        None,
+        "admin-app",
+        None,
+        Some("Presenced.Admin"),
+    );
+    let r = server
+        .send(
+            reqwest::Method::POST,
+            "/_presenced/clock",
+            &admin,
+            Some(json!({"advance": "P1D"})),
+        )
+        .await;
+    assert_eq!(r.ok_json()["now"], "2026-01-02T09:00:00.0000000Z");
+    server.kill9();
+    let server = Proc::start(&args);
+    let r = server
+        .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
+        .await;
+    assert_eq!(r.ok_json()["now"], "2026-01-02T09:00:00.0000000Z");
+    drop(server);
+    let later = [
+        "--data-dir",
+        data,
+        "--manual-clock",
+        "--start-time",
+        "2027-01-01T00:00:00Z",
+    ];
+    let server = Proc::start(&later);
+    let r = server
+        .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
+        .await;
+    assert_eq!(
+        r.ok_json()["now"],
+        "2027-01-01T00:00:00.0000000Z",
+        "a later start time wins"
+    );
+}

@@ -136,6 +136,10 @@ async fn a_simulated_teams_client_aggregates_like_any_session() {
         .await;
     let sessions = r.ok_json()["sessions"].as_array().unwrap().clone();
     assert_eq!(sessions.len(), 2);
+    assert_eq!(
+        r.body["lastSeenDateTime"], "2026-01-01T09:00:00.0000000Z",
+        "now, while a session lives"
+    );
     let r = server
         .send(Method::DELETE, &path, Some(&admin(&server)), None)
         .await;
@@ -222,4 +226,26 @@ async fn the_clock_stops_at_the_end_of_year_9999() {
         .await
         .ok_empty();
     assert_eq!(server.presence_of(user).await.0, "Available");
+}
+
+#[tokio::test]
+async fn last_seen_is_when_the_last_session_ended() {
+    let server = TestServer::start().await;
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    let explain = format!("/_presenced/users/{user}/presence");
+    assert!(server.get(&explain, &token).await.ok_json()["lastSeenDateTime"].is_null());
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    move_clock(&server, json!({"advance": "PT1H"}))
+        .await
+        .ok_json();
+    let r = server.get(&explain, &token).await;
+    assert_eq!(
+        r.ok_json()["lastSeenDateTime"],
+        "2026-01-01T09:05:00.0000000Z"
+    );
+    assert!(r.body["sessions"].as_array().unwrap().is_empty());
 }
