@@ -59,7 +59,7 @@ enum Job {
 
 /// What the writer thread answers.
 enum Done {
-    Applied(Applied),
+    Applied(Box<Applied>),
     Saved,
 }
 
@@ -294,7 +294,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Done, Sto
                 let mut after = before.clone();
                 change.clone().apply_to(&mut after, op.now)?;
                 write_facts(&tx, *key, &after, op.now)?;
-                Ok(Done::Applied(Applied { before, after }))
+                Ok(Done::Applied(Box::new(Applied { before, after })))
             }),
             Job::SaveEmulatorTime => tx
                 .execute(
@@ -339,7 +339,7 @@ impl Store for SqliteStore {
         now: Instant,
     ) -> Result<Applied, StoreError> {
         match self.write(Job::Apply { key, change }, now).await? {
-            Done::Applied(applied) => Ok(applied),
+            Done::Applied(applied) => Ok(*applied),
             Done::Saved => Err(StoreError::Unavailable("unexpected writer answer".into())),
         }
     }
