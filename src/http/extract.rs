@@ -40,11 +40,21 @@ fn declares_json(headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
-impl<S, T> FromRequest<S> for GraphJson<T>
-where
-    S: Send + Sync,
-    T: serde::de::DeserializeOwned,
-{
+/// A JSON object body, read and checked (content type, size, an object) but
+/// not yet deserialized, so a handler can authorise the caller before it
+/// validates fields: a caller without permission learns nothing about them.
+#[derive(Debug)]
+pub struct JsonBody(axum::body::Bytes);
+
+impl JsonBody {
+    /// Deserializes the body; a bad or missing field is a 400 naming it.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, GraphError> {
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&self.0)?;
+        Ok(value)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = GraphError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GraphError> {
@@ -61,8 +71,20 @@ where
                 "The request body must be a JSON object.",
             ));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(GraphJson(value))
+        Ok(JsonBody(bytes))
+    }
+}
+
+impl<S, T> FromRequest<S> for GraphJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = GraphError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GraphError> {
+        let body = JsonBody::from_request(req, state).await?;
+        Ok(GraphJson(body.parse()?))
     }
 }
 

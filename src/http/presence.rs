@@ -10,7 +10,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::error::GraphError;
-use super::extract::{Call, GraphJson};
+use super::extract::{Call, JsonBody};
 use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation};
@@ -96,13 +96,14 @@ pub struct IdsBody {
 }
 
 /// Get presence of many users: `POST /communications/getPresencesByUserId`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), count = body.ids.len()))]
+#[instrument(skip_all, fields(tenant = %call.tenant()))]
 pub async fn get_many(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<IdsBody>,
+    body: JsonBody,
 ) -> Result<Json<Value>, GraphError> {
     authorize(&call.principal, Operation::ReadMany, None)?;
+    let body: IdsBody = body.parse()?;
     if body.ids.is_empty() {
         return Err(GraphError::bad_request(
             "ids must contain at least one user id.",
@@ -141,6 +142,18 @@ fn writable(call: &Call, op: Operation) -> Result<UserKey, GraphError> {
     })
 }
 
+/// Authorises `op` on the call's subject, then applies `change` to it.
+async fn write(
+    state: &AppState,
+    call: &Call,
+    op: Operation,
+    change: Change,
+) -> Result<(), GraphError> {
+    let key = writable(call, op)?;
+    state.store.apply(key, change, call.now).await?;
+    Ok(())
+}
+
 /// Checks that `session_id` is the calling application's own (SPEC §4).
 fn own_session(call: &Call, session_id: &str) -> Result<(), GraphError> {
     if session_id.eq_ignore_ascii_case(&call.principal.app_id) {
@@ -169,9 +182,10 @@ pub struct SetPresenceBody {
 pub async fn set_presence(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<SetPresenceBody>,
+    body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
+    let body: SetPresenceBody = body.parse()?;
     own_session(&call, &body.session_id)?;
     let pair = SessionPair::parse(&body.availability, &body.activity)?;
     let life = lifetime(
@@ -203,9 +217,10 @@ pub struct ClearPresenceBody {
 pub async fn clear_presence(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<ClearPresenceBody>,
+    body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
+    let body: ClearPresenceBody = body.parse()?;
     own_session(&call, &body.session_id)?;
     state
         .store
@@ -233,9 +248,10 @@ pub struct SetPreferredBody {
 pub async fn set_preferred(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<SetPreferredBody>,
+    body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
+    let body: SetPreferredBody = body.parse()?;
     let pair = PreferredPair::parse(&body.availability, &body.activity)?;
     let life = lifetime(
         body.expiration_duration.as_deref(),
@@ -259,12 +275,7 @@ pub async fn set_preferred(
 /// Takes `{}` (or no body).
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_preferred(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
-    let key = writable(&call, Operation::Write)?;
-    state
-        .store
-        .apply(key, Change::ClearPreferred, call.now)
-        .await?;
-    Ok(())
+    write(&state, &call, Operation::Write, Change::ClearPreferred).await
 }
 
 /// Body of setStatusMessage.
@@ -303,9 +314,10 @@ pub struct DateTimeTimeZone {
 pub async fn set_status_message(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<SetStatusMessageBody>,
+    body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
+    let body: SetStatusMessageBody = body.parse()?;
     let message = body
         .status_message
         .message
@@ -384,9 +396,10 @@ fn location_layer(call: &Call, body: LocationBody) -> Result<WorkLocationLayer, 
 pub async fn set_manual_location(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<LocationBody>,
+    body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::WriteLocation)?;
+    let body: LocationBody = body.parse()?;
     let layer = location_layer(&call, body)?;
     state
         .store
@@ -400,9 +413,10 @@ pub async fn set_manual_location(
 pub async fn set_automatic_location(
     State(state): State<AppState>,
     call: Call,
-    GraphJson(body): GraphJson<LocationBody>,
+    body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::WriteLocation)?;
+    let body: LocationBody = body.parse()?;
     let layer = location_layer(&call, body)?;
     state
         .store
@@ -414,12 +428,13 @@ pub async fn set_automatic_location(
 /// clearLocation: `POST …/presence/clearLocation`.
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_location(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
-    let key = writable(&call, Operation::WriteLocation)?;
-    state
-        .store
-        .apply(key, Change::ClearLocation, call.now)
-        .await?;
-    Ok(())
+    write(
+        &state,
+        &call,
+        Operation::WriteLocation,
+        Change::ClearLocation,
+    )
+    .await
 }
 
 /// clearAutomaticLocation: `POST …/presence/clearAutomaticLocation`.
@@ -428,10 +443,11 @@ pub async fn clear_automatic_location(
     State(state): State<AppState>,
     call: Call,
 ) -> Result<(), GraphError> {
-    let key = writable(&call, Operation::WriteLocation)?;
-    state
-        .store
-        .apply(key, Change::ClearAutomaticLocation, call.now)
-        .await?;
-    Ok(())
+    write(
+        &state,
+        &call,
+        Operation::WriteLocation,
+        Change::ClearAutomaticLocation,
+    )
+    .await
 }

@@ -694,3 +694,27 @@ async fn unreadable_path_bytes_are_a_graph_400() {
     let r = server.get("/_presenced/users/%FF/presence", &admin).await;
     r.error(400, "invalidRequest");
 }
+
+#[tokio::test]
+async fn permission_is_checked_before_the_body_is_validated() {
+    let server = TestServer::start().await;
+    let user = Uuid::new_v4();
+    let reader = server.user_token(user, "Presence.Read");
+    let ids: Vec<String> = (0..651).map(|_| "not-a-guid".to_string()).collect();
+    let r = server
+        .post(
+            "/v1.0/communications/getPresencesByUserId",
+            &reader,
+            json!({ "ids": ids }),
+        )
+        .await;
+    r.error(403, "Forbidden");
+    let r = server
+        .post(
+            "/v1.0/me/presence/setPresence",
+            &reader,
+            json!({"sessionId": 5}),
+        )
+        .await;
+    r.error(403, "Forbidden");
+}
