@@ -126,6 +126,7 @@ impl App {
             store: store.clone() as Arc<dyn Store>,
             clock,
             verifier: Arc::new(verifier),
+            request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
         };
         Ok(Self { state, store })
     }

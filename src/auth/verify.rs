@@ -107,6 +107,13 @@ impl TokenVerifier {
             .get("alg")
             .and_then(Value::as_str)
             .ok_or_else(|| malformed("its header has no 'alg'"))?;
+        // RFC 7515 §4.1.11: extensions named in `crit` must be understood;
+        // this server understands none, so any `crit` is refused.
+        if header.get("crit").is_some() {
+            return Err(malformed(
+                "its header lists critical extensions ('crit') this server does not support",
+            ));
+        }
         let kid = match header.get("kid") {
             None | Some(Value::Null) => None,
             Some(Value::String(kid)) => Some(kid.as_str()),

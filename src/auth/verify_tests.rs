@@ -853,3 +853,23 @@ fn verifier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<TokenVerifier>();
 }
+
+#[tokio::test]
+async fn critical_header_extensions_are_refused_even_when_signed() {
+    let header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"]}).to_string());
+    let claims = URL_SAFE_NO_PAD.encode(delegated().to_string());
+    let message = format!("{header}.{claims}");
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    let token = format!("{message}.{signature}");
+    let err = check(&dev().await, &token, now()).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::Malformed(ref m) if m.contains("crit")),
+        "{err:?}"
+    );
+}

@@ -34,6 +34,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest `client-request-id` echoed back; longer ones are replaced.
 const MAX_CLIENT_REQUEST_ID: usize = 128;
 
+/// How long one request may take, body upload included, by default; a slow
+/// or stalled client is answered 408 and cannot hold a connection (or delay
+/// a graceful shutdown) for longer.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -43,6 +48,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Bearer-token verification.
     pub verifier: Arc<TokenVerifier>,
+    /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: std::time::Duration,
 }
 
 /// The Graph actions reachable under each presence path, by their short
@@ -79,6 +86,7 @@ fn actions() -> Router<AppState> {
 
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
+    let timeout = state.request_timeout;
     let graph = Router::new()
         .route("/{version}/me/presence", get(presence::get_presence))
         .route(
@@ -120,17 +128,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    with_graph_edges(routes)
+    with_graph_edges(routes, timeout)
 }
 
 /// The layers every response passes through: body limits, panics caught as
 /// 500 `generalException`, request ids and Graph error rendering.
-fn with_graph_edges(routes: Router) -> Router {
+fn with_graph_edges(routes: Router, timeout: std::time::Duration) -> Router {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             GraphError::internal().into_response()
+        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            within(timeout, req, next)
         }))
         .layer(middleware::from_fn(limit_declared_length))
         .layer(middleware::from_fn(request_ids))
@@ -149,6 +160,23 @@ async fn method_not_allowed(method: axum::http::Method) -> GraphError {
         "methodNotAllowed",
         format!("The HTTP method '{method}' is not allowed on this resource."),
     )
+}
+
+/// Answers 408 `requestTimeout` when a request (reading its body included)
+/// takes longer than `timeout`.
+async fn within(timeout: std::time::Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => GraphError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "requestTimeout",
+            format!(
+                "The request was not completed within {} seconds.",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Refuses a body whose declared length is over the limit before reading it,
@@ -225,7 +253,8 @@ mod tests {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        let app = with_graph_edges(routes, DEFAULT_REQUEST_TIMEOUT);
+        tokio::spawn(async move { axum::serve(listener, app).await });
         let resp = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
         assert_eq!(resp.status(), 500);
         let request_id = resp.headers()["request-id"].to_str().unwrap().to_string();
