@@ -718,3 +718,78 @@ async fn permission_is_checked_before_the_body_is_validated() {
         .await;
     r.error(403, "Forbidden");
 }
+
+#[tokio::test]
+async fn seed_beta_set_presence_example_behaves_like_v1() {
+    let server = TestServer::start().await;
+    let user: Uuid = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3".parse().unwrap();
+    let app_token = server.app_token(&["Presence.ReadWrite.All"]);
+    let body = json!({
+        "sessionId": "22553876-f5ab-4529-bffb-cfe50aa89f87",
+        "availability": "Available",
+        "activity": "Available",
+        "expirationDuration": "PT1H"
+    });
+    server
+        .post(
+            &format!("/beta/users/{user}/presence/setPresence"),
+            &app_token,
+            body,
+        )
+        .await
+        .ok_empty();
+    // "When a session expires it becomes Offline."
+    server.advance(minutes(59));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Away".into(), "Away".into())
+    );
+    server.advance(minutes(1));
+    assert_eq!(
+        server.presence_of(user).await,
+        ("Offline".into(), "Offline".into())
+    );
+}
+
+#[tokio::test]
+async fn the_presence_resource_has_exactly_graphs_shape() {
+    let server = TestServer::start().await;
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    let status =
+        json!({"statusMessage": {"message": {"content": "On a call", "contentType": "text"}}});
+    server
+        .post("/v1.0/me/presence/setStatusMessage", &token, status)
+        .await
+        .ok_empty();
+    let mut body = server
+        .get("/v1.0/me/presence", &token)
+        .await
+        .ok_json()
+        .clone();
+    let context = body["@odata.context"].take();
+    let sequence = body["sequenceNumber"].take();
+    assert!(context.as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert_eq!(sequence.as_str().unwrap().len(), 24);
+    assert_eq!(
+        body,
+        json!({
+            "@odata.context": null,
+            "id": user.to_string(),
+            "availability": "Busy",
+            "activity": "InACall",
+            "sequenceNumber": null,
+            "outOfOfficeSettings": {"message": null, "isOutOfOffice": false},
+            "statusMessage": {
+                "message": {"content": "On a call", "contentType": "text"},
+                "expiryDateTime": {"dateTime": "9999-12-31T23:59:59.9999999", "timeZone": "UTC"},
+                "publishedDateTime": "2026-01-01T09:00:00.0000000Z"
+            },
+            "workLocation": {"workLocationType": "unspecified", "source": "none", "placeId": null}
+        })
+    );
+}
