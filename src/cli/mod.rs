@@ -164,8 +164,12 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         anyhow::bail!("no HS256 secret is configured");
     };
     match (&args.user, &args.scopes, &args.roles) {
-        (Some(_), None, _) => anyhow::bail!("a delegated token (--user) needs --scopes"),
-        (None, _, None) => anyhow::bail!("an application token (no --user) needs --roles"),
+        (Some(_), None, _) => anyhow::bail!(
+            "a delegated token (--user) needs --scopes; for an application token leave out --user and give --roles"
+        ),
+        (None, _, None) => anyhow::bail!(
+            "an application token (no --user) needs --roles; for a delegated token give --user and --scopes"
+        ),
         _ => {}
     }
     let ttl = parse_duration(&args.ttl)?.0;
