@@ -80,6 +80,9 @@ fn create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(secret.into_bytes())
 }
 
+/// How long a graceful shutdown waits for open requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The running server's parts, built from a config.
 pub struct App {
     /// Shared handler state.
@@ -127,6 +130,7 @@ impl App {
             clock,
             verifier: Arc::new(verifier),
             request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
+            clock_moves: Default::default(),
         };
         Ok(Self { state, store })
     }
@@ -139,9 +143,25 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = router(self.state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+        // Graceful, but bounded: a client that never finishes its request
+        // must not keep the server from stopping.
+        let deadline = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = deadline => tracing::warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "connections still open after the shutdown grace period; closing them"
+            ),
+        }
         self.store.close();
         Ok(())
     }

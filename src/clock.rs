@@ -87,40 +87,64 @@ pub enum BackwardsError {
 }
 
 impl ManualClock {
-    /// A manual clock reading `start`.
+    /// A manual clock reading `start` (at most the end of year 9999).
     pub fn new(start: Instant) -> Self {
-        let (tx, _rx) = watch::channel(start);
+        let (tx, _rx) = watch::channel(start.min(latest_instant()));
         Self { time: Arc::new(tx) }
     }
 
     /// Moves the clock forward by `by` (negative durations are refused) and
     /// returns the new time.
     pub fn advance(&self, by: chrono::Duration) -> Result<Instant, BackwardsError> {
-        let now = *self.time.borrow();
-        match now.checked_add_signed(by) {
-            Some(t) => self.set(t),
-            None => Err(BackwardsError::OutOfRange),
-        }
+        self.update(|now| {
+            let t = now
+                .checked_add_signed(by)
+                .ok_or(BackwardsError::OutOfRange)?;
+            Self::check(now, t)
+        })
     }
 
     /// Sets the clock to `t`, which must not be earlier than now; returns the
     /// new time.
     pub fn set(&self, t: Instant) -> Result<Instant, BackwardsError> {
+        self.update(|now| Self::check(now, t))
+    }
+
+    /// Where the clock would be after `advance(by)`, without moving it.
+    pub fn after(&self, by: chrono::Duration) -> Result<Instant, BackwardsError> {
+        let now = *self.time.borrow();
+        let t = now
+            .checked_add_signed(by)
+            .ok_or(BackwardsError::OutOfRange)?;
+        Self::check(now, t)
+    }
+
+    /// Checks a move from `now` to `t`.
+    fn check(now: Instant, t: Instant) -> Result<Instant, BackwardsError> {
         if t > latest_instant() {
-            return Err(BackwardsError::OutOfRange);
+            Err(BackwardsError::OutOfRange)
+        } else if t < now {
+            Err(BackwardsError::Backwards { now, asked: t })
+        } else {
+            Ok(t)
         }
-        let mut result = Ok(t);
+    }
+
+    /// Moves the clock to `target(now)` atomically: concurrent moves never
+    /// start from the same reading.
+    fn update(
+        &self,
+        target: impl FnOnce(Instant) -> Result<Instant, BackwardsError>,
+    ) -> Result<Instant, BackwardsError> {
+        let mut result = Err(BackwardsError::OutOfRange);
         self.time.send_if_modified(|now| {
-            if t < *now {
-                result = Err(BackwardsError::Backwards {
-                    now: *now,
-                    asked: t,
-                });
-                false
-            } else {
-                let changed = t != *now;
-                *now = t;
-                changed
+            result = target(*now);
+            match result {
+                Ok(t) if t != *now => {
+                    *now = t;
+                    true
+                }
+                _ => false,
             }
         });
         result
@@ -184,6 +208,32 @@ mod tests {
             Err(BackwardsError::OutOfRange)
         );
         assert_eq!(clock.now(), latest_instant());
+    }
+
+    #[test]
+    fn concurrent_advances_all_count() {
+        let clock = ManualClock::new(t0());
+        let threads: Vec<_> = (0..40)
+            .map(|_| {
+                let clock = clock.clone();
+                std::thread::spawn(move || clock.advance(chrono::Duration::minutes(1)).unwrap())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(clock.now(), t0() + chrono::Duration::minutes(40));
+    }
+
+    #[test]
+    fn after_predicts_a_move_without_making_it() {
+        let clock = ManualClock::new(t0());
+        assert_eq!(
+            clock.after(chrono::Duration::hours(1)),
+            Ok(t0() + chrono::Duration::hours(1))
+        );
+        assert_eq!(clock.now(), t0());
+        assert!(clock.after(chrono::Duration::hours(-1)).is_err());
     }
 
     #[test]

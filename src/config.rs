@@ -143,13 +143,14 @@ impl Config {
         if let Some(url) = &jwks_url {
             // Signing keys over plain http could be swapped by anyone on the
             // network path; plain http is allowed for loopback only.
-            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                .iter()
-                .any(|p| {
-                    url.strip_prefix(p)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-                });
-            if !(url.starts_with("https://") || loopback) {
+            // Parsed, not prefix-matched: `http://127.0.0.1@evil/` is evil's.
+            let parsed = reqwest::Url::parse(url).ok();
+            let ok = parsed.as_ref().is_some_and(|u| match u.scheme() {
+                "https" => true,
+                "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+                _ => false,
+            });
+            if !ok {
                 return Err(ConfigError::Invalid(format!(
                     "--jwks-url '{url}' must be an https URL (plain http only for 127.0.0.1, localhost or [::1])"
                 )));
@@ -259,6 +260,7 @@ mod tests {
         for bad in [
             "http://keys.example/keys",
             "http://localhost.evil.example/",
+            "http://127.0.0.1:80@keys.example/jwks",
             "ftp://x",
             "keys.json",
         ] {

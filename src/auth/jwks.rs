@@ -169,6 +169,9 @@ impl KeyStore {
             Some(url) => {
                 let client = reqwest::Client::builder()
                     .timeout(FETCH_TIMEOUT)
+                    // Keys come from the configured URL only: a redirect
+                    // could downgrade to http or point elsewhere.
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("presenced/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .map_err(|e| {

@@ -19,7 +19,8 @@ pub struct EffectivePresence {
     /// The work location to report.
     pub work_location: (WorkLocationType, WorkLocationSource, Option<String>),
     /// Sortable text that changes, and sorts higher, whenever this presence
-    /// changes (SPEC §2).
+    /// changes (SPEC §2): 16 hex digits of the per-user write version, then
+    /// 16 of the microsecond at which the current presence began.
     pub sequence_number: String,
 }
 
@@ -145,7 +146,10 @@ pub fn effective(facts: &UserFacts, now: Instant) -> EffectivePresence {
         activity,
         status,
         work_location,
-        sequence_number: format!("{since:016X}{:08X}", facts.version),
+        // Version first: every write sorts above everything before it, even
+        // one stamped with an earlier `now`; between writes, time-driven
+        // transitions raise the second half.
+        sequence_number: format!("{:016X}{since:016X}", facts.version),
     }
 }
 

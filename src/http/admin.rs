@@ -25,7 +25,14 @@ pub async fn healthz() -> Json<Value> {
 
 /// `GET /_presenced/readyz`: the store answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, GraphError> {
-    state.store.ping().await?;
+    state.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready");
+        GraphError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "The store cannot serve requests.",
+        )
+    })?;
     Ok(Json(json!({ "status": "ready" })))
 }
 
@@ -83,24 +90,30 @@ pub async fn move_clock(
     _admin: Admin,
     GraphJson(body): GraphJson<MoveClock>,
 ) -> Result<Json<Value>, GraphError> {
-    let moved = match (body.advance, body.set) {
-        (Some(advance), None) => clock.advance(parse_duration(&advance)?.0),
+    // One move at a time: the new time is saved durably before it shows,
+    // so a restart never comes back earlier than what readers have seen.
+    let _one_at_a_time = state.clock_moves.lock().await;
+    let target = match (body.advance, body.set) {
+        (Some(advance), None) => clock.after(parse_duration(&advance)?.0),
         (None, Some(set)) => {
             let t = chrono::DateTime::parse_from_rfc3339(&set).map_err(|_| {
                 GraphError::bad_request(format!(
                     "'{set}' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z."
                 ))
             })?;
-            clock.set(t.with_timezone(&chrono::Utc))
+            clock.after(t.with_timezone(&chrono::Utc) - crate::clock::Clock::now(&clock))
         }
         _ => {
             return Err(GraphError::bad_request(
                 "Give exactly one of 'advance' (an ISO 8601 duration such as PT5M) or 'set' (an RFC 3339 instant).",
             ))
         }
-    };
-    let now = moved.map_err(|e| GraphError::bad_request(format!("{e}.")))?;
-    state.store.save_emulator_time(now).await?;
+    }
+    .map_err(|e| GraphError::bad_request(format!("{e}.")))?;
+    state.store.save_emulator_time(target).await?;
+    let now = clock
+        .set(target)
+        .map_err(|e| GraphError::bad_request(format!("{e}.")))?;
     Ok(clock_body(now))
 }
 

@@ -54,16 +54,36 @@ impl JsonBody {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+/// Reads a request body, allowing the client `timeout` for the upload
+/// (408 `requestTimeout` beyond) and the body limit (413 beyond).
+pub async fn read_body(
+    req: axum::extract::Request,
+    timeout: std::time::Duration,
+) -> Result<axum::body::Bytes, GraphError> {
+    match tokio::time::timeout(timeout, axum::body::Bytes::from_request(req, &())).await {
+        Ok(bytes) => bytes.map_err(|e| GraphError::from(JsonRejection::from(e))),
+        Err(_) => Err(GraphError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "requestTimeout",
+            format!(
+                "The request body was not received within {} seconds.",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+impl FromRequest<AppState> for JsonBody {
     type Rejection = GraphError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GraphError> {
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, GraphError> {
         if !declares_json(req.headers()) {
             return Err(unsupported_media_type());
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| GraphError::from(JsonRejection::from(e)))?;
+        let bytes = read_body(req, state.request_timeout).await?;
         // Serde would also read a JSON array as a struct, in field order;
         // Graph bodies are objects, so anything else is refused here.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -75,14 +95,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-impl<S, T> FromRequest<S> for GraphJson<T>
+impl<T> FromRequest<AppState> for GraphJson<T>
 where
-    S: Send + Sync,
     T: serde::de::DeserializeOwned,
 {
     type Rejection = GraphError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GraphError> {
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, GraphError> {
         let body = JsonBody::from_request(req, state).await?;
         Ok(GraphJson(body.parse()?))
     }
@@ -227,17 +249,33 @@ impl FromRequestParts<AppState> for Call {
             },
             None => None,
         };
+        // Echoed into `@odata.context`: only a plausible host[:port] is used.
         let host = parts
             .headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
+            .or(parts.uri.authority().map(|a| a.as_str()))
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
             .unwrap_or("localhost");
+        let scheme = match parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
         Ok(Call {
             principal,
             user,
             version,
             now: state.clock.now(),
-            base: format!("http://{host}"),
+            base: format!("{scheme}://{host}"),
         })
     }
 }

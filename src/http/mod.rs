@@ -34,9 +34,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest `client-request-id` echoed back; longer ones are replaced.
 const MAX_CLIENT_REQUEST_ID: usize = 128;
 
-/// How long one request may take, body upload included, by default; a slow
-/// or stalled client is answered 408 and cannot hold a connection (or delay
-/// a graceful shutdown) for longer.
+/// How long a client may take to upload a request body, by default; a slow or
+/// stalled upload is answered 408 `requestTimeout`. Only the upload is timed:
+/// once a write is queued it is never abandoned half-way.
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What every handler shares. Cheap to clone.
@@ -48,8 +48,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Bearer-token verification.
     pub verifier: Arc<TokenVerifier>,
-    /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`]).
+    /// How long a body upload may take ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
+    /// Serialises emulator clock moves so each is saved before it shows.
+    pub clock_moves: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The Graph actions reachable under each presence path, by their short
@@ -86,7 +88,6 @@ fn actions() -> Router<AppState> {
 
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
-    let timeout = state.request_timeout;
     let graph = Router::new()
         .route("/{version}/me/presence", get(presence::get_presence))
         .route(
@@ -128,23 +129,37 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    with_graph_edges(routes, timeout)
+    with_graph_edges(routes)
 }
 
 /// The layers every response passes through: body limits, panics caught as
 /// 500 `generalException`, request ids and Graph error rendering.
-fn with_graph_edges(routes: Router, timeout: std::time::Duration) -> Router {
+fn with_graph_edges(routes: Router) -> Router {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             GraphError::internal().into_response()
         }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            within(timeout, req, next)
-        }))
         .layer(middleware::from_fn(limit_declared_length))
         .layer(middleware::from_fn(request_ids))
+        .layer(cors())
+}
+
+/// Browser apps (the Graph JS SDK, Graph Toolkit) call Graph cross-origin,
+/// so presenced answers CORS preflights for any origin. Safe: credentials
+/// are bearer tokens, never cookies.
+fn cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([
+            HeaderName::from_static("request-id"),
+            HeaderName::from_static("client-request-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 async fn not_found(uri: axum::http::Uri) -> GraphError {
@@ -160,23 +175,6 @@ async fn method_not_allowed(method: axum::http::Method) -> GraphError {
         "methodNotAllowed",
         format!("The HTTP method '{method}' is not allowed on this resource."),
     )
-}
-
-/// Answers 408 `requestTimeout` when a request (reading its body included)
-/// takes longer than `timeout`.
-async fn within(timeout: std::time::Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => GraphError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "requestTimeout",
-            format!(
-                "The request was not completed within {} seconds.",
-                timeout.as_secs_f64()
-            ),
-        )
-        .into_response(),
-    }
 }
 
 /// Refuses a body whose declared length is over the limit before reading it,
@@ -253,8 +251,7 @@ mod tests {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = with_graph_edges(routes, DEFAULT_REQUEST_TIMEOUT);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
         let resp = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
         assert_eq!(resp.status(), 500);
         let request_id = resp.headers()["request-id"].to_str().unwrap().to_string();
@@ -268,5 +265,59 @@ mod tests {
             body["error"]["innerError"]["request-id"],
             request_id.as_str()
         );
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_upload_is_cut_off_with_a_graph_408() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let routes = Router::new()
+            .route(
+                "/echo",
+                post(
+                    |axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+                     req: Request| async move {
+                        let body = extract::read_body(req, timeout).await?;
+                        Ok::<_, GraphError>(body.len().to_string())
+                    },
+                ),
+            )
+            .with_state(std::time::Duration::from_millis(200));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Promise 100 bytes, send 5, then stall.
+        conn.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nhello")
+            .await
+            .unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut answer))
+            .await
+            .expect("answered before the test's own deadline")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("requestTimeout"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn cors_preflights_are_answered_for_any_origin() {
+        let routes = Router::new().route("/x", post(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        let resp = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("http://{addr}/x"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
     }
 }

@@ -460,6 +460,34 @@ mod backends {
         assert!(err.to_string().contains("schema version 99"), "{err}");
     }
 
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_files_are_private_even_in_a_shared_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .upsert_session(
+                key(),
+                session(
+                    "a",
+                    Availability::Busy,
+                    Activity::InACall,
+                    t0(),
+                    TimeDelta::hours(1),
+                ),
+                t0(),
+            )
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(SqliteStore::file_in(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_reports_corrupt_rows_instead_of_panicking() {
         let dir = tempfile::tempdir().unwrap();

@@ -107,6 +107,7 @@ impl SqliteStore {
         let conn = Connection::open(&path).map_err(unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
+        restrict_files(&path);
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -190,6 +191,26 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Makes the database and its WAL files readable by the owner only, even in
+/// a data dir someone else created.
+fn restrict_files(db: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        if file.exists() {
+            if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %file.display(), error = %e, "cannot restrict permissions");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
 }
 
 struct ReadPool {

@@ -123,6 +123,7 @@ impl TestServer {
             clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
             verifier: Arc::new(verifier),
             request_timeout: presenced::http::DEFAULT_REQUEST_TIMEOUT,
+            clock_moves: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

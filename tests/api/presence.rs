@@ -774,7 +774,7 @@ async fn the_presence_resource_has_exactly_graphs_shape() {
     let context = body["@odata.context"].take();
     let sequence = body["sequenceNumber"].take();
     assert!(context.as_str().unwrap().starts_with("http://127.0.0.1:"));
-    assert_eq!(sequence.as_str().unwrap().len(), 24);
+    assert_eq!(sequence.as_str().unwrap().len(), 32);
     assert_eq!(
         body,
         json!({
