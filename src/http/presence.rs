@@ -391,6 +391,20 @@ fn location_layer(call: &Call, body: LocationBody) -> Result<WorkLocationLayer, 
     })
 }
 
+/// Authorises a location write, validates its body, and stores the layer
+/// `change` makes of it.
+async fn set_location(
+    state: &AppState,
+    call: &Call,
+    body: JsonBody,
+    change: fn(WorkLocationLayer) -> Change,
+) -> Result<(), GraphError> {
+    let key = writable(call, Operation::WriteLocation)?;
+    let layer = location_layer(call, body.parse()?)?;
+    state.store.apply(key, change(layer), call.now).await?;
+    Ok(())
+}
+
 /// setManualLocation: `POST …/presence/setManualLocation`.
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_manual_location(
@@ -398,14 +412,7 @@ pub async fn set_manual_location(
     call: Call,
     body: JsonBody,
 ) -> Result<(), GraphError> {
-    let key = writable(&call, Operation::WriteLocation)?;
-    let body: LocationBody = body.parse()?;
-    let layer = location_layer(&call, body)?;
-    state
-        .store
-        .apply(key, Change::SetManualLocation(layer), call.now)
-        .await?;
-    Ok(())
+    set_location(&state, &call, body, Change::SetManualLocation).await
 }
 
 /// setAutomaticLocation: `POST …/presence/setAutomaticLocation`.
@@ -415,14 +422,7 @@ pub async fn set_automatic_location(
     call: Call,
     body: JsonBody,
 ) -> Result<(), GraphError> {
-    let key = writable(&call, Operation::WriteLocation)?;
-    let body: LocationBody = body.parse()?;
-    let layer = location_layer(&call, body)?;
-    state
-        .store
-        .apply(key, Change::SetAutomaticLocation(layer), call.now)
-        .await?;
-    Ok(())
+    set_location(&state, &call, body, Change::SetAutomaticLocation).await
 }
 
 /// clearLocation: `POST …/presence/clearLocation`.

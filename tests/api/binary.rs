@@ -85,6 +85,22 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `presenced token` with `args` and returns the token it prints.
+fn token_cli(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .env_remove("PRESENCED_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn mint(
     data_dir: &Path,
     tenant: Uuid,
@@ -93,27 +109,25 @@ fn mint(
     scopes: Option<&str>,
     roles: Option<&str>,
 ) -> String {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("token")
-        .args(["--data-dir", data_dir.to_str().unwrap()])
-        .args(["--tenant", &tenant.to_string(), "--app", app])
-        .env_remove("PRESENCED_JWT_SECRET");
-    if let Some(user) = user {
-        cmd.args(["--user", &user.to_string()]);
+    let (tenant, user) = (tenant.to_string(), user.map(|u| u.to_string()));
+    let mut args = vec![
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--tenant",
+        &tenant,
+        "--app",
+        app,
+    ];
+    if let Some(user) = &user {
+        args.extend(["--user", user]);
     }
     if let Some(scopes) = scopes {
-        cmd.args(["--scopes", scopes]);
+        args.extend(["--scopes", scopes]);
     }
     if let Some(roles) = roles {
-        cmd.args(["--roles", roles]);
+        args.extend(["--roles", roles]);
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "token failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    token_cli(&args)
 }
 
 #[tokio::test]
@@ -262,34 +276,24 @@ async fn token_mints_for_the_configured_issuer() {
     .unwrap();
     let server = Proc::start(&["--config", config.to_str().unwrap()]);
     let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let out = Command::new(BIN)
-        .args([
-            "token",
-            "--config",
-            config.to_str().unwrap(),
-            "--tenant",
-            &tenant.to_string(),
-        ])
-        .args([
-            "--user",
-            &user.to_string(),
-            "--app",
-            "a",
-            "--scopes",
-            "Presence.Read",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (tenant, user) = (tenant.to_string(), user.to_string());
+    let config_path = config.to_str().unwrap();
+    let token = token_cli(&[
+        "--config",
+        config_path,
+        "--tenant",
+        &tenant,
+        "--user",
+        &user,
+        "--app",
+        "a",
+        "--scopes",
+        "Presence.Read",
+    ]);
     let r = server
         .send(reqwest::Method::GET, "/v1.0/me/presence", &token, None)
         .await;
-    assert_eq!(r.ok_json()["id"], user.to_string());
+    assert_eq!(r.ok_json()["id"], user);
 }
 
 #[tokio::test]
@@ -308,23 +312,17 @@ async fn manual_clock_and_config_file_from_the_command_line() {
     )
     .unwrap();
     let server = Proc::start(&["--config", config.to_str().unwrap()]);
-    let out = Command::new(BIN)
-        .args([
-            "token",
-            "--config",
-            config.to_str().unwrap(),
-            "--tenant",
-            &Uuid::new_v4().to_string(),
-        ])
-        .args(["--app", "admin-app", "--roles", "Presenced.Admin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let admin = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let tenant = Uuid::new_v4().to_string();
+    let admin = token_cli(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--tenant",
+        &tenant,
+        "--app",
+        "admin-app",
+        "--roles",
+        "Presenced.Admin",
+    ]);
     let r = server
         .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
         .await;
