@@ -1,7 +1,8 @@
 //! presenced: a self-hostable presence server that speaks the Microsoft Graph presence API.
 //!
 //! Layers (dependencies point downwards only):
-//! - [`cli`]: clap entry points (`serve`, `token`).
+//! - [`cli`]: clap entry points (`serve`, `token`); [`config`] merges flags
+//!   and the TOML file; [`app`] wires config, store, clock and router.
 //! - [`http`]: axum router, Graph error JSON, extractors, handlers.
 //! - [`auth`]: bearer-token verification and the permission table.
 //! - [`store`]: the [`store::Store`] trait and its backends (SQLite, memory).

@@ -8,7 +8,7 @@ use chrono::TimeDelta;
 
 use super::DomainError;
 
-/// A parsed duration together with the text it came from (for messages).
+/// A parsed duration; range checks take the original text for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IsoDuration(pub TimeDelta);
 
