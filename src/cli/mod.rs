@@ -99,7 +99,7 @@ pub struct TokenArgs {
     /// Audience claim.
     #[arg(long, default_value = "https://graph.microsoft.com")]
     pub audience: String,
-    /// Issuer claim [default: the server's configured issuer, else https://sts.windows.net/{tenant}/].
+    /// Issuer claim [default: the server's configured issuer, else `https://sts.windows.net/{tenant}/`].
     #[arg(long, value_name = "ISS")]
     pub issuer: Option<String>,
 }
