@@ -101,6 +101,18 @@ fn token_cli(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// An application token with the `Presenced.Admin` role, in a fresh tenant.
+fn admin_token(data_dir: &Path) -> String {
+    mint(
+        data_dir,
+        Uuid::new_v4(),
+        None,
+        "admin-app",
+        None,
+        Some("Presenced.Admin"),
+    )
+}
+
 fn mint(
     data_dir: &Path,
     tenant: Uuid,
@@ -227,14 +239,7 @@ async fn sigterm_shuts_down_gracefully() {
 async fn clock_endpoints_are_404_without_manual_clock() {
     let dir = tempfile::tempdir().unwrap();
     let server = Proc::start(&["--data-dir", dir.path().to_str().unwrap()]);
-    let admin = mint(
-        dir.path(),
-        Uuid::new_v4(),
-        None,
-        "admin-app",
-        None,
-        Some("Presenced.Admin"),
-    );
+    let admin = admin_token(dir.path());
     let r = server
         .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
         .await;
@@ -377,14 +382,7 @@ async fn a_restarted_emulator_never_starts_before_the_time_it_reached() {
         "2026-01-01T09:00:00Z",
     ];
     let server = Proc::start(&args);
-    let admin = mint(
-        dir.path(),
-        Uuid::new_v4(),
-        None,
-        "admin-app",
-        None,
-        Some("Presenced.Admin"),
-    );
+    let admin = admin_token(dir.path());
     let r = server
         .send(
             reqwest::Method::POST,
