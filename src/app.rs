@@ -1,4 +1,5 @@
-//! Wiring: builds the state from a [`Config`] and serves until shutdown.
+//! Wiring: `App::build(config, store, clock)` builds the layers and owns
+//! the background work until shutdown; `serve` runs the HTTP server.
 
 use std::future::Future;
 use std::io::Write;
@@ -7,10 +8,15 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::auth::{AuthConfig, TokenVerifier};
 use crate::clock::{wall_now, Clock, ManualClock, SystemClock};
 use crate::config::{Config, SecretSource, SECRET_ENV};
 use crate::http::{router, AppState};
+use crate::notify::{Bus, Notifier};
+use crate::service::PresenceService;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -83,16 +89,59 @@ fn create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// How long a graceful shutdown waits for open requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The running server's parts, built from a config.
+/// How long shutdown waits for background work (webhook POSTs in flight
+/// are bounded by their own timeouts; anything unsent stays queued).
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The running server's parts: handler state, the notifier and the
+/// background tasks it owns until shutdown.
 pub struct App {
-    /// Shared handler state.
-    pub state: AppState,
-    store: Arc<SqliteStore>,
+    state: AppState,
+    store: Arc<dyn Store>,
+    notifier: Arc<Notifier>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
 }
 
 impl App {
-    /// Opens the store, loads keys and builds the clock.
-    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+    /// Opens the store a config names (SQLite in its data dir).
+    pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(Arc::new(SqliteStore::open(&config.data_dir)?))
+    }
+
+    /// The presence clock a config asks for: the system clock, or in
+    /// emulator mode a manual clock that continues from the latest time the
+    /// store has seen (it never moves backwards across restarts).
+    pub async fn clock_for(config: &Config, store: &dyn Store) -> anyhow::Result<Arc<dyn Clock>> {
+        if !config.manual_clock {
+            return Ok(Arc::new(SystemClock));
+        }
+        let wanted = config.start_time.unwrap_or_else(wall_now);
+        let start = match store.emulator_time().await? {
+            Some(saved) if saved > wanted => {
+                tracing::warn!(%saved, %wanted, "the emulator clock already reached a later time in this data dir; continuing from it (it never moves backwards)");
+                saved
+            }
+            _ => wanted,
+        };
+        store.save_emulator_time(start).await?;
+        Ok(Arc::new(ManualClock::new(start)))
+    }
+
+    /// Wires the layers over `store` and `clock` and starts the background
+    /// work (scheduler, deliveries). The binary and the integration tests
+    /// both build the server this way.
+    pub async fn build(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let secret = load_secret(&config.secret, true)?;
         if let (SecretSource::Generated(path), Some((_, true))) = (&config.secret, &secret) {
             eprintln!(
@@ -110,42 +159,66 @@ impl App {
             ..AuthConfig::default()
         })
         .await?;
-        let store = Arc::new(SqliteStore::open(&config.data_dir)?);
-        let clock: Arc<dyn Clock> = if config.manual_clock {
-            let wanted = config.start_time.unwrap_or_else(wall_now);
-            let start = match store.emulator_time().await? {
-                Some(saved) if saved > wanted => {
-                    tracing::warn!(%saved, %wanted, "the emulator clock already reached a later time in this data dir; continuing from it (it never moves backwards)");
-                    saved
-                }
-                _ => wanted,
-            };
-            store.save_emulator_time(start).await?;
-            Arc::new(ManualClock::new(start))
-        } else {
-            Arc::new(SystemClock)
-        };
+        let bus = Arc::new(Bus::default());
+        bus.seen_event(store.event_bounds().await?.last);
+        let tasks = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let notifier = Arc::new(
+            Notifier::new(
+                store.clone(),
+                clock.clone(),
+                bus.clone(),
+                config.notify.clone(),
+                tasks.clone(),
+                cancel.clone(),
+            )
+            .await?,
+        );
+        notifier.start();
         let state = AppState {
-            store: store.clone() as Arc<dyn Store>,
+            store: store.clone(),
+            service: PresenceService::new(store.clone(), bus.clone()),
+            notifier: notifier.clone(),
+            bus,
             clock,
             verifier: Arc::new(verifier),
             request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
             clock_moves: Default::default(),
+            stopping: cancel.child_token(),
         };
-        Ok(Self { state, store })
+        Ok(Self {
+            state,
+            store,
+            notifier,
+            tasks,
+            cancel,
+        })
+    }
+
+    /// The handler state (the router is `http::router(app.state().clone())`).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The notifier: subscriptions, the scheduler pass, deliveries.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     /// Serves on `listener` until `shutdown` completes, then finishes
-    /// in-flight requests and closes the store.
+    /// in-flight requests, stops the background work and closes the store.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = router(self.state);
+        let app = router(self.state.clone());
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+        let streams = self.state.stopping.clone();
         let signal = async move {
             shutdown.await;
+            // Long-lived event streams end so open connections can drain.
+            streams.cancel();
             let _ = stopping_tx.send(true);
         };
         let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
@@ -155,15 +228,33 @@ impl App {
             let _ = stopping.wait_for(|s| *s).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        tokio::select! {
-            served = serve => served?,
-            () = deadline => tracing::warn!(
-                grace = ?SHUTDOWN_GRACE,
-                "connections still open after the shutdown grace period; closing them"
-            ),
+        let served = tokio::select! {
+            served = serve => served.map_err(anyhow::Error::from),
+            () = deadline => {
+                tracing::warn!(
+                    grace = ?SHUTDOWN_GRACE,
+                    "connections still open after the shutdown grace period; closing them"
+                );
+                Ok(())
+            }
+        };
+        self.shutdown().await;
+        served
+    }
+
+    /// Stops taking background work, waits (bounded) for what is in
+    /// flight, and closes the store. Queued deliveries are durable: what
+    /// was not sent is sent after the next start.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(DRAIN_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work still running after the drain grace period");
         }
         self.store.close();
-        Ok(())
     }
 }
 

@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::clock::Instant;
+use crate::domain::{parse_duration, AllowedNetworks, SubscriptionLimits};
+use crate::notify::NotifySettings;
+
+/// The shortest event-log retention (SPEC §8: at least 24 hours).
+pub const MIN_EVENT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Default listen address: loopback only, a safe default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -42,6 +47,13 @@ pub struct FileConfig {
     pub manual_clock: Option<bool>,
     /// `--start-time`.
     pub start_time: Option<String>,
+    /// `--subscription-limits` (`graph` or `none`).
+    pub subscription_limits: Option<String>,
+    /// `--webhook-allow-cidr` (a list).
+    #[serde(default)]
+    pub webhook_allow_cidr: Vec<String>,
+    /// `--event-retention` (ISO 8601 duration, at least PT24H).
+    pub event_retention: Option<String>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -108,6 +120,8 @@ pub struct Config {
     pub manual_clock: bool,
     /// Start time of the manual clock (default: wall time at start).
     pub start_time: Option<Instant>,
+    /// Change notifications: limits, destinations, event retention.
+    pub notify: NotifySettings,
 }
 
 /// Parses an RFC 3339 instant for `--start-time`.
@@ -175,7 +189,46 @@ impl Config {
                 "--start-time needs --manual-clock".into(),
             ));
         }
+        let limits = match cli
+            .subscription_limits
+            .or(file.subscription_limits)
+            .as_deref()
+        {
+            None | Some("graph") => SubscriptionLimits::Graph,
+            Some("none") => SubscriptionLimits::None,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "--subscription-limits '{other}' must be 'graph' (Graph's rules) or 'none'"
+                )))
+            }
+        };
+        let mut cidrs = file.webhook_allow_cidr;
+        cidrs.extend(cli.webhook_allow_cidr);
+        let allowed_networks = AllowedNetworks::parse(&cidrs)
+            .map_err(|e| ConfigError::Invalid(format!("--webhook-allow-cidr: {e}")))?;
+        let event_retention = match cli.event_retention.or(file.event_retention) {
+            None => MIN_EVENT_RETENTION,
+            Some(text) => {
+                let d = parse_duration(&text)
+                    .map_err(|e| ConfigError::Invalid(format!("--event-retention: {e}")))?
+                    .0;
+                if d < MIN_EVENT_RETENTION {
+                    return Err(ConfigError::Invalid(format!(
+                        "--event-retention '{text}' is shorter than the minimum PT24H"
+                    )));
+                }
+                d
+            }
+        };
+        let notify = NotifySettings {
+            limits,
+            emulator: manual_clock,
+            allowed_networks,
+            event_retention,
+            ..NotifySettings::default()
+        };
         Ok(Self {
+            notify,
             listen,
             data_dir,
             secret,

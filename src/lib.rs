@@ -4,6 +4,9 @@
 //! - [`cli`]: clap entry points (`serve`, `token`); [`config`] merges flags
 //!   and the TOML file; [`app`] wires config, store, clock and router.
 //! - [`http`]: axum router, Graph error JSON, extractors, handlers.
+//! - [`service`]: the one path every write takes (store, then events).
+//! - [`notify`]: subscriptions, the scheduler of time-driven changes,
+//!   webhook delivery and the event stream.
 //! - [`auth`]: bearer-token verification and the permission table.
 //! - [`store`]: the [`store::Store`] trait and its backends (SQLite, memory).
 //! - [`domain`]: the pure presence model: vocabulary, validation, `effective()`.
@@ -16,4 +19,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod notify;
+pub mod service;
 pub mod store;

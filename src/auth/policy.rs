@@ -24,6 +24,10 @@ pub enum Operation {
     WriteLocation,
     /// Use the presenced admin endpoints (SPEC §8).
     Admin,
+    /// Create a presence subscription or read the event stream of many
+    /// users (SPEC §7, §8). Graph's extra rule for application tokens is
+    /// applied by `notify`.
+    Subscribe,
 }
 
 /// Decides whether `principal` may perform `op` on `subject` (the target
@@ -45,7 +49,7 @@ pub fn authorize(
                 Operation::Read if is_self => {
                     need_scope(principal, &[READ, READ_ALL, READ_WRITE, READ_WRITE_ALL])
                 }
-                Operation::Read | Operation::ReadMany => {
+                Operation::Read | Operation::ReadMany | Operation::Subscribe => {
                     need_scope(principal, &[READ_ALL, READ_WRITE_ALL])
                 }
                 Operation::Write | Operation::WriteLocation if !is_self => Err(
@@ -62,7 +66,7 @@ pub fn authorize(
             }
         }
         PrincipalKind::Application => match op {
-            Operation::Read | Operation::ReadMany => {
+            Operation::Read | Operation::ReadMany | Operation::Subscribe => {
                 need_role(principal, &[READ_ALL, READ_WRITE_ALL])
             }
             Operation::Write => need_role(principal, &[READ_WRITE_ALL]),

@@ -70,6 +70,19 @@ pub struct ServeArgs {
     /// Start time of the manual clock (RFC 3339) [default: now].
     #[arg(long, value_name = "INSTANT")]
     pub start_time: Option<String>,
+    /// Subscription rules: `graph` (delegated tokens only, one per user and
+    /// app, at most 60 minutes) or `none` (application tokens too, any
+    /// number, up to 7 days) [default: graph].
+    #[arg(long, value_name = "LIMITS")]
+    pub subscription_limits: Option<String>,
+    /// An internal network webhooks may reach, e.g. 10.0.0.0/8 (repeatable);
+    /// loopback, private and link-local destinations are refused otherwise.
+    #[arg(long, value_name = "CIDR")]
+    pub webhook_allow_cidr: Vec<String>,
+    /// How long the event log behind /_presenced/events keeps events, ISO
+    /// 8601 [default: PT24H, the minimum].
+    #[arg(long, value_name = "DURATION")]
+    pub event_retention: Option<String>,
 }
 
 /// `presenced token`.
@@ -135,9 +148,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         issuer: args.issuer,
         manual_clock: args.manual_clock.then_some(true),
         start_time: args.start_time,
+        subscription_limits: args.subscription_limits,
+        webhook_allow_cidr: args.webhook_allow_cidr,
+        event_retention: args.event_retention,
     };
     let config = Config::merge(cli, file, secret_env_set())?;
-    let app = App::build(&config).await?;
+    let store = App::open_store(&config)?;
+    let clock = App::clock_for(&config, store.as_ref()).await?;
+    let app = App::build(&config, store, clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

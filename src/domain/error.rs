@@ -1,9 +1,14 @@
 //! Every broken domain rule, with what its message needs.
 
+use std::net::IpAddr;
+
+use super::subscription::UrlField;
 use super::vocab::{Activity, Availability};
 
-/// A rule of SPEC §4 that an input broke. Each variant renders as a clear,
-/// client-facing message; the HTTP layer maps them all to 400 `invalidRequest`.
+/// A rule of SPEC §4 or §7 that an input broke. Each variant renders as a
+/// clear, client-facing message; the HTTP layer maps each to its status
+/// (400 `invalidRequest`, Graph's own code where Graph has one, 404 for a
+/// missing session).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// An availability value outside the vocabulary.
@@ -59,4 +64,108 @@ pub enum DomainError {
         /// The calling application's id.
         app: String,
     },
+    /// clearPresence (or ending a simulated client) of a session that does
+    /// not exist; the one rule that answers 404.
+    #[error("no presence session '{0}' exists for this user")]
+    NoSuchSession(String),
+    /// setStatusMessage without `statusMessage.message`.
+    #[error("statusMessage.message is required.")]
+    MissingStatusMessage,
+    /// A status-message expiry outside the years Graph can express.
+    #[error("expiryDateTime '{date_time}' in '{zone}' is outside the supported range (years 0001 to 9999).")]
+    ExpiryOutOfRange {
+        /// The local date-time as given.
+        date_time: String,
+        /// The zone name.
+        zone: String,
+    },
+    /// A `placeId` longer than allowed.
+    #[error("placeId is longer than {0} characters.")]
+    PlaceIdTooLong(usize),
+    /// A subscription resource other than the presence forms (SPEC §7).
+    #[error("'{0}' is not a supported presence subscription resource; expected /communications/presences/{{id}} or /communications/presences?$filter=id in ('{{id}}','{{id}}',…) with user object-id GUIDs")]
+    UnsupportedSubscriptionResource(String),
+    /// A subscription resource whose `$filter` lists no user.
+    #[error("The resource's $filter lists no user ids; a presence subscription watches between 1 and 650 users")]
+    NoResourceUsers,
+    /// A subscription resource naming more distinct users than allowed.
+    #[error("The resource names {count} distinct users; a presence subscription can watch at most {max}")]
+    TooManyResourceUsers {
+        /// The distinct users named.
+        count: usize,
+        /// The limit (650).
+        max: usize,
+    },
+    /// A query option other than `$filter` in a subscription resource.
+    #[error("The query option '{0}' is not supported in a presence subscription resource; only $filter=id in (…) on /communications/presences is")]
+    UnsupportedResourceQueryOption(String),
+    /// A `changeType` other than `updated`.
+    #[error(
+        "changeType '{0}' is not supported for presence subscriptions; only 'updated' is supported"
+    )]
+    UnsupportedChangeType(String),
+    /// An `expirationDateTime` not after the server's current time.
+    #[error("expirationDateTime {requested} is in the past; it must be later than the server's current time {now}")]
+    ExpirationInPast {
+        /// The requested expiry, RFC 3339.
+        requested: String,
+        /// The server's current time, RFC 3339.
+        now: String,
+    },
+    /// An `expirationDateTime` further ahead than allowed (Graph's wording).
+    #[error("Subscription expiration can only be {max_minutes} minutes in the future.")]
+    ExpirationTooFar {
+        /// The longest lifetime, in minutes.
+        max_minutes: i64,
+    },
+    /// A `clientState` longer than allowed.
+    #[error("clientState is {0} characters long; the limit is {1}")]
+    ClientStateTooLong(usize, usize),
+    /// An `encryptionCertificateId` longer than allowed.
+    #[error("encryptionCertificateId is {0} characters long; the limit is {1}")]
+    EncryptionCertificateIdTooLong(usize, usize),
+    /// A notification URL that is not an absolute URL.
+    #[error("{field} is not a valid absolute URL: {reason}")]
+    InvalidNotificationUrl {
+        /// Which URL.
+        field: UrlField,
+        /// What the parser found wrong.
+        reason: String,
+    },
+    /// A notification URL longer than allowed.
+    #[error("{field} is {length} characters long; the limit is {max}")]
+    NotificationUrlTooLong {
+        /// Which URL.
+        field: UrlField,
+        /// Its length in characters.
+        length: usize,
+        /// The limit (2048).
+        max: usize,
+    },
+    /// An `http` notification URL (Graph's wording; the HTTP layer answers
+    /// with Graph's code `InvalidRequest`).
+    #[error("{} scheme='http' is not supported.", .0.graph_name())]
+    HttpNotificationUrl(UrlField),
+    /// A notification URL with a scheme other than `http`/`https`.
+    #[error("{field} scheme '{scheme}' is not supported; use https (http only to a loopback host in emulator mode)")]
+    UnsupportedNotificationUrlScheme {
+        /// Which URL.
+        field: UrlField,
+        /// The scheme given.
+        scheme: String,
+    },
+    /// A notification URL carrying a user name or password.
+    #[error("{0} must not contain a user name or password")]
+    NotificationUrlWithCredentials(UrlField),
+    /// A notification URL whose host is an internal address not allowed.
+    #[error("{field} points at {ip}, an internal address; internal destinations are refused unless allowed with --webhook-allow-cidr")]
+    NotificationUrlDestinationRefused {
+        /// Which URL.
+        field: UrlField,
+        /// The address refused.
+        ip: IpAddr,
+    },
+    /// An allowed-network entry that is not CIDR or an address.
+    #[error("'{0}' is not a valid network; expected CIDR notation such as 10.0.0.0/8 or fd00::/8, or a single address")]
+    InvalidAllowedNetwork(String),
 }

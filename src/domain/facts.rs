@@ -118,4 +118,8 @@ pub struct UserFacts {
     /// When the user last had a live session, as of the sessions pruned or
     /// removed so far (see [`super::last_seen`] for the full answer).
     pub last_seen: Option<Instant>,
+    /// The instant up to which this user's changes have been observed and
+    /// published (every write, every processed fade or expiry moves it);
+    /// what watchers last saw is `effective(facts, settled_at)`.
+    pub settled_at: Option<Instant>,
 }

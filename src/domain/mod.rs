@@ -4,15 +4,20 @@
 //! Nothing here performs I/O or reads a clock: every function that needs the
 //! time takes `now` as an argument.
 
+mod change;
+mod command;
 mod duration;
 mod effective;
 mod error;
 mod facts;
 mod ids;
 mod status;
+mod subscription;
 mod vocab;
 mod zone;
 
+pub use change::{due_at, settle, shown, visibility, Change, Visibility};
+pub use command::*;
 pub use duration::{format_duration, parse_duration, IsoDuration};
 pub use effective::{aggregate, effective, last_seen, next_change, EffectivePresence};
 pub use error::DomainError;
@@ -21,6 +26,13 @@ pub use facts::{
 };
 pub use ids::{parse_guid, UserKey};
 pub use status::{StatusMessageInput, MAX_STATUS_MESSAGE_CHARS};
+pub use subscription::{
+    check_certificate_id, check_client_state, is_internal, max_lifetime, subscription_expiry,
+    AllowedNetworks, ChangeType, NotificationUrl, PresenceResource, SubscriptionLimits, UrlField,
+    GRAPH_MAX_LIFETIME, MAX_CERTIFICATE_ID_CHARS, MAX_CLIENT_STATE_CHARS,
+    MAX_NOTIFICATION_URL_LENGTH, MAX_SUBSCRIPTION_USERS, SUBSCRIPTION_MIN_LIFETIME,
+    UNLIMITED_MAX_LIFETIME,
+};
 pub use vocab::{
     Activity, Availability, PreferredPair, SessionPair, WorkLocationSource, WorkLocationType,
 };

@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 
 use super::error::GraphError;
 use super::extract::{authenticate, GraphJson, GraphPath};
-use super::presence::{lifetime, SESSION_DEFAULT, SESSION_MAX, SESSION_MIN};
 use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::clock::{Instant, ManualClock};
 use crate::domain::{
-    effective, last_seen, parse_duration, parse_guid, Session, SessionKind, SessionPair, UserKey,
+    effective, last_seen, parse_duration, parse_guid, session_lifetime, Change, Session,
+    SessionKind, SessionPair, UserKey,
 };
 
 /// `GET /_presenced/healthz`: the process is up.
@@ -84,6 +84,8 @@ pub struct MoveClock {
 
 /// `POST /_presenced/clock`: moves the emulator clock forward by `advance`
 /// (ISO 8601 duration) or to `set` (RFC 3339 instant); never backwards.
+/// Before it answers, every transition up to the new time has been
+/// processed in time order and its notifications queued (SPEC §8).
 pub async fn move_clock(
     State(state): State<AppState>,
     Emulator(clock): Emulator,
@@ -114,6 +116,7 @@ pub async fn move_clock(
     let now = clock
         .set(target)
         .map_err(|e| GraphError::bad_request(format!("{e}.")))?;
+    state.notifier.run_due(now).await?;
     Ok(clock_body(now))
 }
 
@@ -171,12 +174,7 @@ pub async fn put_client_session(
     let key = client_key(&admin, &id, &name)?;
     let now = state.clock.now();
     let pair = SessionPair::parse_client(&body.availability, &body.activity)?;
-    let life = lifetime(
-        body.expiration_duration.as_deref(),
-        SESSION_DEFAULT,
-        SESSION_MIN,
-        SESSION_MAX,
-    )?;
+    let life = session_lifetime(body.expiration_duration.as_deref())?;
     let session = Session {
         kind: SessionKind::Client,
         id: name,
@@ -184,7 +182,10 @@ pub async fn put_client_session(
         last_active: now,
         expires_at: now + life,
     };
-    let applied = state.store.upsert_session(key, session, now).await?;
+    let applied = state
+        .service
+        .apply(key, Change::UpsertSession(session), now)
+        .await?;
     let e = effective(&applied.after, now);
     Ok(Json(render::presence(key.user, &e, false)))
 }
@@ -199,10 +200,11 @@ pub async fn delete_client_session(
 ) -> Result<axum::http::StatusCode, GraphError> {
     let key = client_key(&admin, &id, &name)?;
     let now = state.clock.now();
-    state
-        .store
-        .remove_session(key, SessionKind::Client, &name, now)
-        .await?;
+    let change = Change::RemoveSession {
+        kind: SessionKind::Client,
+        id: name,
+    };
+    state.service.apply(key, change, now).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -217,7 +219,7 @@ pub async fn explain_presence(
     authorize(&principal, Operation::Read, Some(user))?;
     let now = state.clock.now();
     let facts = state
-        .store
+        .service
         .facts(UserKey {
             tenant: principal.tenant,
             user,

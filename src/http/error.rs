@@ -109,7 +109,30 @@ impl From<DomainError> for GraphError {
             | DomainError::UnknownTimeZone(_)
             | DomainError::MalformedDateTime(_)
             | DomainError::UnknownWorkLocationType(_)
-            | DomainError::SessionIdMismatch { .. } => GraphError::bad_request(e.to_string()),
+            | DomainError::SessionIdMismatch { .. }
+            | DomainError::MissingStatusMessage
+            | DomainError::ExpiryOutOfRange { .. }
+            | DomainError::PlaceIdTooLong(_)
+            | DomainError::UnsupportedSubscriptionResource(_)
+            | DomainError::NoResourceUsers
+            | DomainError::TooManyResourceUsers { .. }
+            | DomainError::UnsupportedResourceQueryOption(_)
+            | DomainError::UnsupportedChangeType(_)
+            | DomainError::ExpirationInPast { .. }
+            | DomainError::ExpirationTooFar { .. }
+            | DomainError::ClientStateTooLong(..)
+            | DomainError::EncryptionCertificateIdTooLong(..)
+            | DomainError::InvalidNotificationUrl { .. }
+            | DomainError::NotificationUrlTooLong { .. }
+            | DomainError::UnsupportedNotificationUrlScheme { .. }
+            | DomainError::NotificationUrlWithCredentials(_)
+            | DomainError::NotificationUrlDestinationRefused { .. }
+            | DomainError::InvalidAllowedNetwork(_) => GraphError::bad_request(e.to_string()),
+            // Graph's exact code for this case (SPEC §7).
+            DomainError::HttpNotificationUrl(_) => {
+                GraphError::new(StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string())
+            }
+            DomainError::NoSuchSession(_) => GraphError::not_found(e.to_string()),
         }
     }
 }

@@ -249,35 +249,40 @@ impl FromRequestParts<AppState> for Call {
             },
             None => None,
         };
-        // Echoed into `@odata.context`: only a plausible host[:port] is used.
-        let host = parts
-            .headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(parts.uri.authority().map(|a| a.as_str()))
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("localhost");
-        let scheme = match parts
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-        {
-            Some(p) if p.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
-        };
         Ok(Call {
             principal,
             user,
             version,
             now: state.clock.now(),
-            base: format!("{scheme}://{host}"),
+            base: request_base(parts),
         })
     }
+}
+
+/// `scheme://host` of a request, for `@odata.context`: only a plausible
+/// host[:port] is echoed, and the scheme is `https` only when a proxy says so.
+pub fn request_base(parts: &Parts) -> String {
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(parts.uri.authority().map(|a| a.as_str()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = match parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 /// The request's path as sent, before any nesting stripped a prefix.

@@ -2,14 +2,16 @@
 //! presenced's own under `/_presenced`, Graph-style errors and headers on
 //! every response (SPEC §3, §6, §8).
 //!
-//! Handlers are thin: they parse, authorise, call into `domain` and `store`,
-//! and render.
+//! Handlers are thin: they parse, authorise, call `service` (writes and
+//! reads) or `notify` (subscriptions), and render.
 
 pub mod admin;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod presence;
 pub mod render;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ use uuid::Uuid;
 
 use crate::auth::TokenVerifier;
 use crate::clock::{wall_now, Clock};
+use crate::notify::{Bus, Notifier};
+use crate::service::PresenceService;
 use crate::store::Store;
 use error::{GraphError, PendingError};
 
@@ -42,8 +46,16 @@ pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::fr
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
+    /// The store (readiness, the emulator clock's persistence).
     pub store: Arc<dyn Store>,
+    /// The one write path, and reads.
+    pub service: PresenceService,
+    /// Subscriptions, the scheduler pass, deliveries.
+    pub notifier: Arc<Notifier>,
+    /// Wake-ups for event-stream readers.
+    pub bus: Arc<Bus>,
+    /// Cancelled when the server starts shutting down (ends event streams).
+    pub stopping: tokio_util::sync::CancellationToken,
     /// The presence clock.
     pub clock: Arc<dyn Clock>,
     /// Bearer-token verification.
@@ -108,10 +120,29 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/{version}/me/presence", actions())
         .nest("/{version}/users/{id}/presence", actions())
-        .nest("/{version}/communications/presences/{id}", actions());
+        .nest("/{version}/communications/presences/{id}", actions())
+        .route(
+            "/{version}/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/{version}/subscriptions/{id}",
+            get(subscriptions::get)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/{version}/subscriptions/{id}/reauthorize",
+            post(subscriptions::reauthorize),
+        );
     let own = Router::new()
         .route("/_presenced/healthz", get(admin::healthz))
         .route("/_presenced/readyz", get(admin::readyz))
+        .route(
+            "/_presenced/.well-known/jwks.json",
+            get(subscriptions::jwks),
+        )
+        .route("/_presenced/events", get(events::stream))
         .route(
             "/_presenced/clock",
             get(admin::get_clock).post(admin::move_clock),

@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{Datelike, TimeDelta};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::instrument;
@@ -15,44 +14,12 @@ use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation};
 use crate::domain::{
-    effective, parse_duration, parse_guid, parse_local_date_time, DomainError, Preferred,
-    PreferredPair, Session, SessionKind, SessionPair, StatusMessage, StatusMessageInput,
-    TimeZoneName, UserKey, WorkLocationLayer, WorkLocationType,
+    effective, parse_guid, Change, ClearPresenceBody, LocationBody, SetPreferredBody,
+    SetPresenceBody, SetStatusMessageBody, UserKey, WorkLocationLayer,
 };
-use crate::store::Change;
 
 /// The most ids getPresencesByUserId accepts (SPEC §3).
 pub const MAX_IDS: usize = 650;
-/// Default setPresence lifetime (SPEC §4).
-pub const SESSION_DEFAULT: TimeDelta = TimeDelta::minutes(5);
-/// Shortest setPresence lifetime.
-pub const SESSION_MIN: TimeDelta = TimeDelta::minutes(5);
-/// Longest setPresence lifetime.
-pub const SESSION_MAX: TimeDelta = TimeDelta::hours(4);
-/// Shortest explicit preferred-presence lifetime (SPEC §4 decision).
-pub const PREFERRED_MIN: TimeDelta = TimeDelta::minutes(5);
-/// Longest explicit preferred-presence lifetime (SPEC §4 decision).
-pub const PREFERRED_MAX: TimeDelta = TimeDelta::days(30);
-/// The last day Graph's date-times can express, 9999-12-31.
-fn end_of_time() -> chrono::NaiveDate {
-    crate::clock::latest_instant().date_naive()
-}
-
-/// Longest accepted `placeId`.
-const MAX_PLACE_ID_CHARS: usize = 256;
-
-/// Parses an optional `expirationDuration` within bounds.
-pub(crate) fn lifetime(
-    text: Option<&str>,
-    default: TimeDelta,
-    min: TimeDelta,
-    max: TimeDelta,
-) -> Result<TimeDelta, DomainError> {
-    match text {
-        None => Ok(default),
-        Some(text) => parse_duration(text)?.within(text, min, max),
-    }
-}
 
 /// The `@odata.context` of a single presence.
 fn context(call: &Call, user: Uuid) -> String {
@@ -74,7 +41,7 @@ pub async fn get_presence(
     tracing::Span::current().record("user", tracing::field::display(user));
     authorize(&call.principal, Operation::Read, Some(user))?;
     let facts = state
-        .store
+        .service
         .facts(UserKey {
             tenant: call.tenant(),
             user,
@@ -120,7 +87,7 @@ pub async fn get_many(
         .iter()
         .map(|id| parse_guid(id))
         .collect::<Result<Vec<_>, _>>()?;
-    let facts = state.store.facts_for(call.tenant(), &ids).await?;
+    let facts = state.service.facts_for(call.tenant(), &ids).await?;
     let value: Vec<Value> = ids
         .iter()
         .zip(&facts)
@@ -142,7 +109,8 @@ fn writable(call: &Call, op: Operation) -> Result<UserKey, GraphError> {
     })
 }
 
-/// Authorises `op` on the call's subject, then applies `change` to it.
+/// Authorises `op` on the call's subject, then applies `change` to it
+/// through the one write path.
 async fn write(
     state: &AppState,
     call: &Call,
@@ -150,31 +118,8 @@ async fn write(
     change: Change,
 ) -> Result<(), GraphError> {
     let key = writable(call, op)?;
-    state.store.apply(key, change, call.now).await?;
+    state.service.apply(key, change, call.now).await?;
     Ok(())
-}
-
-/// Checks that `session_id` is the calling application's own (SPEC §4).
-fn own_session(call: &Call, session_id: &str) -> Result<(), GraphError> {
-    if session_id.eq_ignore_ascii_case(&call.principal.app_id) {
-        Ok(())
-    } else {
-        Err(DomainError::SessionIdMismatch {
-            given: session_id.to_string(),
-            app: call.principal.app_id.clone(),
-        }
-        .into())
-    }
-}
-
-/// Body of setPresence.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SetPresenceBody {
-    session_id: String,
-    availability: String,
-    activity: String,
-    expiration_duration: Option<String>,
 }
 
 /// setPresence: `POST …/presence/setPresence`.
@@ -185,31 +130,11 @@ pub async fn set_presence(
     body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
-    let body: SetPresenceBody = body.parse()?;
-    own_session(&call, &body.session_id)?;
-    let pair = SessionPair::parse(&body.availability, &body.activity)?;
-    let life = lifetime(
-        body.expiration_duration.as_deref(),
-        SESSION_DEFAULT,
-        SESSION_MIN,
-        SESSION_MAX,
-    )?;
-    let session = Session {
-        kind: SessionKind::Application,
-        id: call.principal.app_id.clone(),
-        pair,
-        last_active: call.now,
-        expires_at: call.now + life,
-    };
-    state.store.upsert_session(key, session, call.now).await?;
+    let change = body
+        .parse::<SetPresenceBody>()?
+        .into_change(&call.principal.app_id, call.now)?;
+    state.service.apply(key, change, call.now).await?;
     Ok(())
-}
-
-/// Body of clearPresence.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClearPresenceBody {
-    session_id: String,
 }
 
 /// clearPresence: `POST …/presence/clearPresence`.
@@ -220,27 +145,11 @@ pub async fn clear_presence(
     body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
-    let body: ClearPresenceBody = body.parse()?;
-    own_session(&call, &body.session_id)?;
-    state
-        .store
-        .remove_session(
-            key,
-            SessionKind::Application,
-            &call.principal.app_id,
-            call.now,
-        )
-        .await?;
+    let change = body
+        .parse::<ClearPresenceBody>()?
+        .into_change(&call.principal.app_id)?;
+    state.service.apply(key, change, call.now).await?;
     Ok(())
-}
-
-/// Body of setUserPreferredPresence.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SetPreferredBody {
-    availability: String,
-    activity: String,
-    expiration_duration: Option<String>,
 }
 
 /// setUserPreferredPresence: `POST …/presence/setUserPreferredPresence`.
@@ -251,23 +160,8 @@ pub async fn set_preferred(
     body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
-    let body: SetPreferredBody = body.parse()?;
-    let pair = PreferredPair::parse(&body.availability, &body.activity)?;
-    let life = lifetime(
-        body.expiration_duration.as_deref(),
-        pair.default_lifetime(),
-        PREFERRED_MIN,
-        PREFERRED_MAX,
-    )?;
-    let preferred = Preferred {
-        pair,
-        set_at: call.now,
-        expires_at: call.now + life,
-    };
-    state
-        .store
-        .apply(key, Change::SetPreferred(preferred), call.now)
-        .await?;
+    let change = body.parse::<SetPreferredBody>()?.into_change(call.now)?;
+    state.service.apply(key, change, call.now).await?;
     Ok(())
 }
 
@@ -278,37 +172,6 @@ pub async fn clear_preferred(State(state): State<AppState>, call: Call) -> Resul
     write(&state, &call, Operation::Write, Change::ClearPreferred).await
 }
 
-/// Body of setStatusMessage.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SetStatusMessageBody {
-    status_message: StatusMessageBody,
-}
-
-/// `statusMessage` of setStatusMessage.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusMessageBody {
-    message: Option<ItemBody>,
-    expiry_date_time: Option<DateTimeTimeZone>,
-}
-
-/// Graph's `itemBody`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemBody {
-    content: Option<String>,
-    content_type: Option<String>,
-}
-
-/// Graph's `dateTimeTimeZone`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DateTimeTimeZone {
-    date_time: String,
-    time_zone: Option<String>,
-}
-
 /// setStatusMessage: `POST …/presence/setStatusMessage`.
 #[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_status_message(
@@ -317,78 +180,11 @@ pub async fn set_status_message(
     body: JsonBody,
 ) -> Result<(), GraphError> {
     let key = writable(&call, Operation::Write)?;
-    let body: SetStatusMessageBody = body.parse()?;
-    let message = body
-        .status_message
-        .message
-        .ok_or_else(|| GraphError::bad_request("statusMessage.message is required."))?;
-    let input = StatusMessageInput::parse(
-        message.content.as_deref().unwrap_or(""),
-        message.content_type.as_deref(),
-    )?;
-    let (expires_at, expiry_zone) = match body.status_message.expiry_date_time {
-        None => (None, None),
-        Some(expiry) => {
-            let zone = match expiry.time_zone.as_deref() {
-                Some(name) => TimeZoneName::parse(name)?,
-                None => TimeZoneName::utc(),
-            };
-            let local = parse_local_date_time(&expiry.date_time)?;
-            if local.date() == end_of_time() {
-                // 9999-12-31 in any zone is Graph's "no expiry" (SPEC §2),
-                // as read back by the owner; keep it that way on a round trip.
-                (None, None)
-            } else {
-                let utc = zone.to_utc(local);
-                if utc > crate::clock::latest_instant() || utc.year() < 1 {
-                    return Err(GraphError::bad_request(format!(
-                        "expiryDateTime '{}' in '{}' is outside the supported range (years 0001 to 9999).",
-                        expiry.date_time,
-                        zone.name()
-                    )));
-                }
-                (Some(utc), Some(zone.name().to_string()))
-            }
-        }
-    };
-    let status = (!input.is_clear()).then_some(StatusMessage {
-        content: input.content,
-        expires_at,
-        expiry_zone,
-        published_at: call.now,
-    });
-    state
-        .store
-        .apply(key, Change::SetStatusMessage(status), call.now)
-        .await?;
+    let change = body
+        .parse::<SetStatusMessageBody>()?
+        .into_change(call.now)?;
+    state.service.apply(key, change, call.now).await?;
     Ok(())
-}
-
-/// Body of setManualLocation / setAutomaticLocation.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LocationBody {
-    work_location_type: String,
-    place_id: Option<String>,
-}
-
-fn location_layer(call: &Call, body: LocationBody) -> Result<WorkLocationLayer, GraphError> {
-    let location_type = WorkLocationType::parse(&body.work_location_type)
-        .ok_or_else(|| DomainError::UnknownWorkLocationType(body.work_location_type.clone()))?;
-    if body
-        .place_id
-        .as_ref()
-        .is_some_and(|p| p.chars().count() > MAX_PLACE_ID_CHARS)
-    {
-        return Err(GraphError::bad_request(format!(
-            "placeId is longer than {MAX_PLACE_ID_CHARS} characters."
-        )));
-    }
-    Ok(WorkLocationLayer {
-        location_type,
-        place_id: body.place_id.filter(|p| !p.is_empty()),
-        set_at: call.now,
-    })
 }
 
 /// Authorises a location write, validates its body, and stores the layer
@@ -400,8 +196,8 @@ async fn set_location(
     change: fn(WorkLocationLayer) -> Change,
 ) -> Result<(), GraphError> {
     let key = writable(call, Operation::WriteLocation)?;
-    let layer = location_layer(call, body.parse()?)?;
-    state.store.apply(key, change(layer), call.now).await?;
+    let layer = body.parse::<LocationBody>()?.into_layer(call.now)?;
+    state.service.apply(key, change(layer), call.now).await?;
     Ok(())
 }
 

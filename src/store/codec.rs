@@ -28,6 +28,8 @@ struct Stored {
     updated_at: Option<i64>,
     #[serde(rename = "ls", default, skip_serializing_if = "Option::is_none")]
     last_seen: Option<i64>,
+    #[serde(rename = "sa", default, skip_serializing_if = "Option::is_none")]
+    settled_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +131,7 @@ pub(crate) fn encode(facts: &UserFacts) -> Vec<u8> {
         automatic: facts.work_location.automatic.as_ref().map(layer),
         updated_at: facts.updated_at.map(micros),
         last_seen: facts.last_seen.map(micros),
+        settled_at: facts.settled_at.map(micros),
     };
     serde_json::to_vec(&stored).expect("plain data always serializes")
 }
@@ -191,5 +194,6 @@ pub(crate) fn decode(bytes: &[u8], version: u64) -> Result<UserFacts, StoreError
         version,
         updated_at: stored.updated_at.map(instant).transpose()?,
         last_seen: stored.last_seen.map(instant).transpose()?,
+        settled_at: stored.settled_at.map(instant).transpose()?,
     })
 }

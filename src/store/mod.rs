@@ -9,20 +9,24 @@
 //! and durable before it answers) and [`memory::MemoryStore`] (tests). The
 //! shared conformance suite lives in `contract.rs`.
 
-mod change;
 mod codec;
 #[cfg(test)]
 mod contract;
 pub mod memory;
+mod records;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use change::Change;
+pub use crate::domain::Change;
+pub use records::{
+    observe, Delivery, Event, LifecycleEvent, NewDelivery, Observed, Payload, Subscription,
+    SubscriptionConflict,
+};
 
 use crate::clock::Instant;
-use crate::domain::{Session, SessionKind, UserFacts, UserKey};
+use crate::domain::{DomainError, Session, SessionKind, UserFacts, UserKey, Visibility};
 
 /// What can go wrong in a store, independent of the backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,14 +43,37 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A user's facts just before and just after a write, so callers can compute
-/// the effective presence on both sides (change notifications, ROADMAP).
+impl From<DomainError> for StoreError {
+    fn from(e: DomainError) -> Self {
+        // The only rule a stored change can break is a missing session.
+        StoreError::NotFound(e.to_string())
+    }
+}
+
+/// A user's facts just before and just after a write, and what it meant for
+/// watchers, all decided inside the write's atomic unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// Facts as they were read inside the write's transaction.
     pub before: UserFacts,
     /// Facts as they were committed.
     pub after: UserFacts,
+    /// What changed for watchers.
+    pub visibility: Visibility,
+    /// The event-log entry recorded with the write, if the resource changed.
+    pub event: Option<u64>,
+    /// How many webhook deliveries were queued with the write.
+    pub queued: usize,
+}
+
+/// The retained part of the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventBounds {
+    /// Every event with a `seq` above this is still retained (events up to
+    /// and including it may have been pruned).
+    pub pruned_through: u64,
+    /// The newest event's `seq` (0 when none was ever recorded).
+    pub last: u64,
 }
 
 /// The storage contract. Every backend passes `contract.rs`.
@@ -66,10 +93,119 @@ pub trait Store: Send + Sync + 'static {
     /// written reads as empty facts.
     async fn facts_for(&self, tenant: Uuid, users: &[Uuid]) -> Result<Vec<UserFacts>, StoreError>;
 
-    /// Users whose effective presence may change at or before `by` (their
-    /// next transition as computed at their last write), at most `limit`.
-    /// The schedule that change notifications will wake on.
-    async fn due_users(&self, by: Instant, limit: usize) -> Result<Vec<UserKey>, StoreError>;
+    /// Processes the time-driven transitions of one user up to `at` (SPEC
+    /// §7: fades and expiries notify like writes): atomically prunes what
+    /// expired, records an event and queues deliveries when watchers see a
+    /// change. `None` when the user was already observed at or after `at`.
+    async fn settle(&self, key: UserKey, at: Instant) -> Result<Option<Applied>, StoreError>;
+
+    /// Users whose effective presence may change at or before `by`, each with
+    /// its next transition instant, earliest first, at most `limit`. The
+    /// schedule the notification scheduler wakes on.
+    async fn due_users(
+        &self,
+        by: Instant,
+        limit: usize,
+    ) -> Result<Vec<(UserKey, Instant)>, StoreError>;
+
+    /// The earliest next transition of any user.
+    async fn next_due(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(self
+            .due_users(crate::clock::latest_instant(), 1)
+            .await?
+            .first()
+            .map(|(_, t)| *t))
+    }
+
+    /// Events after `after` (exclusive), oldest first, at most `limit`; only
+    /// `tenant`'s when given.
+    async fn events_since(
+        &self,
+        tenant: Option<Uuid>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The retained range of the event log.
+    async fn event_bounds(&self) -> Result<EventBounds, StoreError>;
+
+    /// Drops events recorded before `before`; returns how many.
+    async fn prune_events(&self, before: Instant) -> Result<u64, StoreError>;
+
+    /// Creates a subscription unless it conflicts; with `one_per_user_and_app`
+    /// (Graph's limit) a second subscription of the same creator and app is
+    /// a conflict too.
+    async fn create_subscription(
+        &self,
+        subscription: Subscription,
+        one_per_user_and_app: bool,
+    ) -> Result<Result<(), SubscriptionConflict>, StoreError>;
+
+    /// One subscription of `tenant` (expired ones included; callers decide).
+    async fn subscription(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Subscription>, StoreError>;
+
+    /// The subscriptions of `tenant` created by `app_id`.
+    async fn subscriptions_of(
+        &self,
+        tenant: Uuid,
+        app_id: &str,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Replaces a stored subscription (same id and tenant); `false` when it
+    /// no longer exists.
+    async fn update_subscription(&self, subscription: Subscription) -> Result<bool, StoreError>;
+
+    /// Deletes a subscription and its pending deliveries; `false` when it
+    /// did not exist.
+    async fn delete_subscription(&self, tenant: Uuid, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Subscriptions that need lifecycle work at or before `by`: expired
+    /// ones, and ones within `reauthorize_before` of expiry whose
+    /// `reauthorizationRequired` has not been queued.
+    async fn subscriptions_due(
+        &self,
+        by: Instant,
+        reauthorize_before: chrono::TimeDelta,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// The earliest instant at which some subscription needs lifecycle work.
+    async fn next_subscription_deadline(
+        &self,
+        reauthorize_before: chrono::TimeDelta,
+    ) -> Result<Option<Instant>, StoreError>;
+
+    /// Queues deliveries, due at `now`.
+    async fn enqueue(&self, deliveries: Vec<NewDelivery>, now: Instant) -> Result<(), StoreError>;
+
+    /// Deliveries due at or before `now`, earliest first, at most `limit`,
+    /// leaving out the ids in `skip` (in flight).
+    async fn due_deliveries(
+        &self,
+        now: Instant,
+        limit: usize,
+        skip: &[u64],
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// The earliest `next_at` of a queued delivery not in `skip`.
+    async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError>;
+
+    /// Removes deliveries (delivered or given up).
+    async fn remove_deliveries(&self, ids: &[u64]) -> Result<(), StoreError>;
+
+    /// Counts a failed attempt on each delivery and makes it due at `next_at`.
+    async fn retry_deliveries(&self, ids: &[u64], next_at: Instant) -> Result<(), StoreError>;
+
+    /// Keeps a named secret: stores `candidate` unless a value exists, and
+    /// returns the kept value (the notification signing key survives
+    /// restarts).
+    async fn keep_secret(&self, name: &str, candidate: String) -> Result<String, StoreError>;
+
+    /// Stops accepting writes; queued writes finish. Default: nothing to do.
+    fn close(&self) {}
 
     /// Checks the backend can serve reads and writes (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

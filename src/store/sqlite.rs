@@ -16,11 +16,14 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::change::due_at;
 use super::codec::{decode, encode};
-use super::{Applied, Change, Store, StoreError};
+use super::memory::{conflict_with, deadline};
+use super::{
+    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
+    StoreError, Subscription, SubscriptionConflict,
+};
 use crate::clock::Instant;
-use crate::domain::{UserFacts, UserKey};
+use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
 
 /// The most writes folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -41,26 +44,75 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS users_next_change ON users (next_change) WHERE next_change IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant  BLOB    NOT NULL,
+    user    BLOB    NOT NULL,
+    at      INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    facts   BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant, seq);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id           BLOB    PRIMARY KEY,
+    tenant       BLOB    NOT NULL,
+    app_id       TEXT    NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    reauth_sent  INTEGER NOT NULL,
+    record       TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subscriptions_app ON subscriptions (tenant, app_id);
+CREATE TABLE IF NOT EXISTS watches (
+    tenant       BLOB NOT NULL,
+    user         BLOB NOT NULL,
+    subscription BLOB NOT NULL,
+    PRIMARY KEY (tenant, user, subscription)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription BLOB    NOT NULL,
+    tenant       BLOB    NOT NULL,
+    payload      TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    next_at      INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_next ON outbox (next_at);
+CREATE INDEX IF NOT EXISTS outbox_subscription ON outbox (subscription);
 ";
 
-/// The schema version this build reads and writes.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build reads and writes (2: the event log,
+/// subscriptions and the outbox).
+const SCHEMA_VERSION: i64 = 2;
+
+/// The meta key of the last pruned event's `seq`.
+const EVENTS_PRUNED_THROUGH: &str = "events_pruned_through";
 
 /// The meta key of the persisted emulator clock.
 const EMULATOR_TIME: &str = "emulator_time";
+
+/// A write that is neither a presence change nor a settle: subscriptions,
+/// the outbox, the event log's retention, secrets.
+type RunFn = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<Done, StoreError> + Send>;
 
 /// What the writer thread is asked to do.
 enum Job {
     /// A per-user change.
     Apply { key: UserKey, change: Change },
+    /// Process a user's time-driven transitions up to the op's `now`.
+    Settle { key: UserKey },
     /// Persist the emulator clock's time.
     SaveEmulatorTime,
+    /// Any other write, run inside the batch's transaction (taken when run).
+    Run(Option<RunFn>),
 }
 
 /// What the writer thread answers.
 enum Done {
     Applied(Box<Applied>),
+    Settled(Option<Box<Applied>>),
     Saved,
+    Value(Box<dyn std::any::Any + Send>),
 }
 
 struct WriteOp {
@@ -162,6 +214,25 @@ impl SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))?
+    }
+
+    /// Runs `f` on the writer thread inside a group-committed transaction
+    /// and answers once it is durable.
+    async fn run<T: Send + 'static>(
+        &self,
+        now: Instant,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let job = Job::Run(Some(Box::new(move |tx| {
+            f(tx).map(|v| Done::Value(Box::new(v) as Box<dyn std::any::Any + Send>))
+        })));
+        match self.write(job, now).await? {
+            Done::Value(v) => v
+                .downcast::<T>()
+                .map(|v| *v)
+                .map_err(|_| StoreError::Unavailable("unexpected writer answer".into())),
+            _ => Err(StoreError::Unavailable("unexpected writer answer".into())),
+        }
     }
 
     async fn read<T: Send + 'static>(
@@ -269,7 +340,7 @@ fn write_facts(
         )
         .map_err(unavailable)?;
     let version = i64::try_from(facts.version).map_err(unavailable)?;
-    let next = due_at(facts, now).map(|t| t.timestamp_micros());
+    let next = due_at(facts, facts.settled_at.unwrap_or(now)).map(|t| t.timestamp_micros());
     stmt.execute(params![
         key.tenant.as_bytes(),
         key.user.as_bytes(),
@@ -277,6 +348,148 @@ fn write_facts(
         encode(facts),
         next
     ])
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Stores `after` and records what it meant for watchers, in the write's
+/// transaction: an event when the resource changed, an outbox row per live
+/// subscription watching the user when its presence changed (SPEC §7: a
+/// crash right after the answer cannot lose a notification).
+fn record(
+    tx: &Connection,
+    key: UserKey,
+    before: UserFacts,
+    after: UserFacts,
+    now: Instant,
+) -> Result<Applied, StoreError> {
+    write_facts(tx, key, &after, now)?;
+    let observed = observe(key.user, &before, &after);
+    let mut event = None;
+    let mut queued = 0;
+    if observed.visibility != Visibility::Unchanged {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO events (tenant, user, at, version, facts) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(unavailable)?;
+        stmt.execute(params![
+            key.tenant.as_bytes(),
+            key.user.as_bytes(),
+            after.settled_at.unwrap_or(now).timestamp_micros(),
+            i64::try_from(after.version).map_err(unavailable)?,
+            encode(&after)
+        ])
+        .map_err(unavailable)?;
+        event = u64::try_from(tx.last_insert_rowid()).ok();
+    }
+    if observed.visibility == Visibility::Presence {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT w.subscription FROM watches w JOIN subscriptions s ON s.id = w.subscription
+                 WHERE w.tenant = ?1 AND w.user = ?2 AND s.expires_at > ?3",
+            )
+            .map_err(unavailable)?;
+        let watching = stmt
+            .query_map(
+                params![
+                    key.tenant.as_bytes(),
+                    key.user.as_bytes(),
+                    now.timestamp_micros()
+                ],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .map_err(unavailable)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        for id in watching {
+            let subscription =
+                Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            insert_delivery(
+                tx,
+                &NewDelivery {
+                    subscription,
+                    tenant: key.tenant,
+                    payload: observed.payload.clone(),
+                },
+                now,
+            )?;
+            queued += 1;
+        }
+    }
+    Ok(Applied {
+        before,
+        after,
+        visibility: observed.visibility,
+        event,
+        queued,
+    })
+}
+
+fn insert_delivery(tx: &Connection, d: &NewDelivery, now: Instant) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(&d.payload).map_err(unavailable)?;
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO outbox (subscription, tenant, payload, created_at, next_at, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?4, 0)",
+        )
+        .map_err(unavailable)?;
+    stmt.execute(params![
+        d.subscription.as_bytes(),
+        d.tenant.as_bytes(),
+        payload,
+        now.timestamp_micros()
+    ])
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn uuid(bytes: &[u8]) -> Result<Uuid, StoreError> {
+    Uuid::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn instant(micros: i64) -> Result<Instant, StoreError> {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt(format!("instant {micros} out of range")))
+}
+
+fn parse_subscription(record: &str) -> Result<Subscription, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn app_subscriptions(
+    conn: &Connection,
+    tenant: Uuid,
+    app_id: &str,
+) -> Result<Vec<Subscription>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT record FROM subscriptions WHERE tenant = ?1 AND app_id = ?2")
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params![tenant.as_bytes(), app_id], |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(unavailable)?;
+    rows.map(|r| parse_subscription(&r.map_err(unavailable)?))
+        .collect()
+}
+
+fn put_subscription(tx: &Connection, s: &Subscription) -> Result<(), StoreError> {
+    let record = serde_json::to_string(s).map_err(unavailable)?;
+    tx.execute(
+        "INSERT INTO subscriptions (id, tenant, app_id, expires_at, reauth_sent, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at,
+           reauth_sent = excluded.reauth_sent, record = excluded.record",
+        params![
+            s.id.as_bytes(),
+            s.tenant.as_bytes(),
+            s.app_id,
+            s.expires_at.timestamp_micros(),
+            s.reauthorization_sent,
+            record
+        ],
+    )
     .map_err(unavailable)?;
     Ok(())
 }
@@ -290,7 +503,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let results = write_batch(&mut conn, &batch);
+        let results = write_batch(&mut conn, &mut batch);
         for (op, result) in batch.into_iter().zip(results) {
             // The requester may have gone away; the write stands regardless.
             let _ = op.reply.send(result);
@@ -302,30 +515,43 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
 /// Applies a batch in one transaction. Per-op rule failures (e.g. NotFound)
 /// leave that op's user untouched and do not affect the others; a failed
 /// commit fails every op.
-fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> Vec<Result<Done, StoreError>> {
+fn write_batch(conn: &mut Connection, batch: &mut [WriteOp]) -> Vec<Result<Done, StoreError>> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return batch.iter().map(|_| Err(unavailable(&e))).collect(),
     };
     let mut results = Vec::with_capacity(batch.len());
-    for op in batch {
+    for op in batch.iter_mut() {
+        let now = op.now;
         // A bug in one operation must not kill the only writer.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &op.job {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut op.job {
             Job::Apply { key, change } => read_facts(&tx, *key).and_then(|before| {
                 let mut after = before.clone();
-                change.clone().apply_to(&mut after, op.now)?;
-                write_facts(&tx, *key, &after, op.now)?;
-                Ok(Done::Applied(Box::new(Applied { before, after })))
+                change.clone().apply_to(&mut after, now)?;
+                let applied = record(&tx, *key, before, after, now)?;
+                Ok(Done::Applied(Box::new(applied)))
+            }),
+            Job::Settle { key } => read_facts(&tx, *key).and_then(|before| {
+                let mut after = before.clone();
+                if before.version == 0 || !settle(&mut after, now) {
+                    return Ok(Done::Settled(None));
+                }
+                let applied = record(&tx, *key, before, after, now)?;
+                Ok(Done::Settled(Some(Box::new(applied))))
             }),
             Job::SaveEmulatorTime => tx
                 .execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value =
                        CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-                    params![EMULATOR_TIME, op.now.timestamp_micros().to_string()],
+                    params![EMULATOR_TIME, now.timestamp_micros().to_string()],
                 )
                 .map(|_| Done::Saved)
                 .map_err(unavailable),
+            Job::Run(f) => match f.take() {
+                Some(f) => f(&tx),
+                None => Err(StoreError::Unavailable("a job ran twice".into())),
+            },
         }))
         .unwrap_or_else(|_| {
             tracing::error!("a store write panicked; it was skipped");
@@ -361,7 +587,7 @@ impl Store for SqliteStore {
     ) -> Result<Applied, StoreError> {
         match self.write(Job::Apply { key, change }, now).await? {
             Done::Applied(applied) => Ok(*applied),
-            Done::Saved => Err(StoreError::Unavailable("unexpected writer answer".into())),
+            _ => Err(StoreError::Unavailable("unexpected writer answer".into())),
         }
     }
 
@@ -387,28 +613,436 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn due_users(&self, by: Instant, limit: usize) -> Result<Vec<UserKey>, StoreError> {
+    async fn settle(&self, key: UserKey, at: Instant) -> Result<Option<Applied>, StoreError> {
+        match self.write(Job::Settle { key }, at).await? {
+            Done::Settled(applied) => Ok(applied.map(|a| *a)),
+            _ => Err(StoreError::Unavailable("unexpected writer answer".into())),
+        }
+    }
+
+    async fn due_users(
+        &self,
+        by: Instant,
+        limit: usize,
+    ) -> Result<Vec<(UserKey, Instant)>, StoreError> {
         let by = by.timestamp_micros();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT tenant, user FROM users WHERE next_change IS NOT NULL AND next_change <= ?1
+                    "SELECT tenant, user, next_change FROM users
+                     WHERE next_change IS NOT NULL AND next_change <= ?1
                      ORDER BY next_change LIMIT ?2",
                 )
                 .map_err(unavailable)?;
             let rows = stmt
                 .query_map(params![by, limit], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })
                 .map_err(unavailable)?;
             rows.map(|row| {
-                let (t, u) = row.map_err(unavailable)?;
-                let tenant = Uuid::from_slice(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let user = Uuid::from_slice(&u).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok(UserKey { tenant, user })
+                let (t, u, at) = row.map_err(unavailable)?;
+                let key = UserKey {
+                    tenant: uuid(&t)?,
+                    user: uuid(&u)?,
+                };
+                Ok((key, instant(at)?))
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn events_since(
+        &self,
+        tenant: Option<Uuid>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let (sql, tenant_bytes) = match tenant {
+                Some(t) => (
+                    "SELECT seq, tenant, user, at, version, facts FROM events
+                     WHERE tenant = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2",
+                    t.as_bytes().to_vec(),
+                ),
+                None => (
+                    "SELECT seq, tenant, user, at, version, facts FROM events
+                     WHERE seq > ?1 AND ?3 IS NOT NULL ORDER BY seq LIMIT ?2",
+                    Vec::new(),
+                ),
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![after, limit, tenant_bytes], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            rows.map(|row| {
+                let (seq, t, u, at, version, facts) = row.map_err(unavailable)?;
+                Ok(Event {
+                    seq: u64::try_from(seq).map_err(unavailable)?,
+                    key: UserKey {
+                        tenant: uuid(&t)?,
+                        user: uuid(&u)?,
+                    },
+                    at: instant(at)?,
+                    facts: decode(&facts, u64::try_from(version).unwrap_or(0))?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn event_bounds(&self) -> Result<EventBounds, StoreError> {
+        self.read(|conn| {
+            let last: Option<i64> = conn
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let pruned: Option<String> = conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    [EVENTS_PRUNED_THROUGH],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(EventBounds {
+                pruned_through: pruned.and_then(|p| p.parse().ok()).unwrap_or(0),
+                last: last.and_then(|l| u64::try_from(l).ok()).unwrap_or(0),
+            })
+        })
+        .await
+    }
+
+    async fn prune_events(&self, before: Instant) -> Result<u64, StoreError> {
+        self.run(before, move |tx| {
+            let through: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(seq) FROM events WHERE at < ?1",
+                    [before.timestamp_micros()],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            let Some(through) = through else {
+                return Ok(0);
+            };
+            let n = tx
+                .execute("DELETE FROM events WHERE seq <= ?1", [through])
+                .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![EVENTS_PRUNED_THROUGH, through.to_string()],
+            )
+            .map_err(unavailable)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn create_subscription(
+        &self,
+        subscription: Subscription,
+        one_per_user_and_app: bool,
+    ) -> Result<Result<(), SubscriptionConflict>, StoreError> {
+        self.run(subscription.created_at, move |tx| {
+            let existing = app_subscriptions(tx, subscription.tenant, &subscription.app_id)?;
+            if let Some(c) = conflict_with(existing.iter(), &subscription, one_per_user_and_app) {
+                return Ok(Err(c));
+            }
+            put_subscription(tx, &subscription)?;
+            let mut watch = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO watches (tenant, user, subscription) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(unavailable)?;
+            for user in &subscription.users {
+                watch
+                    .execute(params![
+                        subscription.tenant.as_bytes(),
+                        user.as_bytes(),
+                        subscription.id.as_bytes()
+                    ])
+                    .map_err(unavailable)?;
+            }
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn subscription(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.read(move |conn| {
+            let record: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM subscriptions WHERE id = ?1 AND tenant = ?2",
+                    params![id.as_bytes(), tenant.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            record.map(|r| parse_subscription(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn subscriptions_of(
+        &self,
+        tenant: Uuid,
+        app_id: &str,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let app_id = app_id.to_string();
+        self.read(move |conn| {
+            let mut out = app_subscriptions(conn, tenant, &app_id)?;
+            out.sort_by_key(|s| (s.created_at, s.id));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn update_subscription(&self, subscription: Subscription) -> Result<bool, StoreError> {
+        self.run(subscription.created_at, move |tx| {
+            let exists = tx
+                .query_row(
+                    "SELECT 1 FROM subscriptions WHERE id = ?1 AND tenant = ?2",
+                    params![subscription.id.as_bytes(), subscription.tenant.as_bytes()],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(unavailable)?
+                .is_some();
+            if exists {
+                put_subscription(tx, &subscription)?;
+            }
+            Ok(exists)
+        })
+        .await
+    }
+
+    async fn delete_subscription(&self, tenant: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        self.run(chrono::DateTime::UNIX_EPOCH, move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM subscriptions WHERE id = ?1 AND tenant = ?2",
+                    params![id.as_bytes(), tenant.as_bytes()],
+                )
+                .map_err(unavailable)?;
+            if n > 0 {
+                tx.execute(
+                    "DELETE FROM watches WHERE tenant = ?1 AND subscription = ?2",
+                    params![tenant.as_bytes(), id.as_bytes()],
+                )
+                .map_err(unavailable)?;
+                tx.execute(
+                    "DELETE FROM outbox WHERE subscription = ?1",
+                    params![id.as_bytes()],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn subscriptions_due(
+        &self,
+        by: Instant,
+        reauthorize_before: chrono::TimeDelta,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let early = reauthorize_before.num_microseconds().unwrap_or(0);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record FROM subscriptions
+                     WHERE (CASE WHEN reauth_sent THEN expires_at ELSE expires_at - ?2 END) <= ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![by.timestamp_micros(), early], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(unavailable)?;
+            let mut out = rows
+                .map(|r| parse_subscription(&r.map_err(unavailable)?))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.sort_by_key(|s| (deadline(s, reauthorize_before), s.id));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn next_subscription_deadline(
+        &self,
+        reauthorize_before: chrono::TimeDelta,
+    ) -> Result<Option<Instant>, StoreError> {
+        let early = reauthorize_before.num_microseconds().unwrap_or(0);
+        self.read(move |conn| {
+            let at: Option<i64> = conn
+                .query_row(
+                    "SELECT MIN(CASE WHEN reauth_sent THEN expires_at ELSE expires_at - ?1 END)
+                     FROM subscriptions",
+                    [early],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            at.map(instant).transpose()
+        })
+        .await
+    }
+
+    async fn enqueue(&self, deliveries: Vec<NewDelivery>, now: Instant) -> Result<(), StoreError> {
+        self.run(now, move |tx| {
+            for d in &deliveries {
+                insert_delivery(tx, d, now)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: Instant,
+        limit: usize,
+        skip: &[u64],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let skip = skip.to_vec();
+        let fetch = i64::try_from(limit + skip.len()).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, subscription, tenant, payload, created_at, next_at, attempts
+                     FROM outbox WHERE next_at <= ?1 ORDER BY next_at, id LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![now.timestamp_micros(), fetch], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, sub, tenant, payload, created, next, attempts) =
+                    row.map_err(unavailable)?;
+                let id = u64::try_from(id).map_err(unavailable)?;
+                if skip.contains(&id) || out.len() >= limit {
+                    continue;
+                }
+                out.push(Delivery {
+                    id,
+                    subscription: uuid(&sub)?,
+                    tenant: uuid(&tenant)?,
+                    payload: serde_json::from_str::<Payload>(&payload)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    created_at: instant(created)?,
+                    next_at: instant(next)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError> {
+        let skip = skip.to_vec();
+        let fetch = i64::try_from(skip.len() + 1).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, next_at FROM outbox ORDER BY next_at, id LIMIT ?1")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([fetch], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(unavailable)?;
+            for row in rows {
+                let (id, next) = row.map_err(unavailable)?;
+                if !skip.contains(&u64::try_from(id).unwrap_or(0)) {
+                    return Ok(Some(instant(next)?));
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn remove_deliveries(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.run(chrono::DateTime::UNIX_EPOCH, move |tx| {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                .map_err(unavailable)?;
+            for id in ids {
+                stmt.execute([i64::try_from(id).map_err(unavailable)?])
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retry_deliveries(&self, ids: &[u64], next_at: Instant) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.run(next_at, move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, next_at = ?2 WHERE id = ?1",
+                )
+                .map_err(unavailable)?;
+            for id in ids {
+                stmt.execute(params![
+                    i64::try_from(id).map_err(unavailable)?,
+                    next_at.timestamp_micros()
+                ])
+                .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn keep_secret(&self, name: &str, candidate: String) -> Result<String, StoreError> {
+        let key = format!("secret:{name}");
+        self.run(chrono::DateTime::UNIX_EPOCH, move |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, candidate],
+            )
+            .map_err(unavailable)?;
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(unavailable)
         })
         .await
     }
@@ -437,6 +1071,10 @@ impl Store for SqliteStore {
                 .transpose()
         })
         .await
+    }
+
+    fn close(&self) {
+        SqliteStore::close(self);
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use presenced::auth::{mint_hs256, AuthConfig, MintClaims, TokenVerifier};
+use presenced::app::App;
+use presenced::auth::{mint_hs256, MintClaims};
 use presenced::clock::{wall_now, Clock, ManualClock};
-use presenced::http::{router, AppState};
+use presenced::config::{Config, FileConfig};
+use presenced::notify::Notifier;
 use presenced::store::sqlite::SqliteStore;
 use presenced::store::Store;
 use reqwest::{Method, StatusCode};
@@ -35,6 +37,8 @@ pub struct TestServer {
     pub clock: ManualClock,
     /// A tenant of its own.
     pub tenant: Uuid,
+    /// The app's notifier (subscriptions, scheduler pass, deliveries).
+    pub notifier: Arc<Notifier>,
     /// The temp dir holding the database (deleted with the server).
     _dir: tempfile::TempDir,
     /// Dropping it (with the server) stops the server.
@@ -110,41 +114,60 @@ impl TestServer {
     }
 
     async fn start_with(dir: tempfile::TempDir, start: DateTime<Utc>) -> Self {
-        let clock = ManualClock::new(start);
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let verifier = TokenVerifier::new(AuthConfig {
-            hs256_secret: Some(SECRET.to_vec()),
-            ..AuthConfig::default()
-        })
-        .await
-        .unwrap();
-        let state = AppState {
-            store: store.clone() as Arc<dyn Store>,
-            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
-            verifier: Arc::new(verifier),
-            request_timeout: presenced::http::DEFAULT_REQUEST_TIMEOUT,
-            clock_moves: Default::default(),
+        Self::start_configured(dir, start, |_| {}).await
+    }
+
+    /// Starts a server whose configuration `edit` adjusts (flags as in the
+    /// config file), built exactly as the binary builds it: `App::build`
+    /// over a SQLite store in `dir` and a manual clock reading `start`.
+    pub async fn start_configured(
+        dir: tempfile::TempDir,
+        start: DateTime<Utc>,
+        edit: impl FnOnce(&mut FileConfig),
+    ) -> Self {
+        let secret_file = dir.path().join("test-secret");
+        std::fs::write(&secret_file, SECRET).unwrap();
+        let mut flags = FileConfig {
+            data_dir: Some(dir.path().to_path_buf()),
+            jwt_secret_file: Some(secret_file),
+            manual_clock: Some(true),
+            ..FileConfig::default()
         };
+        edit(&mut flags);
+        let config = Config::merge(flags, FileConfig::default(), false).unwrap();
+        let clock = ManualClock::new(start);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let app = App::build(&config, store, Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .await
+            .unwrap();
+        let notifier = app.notifier().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-            store.close();
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         Self {
             url,
             client: reqwest::Client::new(),
             clock,
             tenant: Uuid::new_v4(),
+            notifier,
             _dir: dir,
             _shutdown: tx,
         }
+    }
+
+    /// Moves the presence clock forward and processes every transition up
+    /// to the new time (queueing their notifications), as the emulator's
+    /// clock endpoint does.
+    pub async fn tick(&self, by: TimeDelta) {
+        let now = self.clock.advance(by).unwrap();
+        self.notifier.run_due(now).await.unwrap();
     }
 
     /// Moves the presence clock forward.

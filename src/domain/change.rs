@@ -1,11 +1,11 @@
-//! The write operations, as one pure function shared by every backend.
+//! The write operations, as one pure function shared by every backend, and
+//! the change detector that decides what a write or a time-driven transition
+//! means for watchers (SPEC §7: notifications; §8: the event stream).
 
+use super::effective::{effective, next_change, EffectivePresence};
+use super::facts::{Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocationLayer};
+use super::DomainError;
 use crate::clock::Instant;
-use crate::domain::{
-    next_change, Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocationLayer,
-};
-
-use super::StoreError;
 
 /// One whole per-user write, in the server's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,25 +35,34 @@ pub enum Change {
     ClearAutomaticLocation,
 }
 
+/// Drops what expired before `now`, remembering when sessions ended.
+fn prune(facts: &mut UserFacts, now: Instant) {
+    let ended = facts
+        .sessions
+        .iter()
+        .filter(|s| !s.is_live(now))
+        .map(|s| s.expires_at)
+        .max();
+    facts.last_seen = facts.last_seen.max(ended);
+    facts.sessions.retain(|s| s.is_live(now));
+    if facts
+        .preferred
+        .as_ref()
+        .is_some_and(|p| p.expires_at <= now)
+    {
+        facts.preferred = None;
+    }
+    if facts.status.as_ref().is_some_and(|m| !m.is_live(now)) {
+        facts.status = None;
+    }
+}
+
 impl Change {
     /// Applies the change to `facts` at `now`: prunes what expired, applies,
     /// bumps the version. On error `facts` is left as it was.
-    pub fn apply_to(self, facts: &mut UserFacts, now: Instant) -> Result<(), StoreError> {
+    pub fn apply_to(self, facts: &mut UserFacts, now: Instant) -> Result<(), DomainError> {
         let mut next = facts.clone();
-        let ended = next
-            .sessions
-            .iter()
-            .filter(|s| !s.is_live(now))
-            .map(|s| s.expires_at)
-            .max();
-        next.last_seen = next.last_seen.max(ended);
-        next.sessions.retain(|s| s.is_live(now));
-        if next.preferred.as_ref().is_some_and(|p| p.expires_at <= now) {
-            next.preferred = None;
-        }
-        if next.status.as_ref().is_some_and(|m| !m.is_live(now)) {
-            next.status = None;
-        }
+        prune(&mut next, now);
         match self {
             Change::UpsertSession(session) => {
                 match next
@@ -69,9 +78,7 @@ impl Change {
                 let before = next.sessions.len();
                 next.sessions.retain(|s| !(s.kind == kind && s.id == id));
                 if next.sessions.len() == before {
-                    return Err(StoreError::NotFound(format!(
-                        "no presence session '{id}' exists for this user"
-                    )));
+                    return Err(DomainError::NoSuchSession(id));
                 }
                 next.last_seen = next.last_seen.max(Some(now));
             }
@@ -90,14 +97,69 @@ impl Change {
         // Never backwards: a write that carries an earlier `now` than the
         // last one (requests overlapping) must not lower the sequence number.
         next.updated_at = Some(next.updated_at.map_or(now, |prev| prev.max(now)));
+        next.settled_at = Some(next.settled_at.map_or(now, |prev| prev.max(now)));
         *facts = next;
         Ok(())
     }
 }
 
-/// The instant stored beside a user's facts for [`super::Store::due_users`].
-pub(crate) fn due_at(facts: &UserFacts, now: Instant) -> Option<Instant> {
+/// What watchers last saw of a user: the presence at the instant up to which
+/// the user's changes have been observed (every write and every processed
+/// transition moves it). A user never written reads as Offline.
+pub fn shown(facts: &UserFacts) -> EffectivePresence {
+    let at = facts
+        .settled_at
+        .or(facts.updated_at)
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+    effective(facts, at)
+}
+
+/// Processes the time-driven transitions of a user up to `at` (a fade, an
+/// expiry): prunes what expired and marks the user observed at `at`.
+/// Returns `false`, changing nothing, when the user was already observed at
+/// or after `at` (a write or another pass got there first).
+pub fn settle(facts: &mut UserFacts, at: Instant) -> bool {
+    if facts
+        .settled_at
+        .or(facts.updated_at)
+        .is_some_and(|t| t >= at)
+    {
+        return false;
+    }
+    prune(facts, at);
+    facts.settled_at = Some(at);
+    true
+}
+
+/// The instant a store keeps beside a user's facts for
+/// `Store::due_users`: the next transition after `now`.
+pub fn due_at(facts: &UserFacts, now: Instant) -> Option<Instant> {
     next_change(facts, now)
+}
+
+/// What a change of a user's effective presence means for watchers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Visibility {
+    /// Nothing a reader can see changed (a keep-alive, a no-op clear).
+    Unchanged,
+    /// The resource changed but not its availability or activity (status
+    /// message, work location): an event for the stream, no webhook.
+    Resource,
+    /// Availability or activity changed: an event and a webhook notification.
+    Presence,
+}
+
+/// Compares what watchers saw before with what they see after (SPEC §7: a
+/// keep-alive that changes nothing sends nothing). The sequence number is
+/// not compared: it moves with every write.
+pub fn visibility(before: &EffectivePresence, after: &EffectivePresence) -> Visibility {
+    if (before.availability, before.activity) != (after.availability, after.activity) {
+        Visibility::Presence
+    } else if before.status != after.status || before.work_location != after.work_location {
+        Visibility::Resource
+    } else {
+        Visibility::Unchanged
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,234 @@
+//! Graph subscriptions for presence (SPEC §7), under `/v1.0` and `/beta`,
+//! and the JWKS that verifies rich notifications' validation tokens.
+//! Handlers authenticate, authorise, call `notify` and render.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::error::GraphError;
+use super::extract::{authenticate, not_found_path, request_base, ApiVersion, JsonBody};
+use super::AppState;
+use crate::auth::{authorize, Operation, Principal};
+use crate::notify::subscriptions::{Caller, CreateBody, PatchBody, SubscriptionError};
+use crate::notify::utc_timestamp;
+use crate::store::{Subscription, SubscriptionConflict};
+
+/// An authenticated call on `/{version}/subscriptions[/{id}]`.
+pub struct SubscriptionCall {
+    principal: Principal,
+    version: ApiVersion,
+    base: String,
+    id: Option<Uuid>,
+}
+
+impl SubscriptionCall {
+    fn caller(&self) -> Caller {
+        Caller {
+            tenant: self.principal.tenant,
+            app_id: self.principal.app_id.clone(),
+            user: self.principal.user(),
+        }
+    }
+
+    fn id(&self) -> Result<Uuid, GraphError> {
+        self.id
+            .ok_or_else(|| GraphError::bad_request("This path does not name a subscription."))
+    }
+
+    fn context(&self, suffix: &str) -> String {
+        format!(
+            "{}/{}/$metadata#subscriptions{suffix}",
+            self.base,
+            self.version.as_str()
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for SubscriptionCall {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| GraphError::bad_request("The request path is invalid."))?;
+        let version = match params.get("version").map(String::as_str) {
+            Some("v1.0") => ApiVersion::V1,
+            Some("beta") => ApiVersion::Beta,
+            _ => return Err(not_found_path(parts)),
+        };
+        let principal = authenticate(parts, state).await?;
+        let id = params
+            .get("id")
+            .map(|id| {
+                Uuid::try_parse(id).map_err(|_| {
+                    GraphError::bad_request(format!(
+                        "'{id}' is not a valid subscription id; subscription ids are GUIDs."
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            principal,
+            version,
+            base: request_base(parts),
+            id,
+        })
+    }
+}
+
+/// A subscription as Graph renders it. `clientState` is left out of lists
+/// (SPEC §7) and `encryptionCertificate` is never echoed.
+fn render(s: &Subscription, with_client_state: bool) -> Value {
+    json!({
+        "id": s.id,
+        "resource": s.resource,
+        "applicationId": s.app_id,
+        "changeType": s.change_type,
+        "clientState": if with_client_state { json!(s.client_state) } else { Value::Null },
+        "notificationUrl": s.notification_url,
+        "notificationQueryOptions": null,
+        "lifecycleNotificationUrl": s.lifecycle_url,
+        "expirationDateTime": utc_timestamp(s.expires_at),
+        "creatorId": s.creator_id,
+        "includeResourceData": s.include_resource_data,
+        "latestSupportedTlsVersion": s.latest_supported_tls_version,
+        "encryptionCertificate": null,
+        "encryptionCertificateId": s.encryption_certificate_id,
+        "notificationUrlAppId": s.notification_url_app_id,
+    })
+}
+
+fn entity(call: &SubscriptionCall, s: &Subscription) -> Value {
+    let mut out = json!({ "@odata.context": call.context("/$entity") });
+    if let (Some(obj), Value::Object(fields)) = (out.as_object_mut(), render(s, true)) {
+        obj.extend(fields);
+    }
+    out
+}
+
+/// Create subscription: `POST /subscriptions` → `201`.
+pub async fn create(
+    State(state): State<AppState>,
+    call: SubscriptionCall,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<Value>), GraphError> {
+    authorize(&call.principal, Operation::Subscribe, None)?;
+    let body: CreateBody = body.parse()?;
+    let s = state
+        .notifier
+        .create_subscription(&call.caller(), body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(entity(&call, &s))))
+}
+
+/// List subscriptions: `GET /subscriptions` (the caller's own).
+pub async fn list(
+    State(state): State<AppState>,
+    call: SubscriptionCall,
+) -> Result<Json<Value>, GraphError> {
+    let all = state.notifier.list_subscriptions(&call.caller()).await?;
+    let value: Vec<Value> = all.iter().map(|s| render(s, false)).collect();
+    Ok(Json(
+        json!({ "@odata.context": call.context(""), "value": value }),
+    ))
+}
+
+/// Get subscription: `GET /subscriptions/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    call: SubscriptionCall,
+) -> Result<Json<Value>, GraphError> {
+    let s = state
+        .notifier
+        .get_subscription(&call.caller(), call.id()?)
+        .await?;
+    Ok(Json(entity(&call, &s)))
+}
+
+/// Update subscription: `PATCH /subscriptions/{id}` (expiry, URL).
+pub async fn update(
+    State(state): State<AppState>,
+    call: SubscriptionCall,
+    body: JsonBody,
+) -> Result<Json<Value>, GraphError> {
+    let body: PatchBody = body.parse()?;
+    let s = state
+        .notifier
+        .update_subscription(&call.caller(), call.id()?, body)
+        .await?;
+    Ok(Json(entity(&call, &s)))
+}
+
+/// Delete subscription: `DELETE /subscriptions/{id}` → `204`.
+pub async fn delete(
+    State(state): State<AppState>,
+    call: SubscriptionCall,
+) -> Result<StatusCode, GraphError> {
+    state
+        .notifier
+        .delete_subscription(&call.caller(), call.id()?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reauthorize subscription: `POST /subscriptions/{id}/reauthorize` → `204`.
+pub async fn reauthorize(
+    State(state): State<AppState>,
+    call: SubscriptionCall,
+) -> Result<StatusCode, GraphError> {
+    state
+        .notifier
+        .reauthorize_subscription(&call.caller(), call.id()?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /_presenced/.well-known/jwks.json`: the keys that verify the
+/// `validationTokens` of rich notifications (SPEC §7). Public.
+pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(state.notifier.jwks())
+}
+
+impl From<SubscriptionError> for GraphError {
+    fn from(e: SubscriptionError) -> Self {
+        let message = e.to_string();
+        match e {
+            SubscriptionError::Rule(rule) => rule.into(),
+            SubscriptionError::Missing(_)
+            | SubscriptionError::Invalid(_)
+            | SubscriptionError::Certificate(_) => GraphError::bad_request(message),
+            SubscriptionError::InternalDestination(_) => {
+                GraphError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+            }
+            SubscriptionError::NotAuthorized => {
+                GraphError::new(StatusCode::FORBIDDEN, "ExtensionError", message)
+            }
+            SubscriptionError::Conflict(
+                SubscriptionConflict::SameCombination(_)
+                | SubscriptionConflict::OnePerUserAndApp(_),
+            ) => GraphError::new(StatusCode::CONFLICT, "ExtensionError", message),
+            SubscriptionError::NotFound => GraphError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                "The object was not found.",
+            ),
+            SubscriptionError::Validation(failure) => {
+                use crate::notify::subscriptions::ValidationFailure;
+                let code = match failure {
+                    ValidationFailure::TimedOut => "InvalidRequest",
+                    ValidationFailure::NotOk
+                    | ValidationFailure::WrongEcho
+                    | ValidationFailure::Unreachable => "ValidationError",
+                };
+                GraphError::new(StatusCode::BAD_REQUEST, code, message)
+            }
+            SubscriptionError::Store(store) => store.into(),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Webhook delivery from the durable outbox (SPEC §7): at least once, in
+//! Graph's exact format, several items per POST, retried with exponential
+//! backoff on the presence clock for up to 4 hours, then dropped, counted
+//! and reported with a `missed` lifecycle notification. Each endpoint has a
+//! bounded number of POSTs in flight, so a slow or dead receiver never
+//! delays the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::crypto::{encrypt, EncryptionCertificate};
+use super::{utc_timestamp, Notifier};
+use crate::clock::wall_now;
+use crate::store::{Delivery, LifecycleEvent, NewDelivery, Payload, StoreError, Subscription};
+
+/// A first attempt must be answered within this (SPEC §7).
+pub const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A retry must be answered within this.
+pub const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries are given up this long after they were queued.
+pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::hours(4);
+/// The most items in one POST.
+const MAX_ITEMS_PER_POST: usize = 100;
+/// The most deliveries taken from the outbox in one round.
+const ROUND: usize = 1000;
+
+/// The wait before retry number `attempt` (1-based): 10 s doubling, at most
+/// 30 minutes.
+pub fn backoff(attempt: u32) -> TimeDelta {
+    let doublings = attempt.saturating_sub(1).min(8);
+    TimeDelta::seconds(10 * (1i64 << doublings)).min(TimeDelta::minutes(30))
+}
+
+/// One POST to make: its target and the deliveries in it.
+struct Post {
+    url: String,
+    lifecycle: bool,
+    items: Vec<(Delivery, Arc<Subscription>)>,
+}
+
+impl Notifier {
+    /// The delivery task: sends what is due, then sleeps until the next due
+    /// delivery (presence clock) or a wake-up, until cancelled. Sends in
+    /// flight at shutdown finish (they are bounded by their timeouts);
+    /// anything not yet sent stays in the outbox for the next start.
+    pub(crate) async fn deliver(self: Arc<Self>) {
+        loop {
+            let next = match self.deliver_due().await {
+                Ok(()) => self.store.next_delivery_at(&self.in_flight_ids()).await,
+                Err(e) => Err(e),
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery round failed; retrying in a second");
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let clock = self.clock.clone();
+            let sleep = async move {
+                match next {
+                    Some(t) => clock.sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = self.bus.deliveries.notified() => {}
+                () = sleep => {}
+            }
+        }
+    }
+
+    fn in_flight_ids(&self) -> Vec<u64> {
+        self.in_flight
+            .lock()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// One round: takes the due deliveries not in flight, groups them into
+    /// POSTs per target URL, and starts each POST whose endpoint has a free
+    /// slot. The rest wait for the next round.
+    async fn deliver_due(self: &Arc<Self>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let due = self
+            .store
+            .due_deliveries(now, ROUND, &self.in_flight_ids())
+            .await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut subscriptions: HashMap<Uuid, Option<Arc<Subscription>>> = HashMap::new();
+        let mut orphans = Vec::new();
+        let mut posts: BTreeMap<(String, bool), Vec<(Delivery, Arc<Subscription>)>> =
+            BTreeMap::new();
+        for d in due {
+            if !subscriptions.contains_key(&d.subscription) {
+                let s = self.store.subscription(d.tenant, d.subscription).await?;
+                subscriptions.insert(d.subscription, s.map(Arc::new));
+            }
+            let live = subscriptions
+                .get(&d.subscription)
+                .cloned()
+                .flatten()
+                .filter(|s| s.expires_at > now);
+            let Some(s) = live else {
+                // The subscription was deleted or expired: nothing more is
+                // delivered for it (SPEC §7).
+                orphans.push(d.id);
+                continue;
+            };
+            let (url, lifecycle) = match &d.payload {
+                Payload::Change { .. } => (s.notification_url.clone(), false),
+                Payload::Lifecycle { .. } => match &s.lifecycle_url {
+                    Some(url) => (url.clone(), true),
+                    None => {
+                        orphans.push(d.id);
+                        continue;
+                    }
+                },
+            };
+            posts.entry((url, lifecycle)).or_default().push((d, s));
+        }
+        if !orphans.is_empty() {
+            self.store.remove_deliveries(&orphans).await?;
+        }
+        for ((url, lifecycle), items) in posts {
+            for chunk in items.chunks(MAX_ITEMS_PER_POST) {
+                let Some(permit) = self.endpoint_slot(&url) else {
+                    break; // this endpoint is busy; the next round retries
+                };
+                let post = Post {
+                    url: url.clone(),
+                    lifecycle,
+                    items: chunk.to_vec(),
+                };
+                if let Ok(mut in_flight) = self.in_flight.lock() {
+                    in_flight.extend(post.items.iter().map(|(d, _)| d.id));
+                }
+                let this = self.clone();
+                self.tasks.spawn(async move {
+                    let ids: Vec<u64> = post.items.iter().map(|(d, _)| d.id).collect();
+                    if let Err(e) = this.send(post).await {
+                        tracing::error!(error = %e, "recording a delivery outcome failed");
+                    }
+                    if let Ok(mut in_flight) = this.in_flight.lock() {
+                        for id in ids {
+                            in_flight.remove(&id);
+                        }
+                    }
+                    drop(permit);
+                    this.bus.deliveries_queued();
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A free POST slot of the endpoint serving `url` (its origin), if any.
+    fn endpoint_slot(&self, url: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let origin = reqwest::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| url.to_string());
+        let semaphore = {
+            let mut endpoints = self.endpoints.lock().ok()?;
+            endpoints
+                .entry(origin)
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.settings.posts_per_endpoint,
+                    ))
+                })
+                .clone()
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+
+    /// Sends one POST and records the outcome: delivered rows are removed;
+    /// failed ones are retried later or, after 4 hours, dropped and
+    /// reported as `missed`.
+    async fn send(&self, post: Post) -> Result<(), StoreError> {
+        let retry = post.items.iter().any(|(d, _)| d.attempts > 0);
+        let timeout = if retry {
+            RETRY_TIMEOUT
+        } else {
+            FIRST_ATTEMPT_TIMEOUT
+        };
+        let body = self.body(&post);
+        let ids: Vec<u64> = post.items.iter().map(|(d, _)| d.id).collect();
+        let started = std::time::Instant::now();
+        let outcome = self
+            .client
+            .post(&post.url)
+            .header("content-type", "application/json; charset=utf-8")
+            .timeout(timeout)
+            .body(body.to_string())
+            .send()
+            .await;
+        let failure = match outcome {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("answered {}", r.status())),
+            Err(e) if e.is_timeout() => Some(format!("no answer within {timeout:?}")),
+            Err(e) => Some(format!("unreachable: {}", without_url(&e))),
+        };
+        let Some(failure) = failure else {
+            tracing::debug!(url = %post.url, items = ids.len(), elapsed = ?started.elapsed(), "delivered");
+            return self.store.remove_deliveries(&ids).await;
+        };
+        let now = self.clock.now();
+        let (expired, retrying): (Vec<_>, Vec<_>) = post
+            .items
+            .iter()
+            .partition(|(d, _)| now - d.created_at >= GIVE_UP_AFTER);
+        if !retrying.is_empty() {
+            let attempts = retrying.iter().map(|(d, _)| d.attempts).max().unwrap_or(0) + 1;
+            let next = now + backoff(attempts);
+            let ids: Vec<u64> = retrying.iter().map(|(d, _)| d.id).collect();
+            tracing::warn!(url = %post.url, items = ids.len(), attempts, %failure, next = %next, "delivery failed; will retry");
+            self.store.retry_deliveries(&ids, next).await?;
+        }
+        if !expired.is_empty() {
+            let ids: Vec<u64> = expired.iter().map(|(d, _)| d.id).collect();
+            self.dropped
+                .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(url = %post.url, items = ids.len(), %failure, "deliveries dropped after retrying for 4 hours");
+            self.store.remove_deliveries(&ids).await?;
+            if !post.lifecycle {
+                let mut missed: Vec<NewDelivery> = Vec::new();
+                for (_, s) in &expired {
+                    if s.lifecycle_url.is_some() && !missed.iter().any(|m| m.subscription == s.id) {
+                        missed.push(NewDelivery {
+                            subscription: s.id,
+                            tenant: s.tenant,
+                            payload: Payload::Lifecycle {
+                                event: LifecycleEvent::Missed,
+                            },
+                        });
+                    }
+                }
+                if !missed.is_empty() {
+                    self.store.enqueue(missed, now).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON of one POST (SPEC §7).
+    fn body(&self, post: &Post) -> Value {
+        let mut tokens: Vec<(String, Uuid)> = Vec::new();
+        let items: Vec<Value> = post
+            .items
+            .iter()
+            .map(|(d, s)| match &d.payload {
+                Payload::Lifecycle { event } => json!({
+                    "subscriptionId": s.id,
+                    "subscriptionExpirationDateTime": utc_timestamp(s.expires_at),
+                    "tenantId": s.tenant,
+                    "clientState": s.client_state,
+                    "lifecycleEvent": event.as_str(),
+                }),
+                Payload::Change {
+                    user,
+                    availability,
+                    activity,
+                    sequence_number,
+                } => {
+                    let mut item = json!({
+                        "subscriptionId": s.id,
+                        "clientState": s.client_state,
+                        "changeType": "updated",
+                        "tenantId": s.tenant,
+                        "organizationId": s.tenant,
+                        "resource": s.resource,
+                        "subscriptionExpirationDateTime": utc_timestamp(s.expires_at),
+                        "resourceData": {
+                            "@odata.type": "#Microsoft.Graph.presence",
+                            "@odata.id": format!("users/{user}/presence"),
+                            "id": user,
+                        },
+                    });
+                    if s.include_resource_data {
+                        let data = json!({
+                            "@odata.id": format!("users/{user}/presence"),
+                            "@odata.type": "#Microsoft.Graph.presence",
+                            "id": user,
+                            "availability": availability,
+                            "activity": activity,
+                            "sequenceNumber": sequence_number,
+                        });
+                        if let Some(content) = encrypted(s, &data) {
+                            item["encryptedContent"] = content;
+                            if !tokens.contains(&(s.app_id.clone(), s.tenant)) {
+                                tokens.push((s.app_id.clone(), s.tenant));
+                            }
+                        }
+                    }
+                    item
+                }
+            })
+            .collect();
+        let mut body = json!({ "value": items });
+        if !tokens.is_empty() {
+            let now = wall_now();
+            let signed: Vec<String> = tokens
+                .iter()
+                .filter_map(|(app, tenant)| match self.signer.token(app, *tenant, now) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot sign a validation token");
+                        None
+                    }
+                })
+                .collect();
+            body["validationTokens"] = json!(signed);
+        }
+        body
+    }
+}
+
+/// The `encryptedContent` of a rich notification item, or `None` (logged)
+/// when the stored certificate cannot be used.
+fn encrypted(s: &Subscription, data: &Value) -> Option<Value> {
+    let cert = s
+        .encryption_certificate
+        .as_deref()
+        .map(EncryptionCertificate::parse)?;
+    let result = cert
+        .map_err(|e| e.to_string())
+        .and_then(|cert| {
+            encrypt(
+                &cert,
+                s.encryption_certificate_id.as_deref().unwrap_or_default(),
+                data.to_string().as_bytes(),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .and_then(|c| serde_json::to_value(c).map_err(|e| e.to_string()));
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(subscription = %s.id, error = %e, "cannot encrypt resource data");
+            None
+        }
+    }
+}
+
+/// A reqwest error's text without the URL (which may carry secrets in its
+/// query string).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    text
+}
