@@ -97,8 +97,10 @@ impl EncryptionCertificate {
             )));
         }
         let spki = cert.public_key();
-        let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
-            return Err(CertificateError::NotRsa);
+        let rsa = match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => rsa,
+            Ok(_) => return Err(CertificateError::NotRsa),
+            Err(e) => return Err(CertificateError::NotX509(e.to_string())),
         };
         // Measured before building the key: `RsaPublicKey` refuses moduli
         // over 4096 bits with an error that would hide the size.
@@ -335,6 +337,15 @@ mod tests {
         let der = STANDARD.decode(one_line_base64(CERT_PEM)).unwrap();
 
         let err = EncryptionCertificate::parse(&STANDARD.encode(&der[..200])).unwrap_err();
+
+        assert!(matches!(err, CertificateError::NotX509(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_certificate_header_without_a_body_is_refused_as_ending_early() {
+        let empty_sequence = STANDARD.encode([0x30, 0x00]);
+
+        let err = EncryptionCertificate::parse(&empty_sequence).unwrap_err();
 
         assert_eq!(
             err,
