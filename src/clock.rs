@@ -50,9 +50,19 @@ impl Clock for SystemClock {
         wall_now()
     }
 
+    /// Loops until the clock reads `t`: one timer can wake early (timer
+    /// granularity, the wall clock stepped back), and a wake-up before `t`
+    /// would process a transition before it is due.
     async fn sleep_until(&self, t: Instant) {
-        let wait = (t - self.now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait).await;
+        loop {
+            let Ok(wait) = (t - self.now()).to_std() else {
+                return; // `t` has passed
+            };
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -242,6 +252,20 @@ mod tests {
         let b = a.clone();
         a.advance(chrono::Duration::hours(1)).unwrap();
         assert_eq!(b.now(), t0() + chrono::Duration::hours(1));
+    }
+
+    #[tokio::test]
+    async fn the_system_clock_never_wakes_a_sleeper_early() {
+        let target = SystemClock.now() + chrono::Duration::milliseconds(30);
+        SystemClock.sleep_until(target).await;
+        assert!(SystemClock.now() >= target);
+        // A past instant returns at once.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            SystemClock.sleep_until(target - chrono::Duration::hours(1)),
+        )
+        .await
+        .expect("a past instant does not wait");
     }
 
     #[tokio::test]

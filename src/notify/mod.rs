@@ -138,6 +138,17 @@ impl Notifier {
         &self.settings
     }
 
+    /// The queued deliveries (due or waiting for a retry), earliest first,
+    /// at most `limit`: what an operator or a test inspects.
+    pub async fn queued(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>, crate::store::StoreError> {
+        self.store
+            .due_deliveries(crate::clock::latest_instant(), limit, &[])
+            .await
+    }
+
     /// Deliveries dropped after 4 hours of retries since start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)

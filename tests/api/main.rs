@@ -14,5 +14,7 @@ mod binary;
 mod emulator;
 mod errors;
 mod jwks;
+mod notifications;
 mod permissions;
 mod presence;
+mod receiver;

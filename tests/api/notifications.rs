@@ -1,0 +1,701 @@
+//! Change notifications end to end (SPEC §7): subscriptions over HTTP, the
+//! validation handshake, deliveries to real receivers on loopback, fades
+//! driven by the clock, retries, lifecycle, and rich notifications.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use presenced::clock::Clock;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{t0, TestServer, ALL_SCOPES, APP};
+use crate::receiver::{Receiver, Validation};
+
+/// RFC 3339 text of the server's clock plus `minutes`.
+fn in_minutes(server: &TestServer, minutes: i64) -> String {
+    (server.clock.now() + TimeDelta::minutes(minutes)).to_rfc3339()
+}
+
+/// A subscription body for `users` delivered to `receiver`.
+fn body_for(server: &TestServer, receiver: &Receiver, users: &[Uuid]) -> Value {
+    let resource = match users {
+        [one] => format!("/communications/presences/{one}"),
+        many => format!(
+            "/communications/presences?$filter=id in ({})",
+            many.iter()
+                .map(|u| format!("'{u}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
+    json!({
+        "changeType": "updated",
+        "notificationUrl": receiver.hook(),
+        "resource": resource,
+        "expirationDateTime": in_minutes(server, 60),
+        "clientState": "secret-state",
+    })
+}
+
+/// Creates a subscription as `watcher` (delegated, Presence.Read.All) and
+/// returns its id.
+async fn subscribe(server: &TestServer, watcher: Uuid, body: Value) -> String {
+    let token = server.user_token(watcher, ALL_SCOPES);
+    let r = server.post("/v1.0/subscriptions", &token, body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn creating_a_subscription_validates_the_endpoint_and_answers_graphs_shape() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let token = server.user_token(watcher, ALL_SCOPES);
+    let mut body = body_for(&server, &receiver, &[alice]);
+    body["expirationDateTime"] = json!(in_minutes(&server, 10));
+    body["lifecycleNotificationUrl"] = json!(format!("{}/lifecycle", receiver.url));
+    let r = server.post("/beta/subscriptions", &token, body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let s = &r.body;
+    assert!(s["@odata.context"]
+        .as_str()
+        .unwrap()
+        .ends_with("/beta/$metadata#subscriptions/$entity"));
+    assert!(Uuid::try_parse(s["id"].as_str().unwrap()).is_ok());
+    assert_eq!(s["resource"], format!("/communications/presences/{alice}"));
+    assert_eq!(s["changeType"], "updated");
+    assert_eq!(s["clientState"], "secret-state");
+    assert_eq!(s["applicationId"], APP);
+    assert_eq!(s["creatorId"], watcher.to_string());
+    assert_eq!(s["includeResourceData"], false);
+    assert_eq!(s["latestSupportedTlsVersion"], "v1_2");
+    assert_eq!(s["encryptionCertificate"], Value::Null);
+    // Under 45 minutes is raised to 45 (SPEC §7).
+    assert_eq!(
+        s["expirationDateTime"], "2026-01-01T09:45:00.0000000Z",
+        "{}",
+        r.text
+    );
+    let validations = receiver.validations();
+    assert_eq!(validations.len(), 2, "notification and lifecycle URLs");
+    assert!(validations[0].0.starts_with("Validation: "));
+    assert_eq!(validations[0].1, "text/plain; charset=utf-8");
+}
+
+#[tokio::test]
+async fn a_write_notifies_in_graphs_format_and_a_keep_alive_does_not() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let id = subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    let items = receiver.wait_for_items(1).await;
+    let item = &items[0];
+    assert_eq!(
+        item,
+        &json!({
+            "subscriptionId": id,
+            "clientState": "secret-state",
+            "changeType": "updated",
+            "tenantId": server.tenant.to_string(),
+            "organizationId": server.tenant.to_string(),
+            "resource": format!("/communications/presences/{alice}"),
+            "subscriptionExpirationDateTime": "2026-01-01T10:00:00.0000000Z",
+            "resourceData": {
+                "@odata.type": "#Microsoft.Graph.presence",
+                "@odata.id": format!("users/{alice}/presence"),
+                "id": alice.to_string(),
+            }
+        })
+    );
+    assert_eq!(
+        receiver.posts()[0].content_type,
+        "application/json; charset=utf-8"
+    );
+    // Same pair again: a keep-alive, nothing to tell. Then a real change.
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    server
+        .set_presence(alice, "DoNotDisturb", "Presenting", None)
+        .await
+        .ok_empty();
+    let items = receiver.wait_for_items(2).await;
+    receiver.assert_stays_at(2).await;
+    assert_eq!(items.len(), 2);
+}
+
+#[tokio::test]
+async fn only_watched_users_notify_and_one_subscription_can_watch_many() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let watcher = Uuid::new_v4();
+    let (alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    subscribe(
+        &server,
+        watcher,
+        body_for(&server, &receiver, &[alice, bob]),
+    )
+    .await;
+    server
+        .set_presence(carol, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    server
+        .set_presence(bob, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    server
+        .set_presence(alice, "Away", "Away", None)
+        .await
+        .ok_empty();
+    let items = receiver.wait_for_items(2).await;
+    receiver.assert_stays_at(2).await;
+    let mut ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["resourceData"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![alice.to_string(), bob.to_string()];
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+#[tokio::test]
+async fn fades_and_expiry_notify_when_the_clock_moves_each_in_time_order() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut body = body_for(&server, &receiver, &[alice]);
+    add_certificate(&mut body);
+    subscribe(&server, watcher, body).await;
+    server
+        .set_presence(alice, "Available", "Available", Some("PT15M"))
+        .await
+        .ok_empty();
+    receiver.wait_for_items(1).await;
+    // One move over three transitions: 5 min, 10 min, expiry at 15 min.
+    let admin = server.app_token(&["Presenced.Admin"]);
+    let r = server
+        .post("/_presenced/clock", &admin, json!({"advance": "PT20M"}))
+        .await;
+    r.ok_json();
+    // The clock endpoint queued them before answering.
+    let items = receiver.wait_for_items(4).await;
+    let states: Vec<(String, String)> = items.iter().map(decrypt_state).collect();
+    assert_eq!(
+        states,
+        vec![
+            ("Available".into(), "Available".into()),
+            ("Available".into(), "AvailableInactive".into()),
+            ("Away".into(), "Away".into()),
+            ("Offline".into(), "Offline".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_gets_the_notification_again_after_the_backoff() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    receiver.answer_with(500, Duration::ZERO);
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    receiver.wait_for_items(1).await;
+    receiver.answer_with(202, Duration::ZERO);
+    wait_until_retrying(&server).await;
+    // The retry is due 10 s later on the presence clock.
+    server.tick(TimeDelta::seconds(11)).await;
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(items[0], items[1], "the same notification, again");
+    receiver.assert_stays_at(2).await;
+}
+
+#[tokio::test]
+async fn a_slow_receiver_does_not_delay_a_fast_one() {
+    let server = TestServer::start().await;
+    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
+    slow.answer_with(202, Duration::from_secs(60));
+    let alice = Uuid::new_v4();
+    subscribe(&server, Uuid::new_v4(), body_for(&server, &slow, &[alice])).await;
+    subscribe(&server, Uuid::new_v4(), body_for(&server, &fast, &[alice])).await;
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    slow.wait_for_items(1).await;
+    fast.wait_for_items(1).await;
+    assert_eq!(
+        slow.answered(),
+        0,
+        "the fast receiver was served while the slow one still held its request"
+    );
+}
+
+#[tokio::test]
+async fn reauthorization_is_requested_15_minutes_before_expiry_and_expiry_ends_the_subscription() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut body = body_for(&server, &receiver, &[alice]);
+    body["lifecycleNotificationUrl"] = json!(format!("{}/lifecycle", receiver.url));
+    let id = subscribe(&server, watcher, body).await;
+    server.tick(TimeDelta::minutes(44)).await;
+    receiver.assert_stays_at(0).await;
+    server.tick(TimeDelta::minutes(1)).await;
+    let items = receiver.wait_for_items(1).await;
+    assert_eq!(
+        items[0],
+        json!({
+            "subscriptionId": id,
+            "subscriptionExpirationDateTime": "2026-01-01T10:00:00.0000000Z",
+            "tenantId": server.tenant.to_string(),
+            "clientState": "secret-state",
+            "lifecycleEvent": "reauthorizationRequired",
+        })
+    );
+    assert_eq!(receiver.posts()[0].path, "/lifecycle");
+    // Reauthorize: it may be sent again before the expiry.
+    let token = server.user_token(watcher, ALL_SCOPES);
+    let r = server
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/subscriptions/{id}/reauthorize"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    server.tick(TimeDelta::minutes(1)).await;
+    receiver.wait_for_items(2).await;
+    // At expiry it is gone: no more notifications, and a 404.
+    server.tick(TimeDelta::minutes(15)).await;
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    let r = server
+        .get(&format!("/v1.0/subscriptions/{id}"), &token)
+        .await;
+    r.error(404, "ResourceNotFound");
+    receiver.assert_stays_at(2).await;
+}
+
+#[tokio::test]
+async fn subscriptions_are_listed_read_renewed_and_deleted_only_by_their_owner() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (owner, other, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let id = subscribe(&server, owner, body_for(&server, &receiver, &[alice])).await;
+    let mine = server.user_token(owner, ALL_SCOPES);
+    let theirs = server.user_token(other, ALL_SCOPES);
+    let list = server.get("/v1.0/subscriptions", &mine).await;
+    let list = list.ok_json();
+    assert!(list["@odata.context"]
+        .as_str()
+        .unwrap()
+        .ends_with("/v1.0/$metadata#subscriptions"));
+    assert_eq!(list["value"].as_array().unwrap().len(), 1);
+    assert_eq!(list["value"][0]["id"], id.as_str());
+    assert_eq!(list["value"][0]["clientState"], Value::Null);
+    let empty = server.get("/v1.0/subscriptions", &theirs).await;
+    assert_eq!(empty.ok_json()["value"], json!([]));
+    let path = format!("/v1.0/subscriptions/{id}");
+    server
+        .get(&path, &theirs)
+        .await
+        .error(404, "ResourceNotFound");
+    let other_tenant =
+        crate::helpers::token(Uuid::new_v4(), Some(owner), APP, Some(ALL_SCOPES), None);
+    server
+        .get(&path, &other_tenant)
+        .await
+        .error(404, "ResourceNotFound");
+    let got = server.get(&path, &mine).await;
+    assert_eq!(got.ok_json()["clientState"], "secret-state");
+    // Renew: the new expiry shows, and beyond 60 minutes is refused.
+    server.tick(TimeDelta::minutes(30)).await;
+    let renewed = server
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&mine),
+            Some(json!({"expirationDateTime": in_minutes(&server, 60)})),
+        )
+        .await;
+    assert_eq!(
+        renewed.ok_json()["expirationDateTime"],
+        "2026-01-01T10:30:00.0000000Z"
+    );
+    let too_far = server
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&mine),
+            Some(json!({"expirationDateTime": in_minutes(&server, 61)})),
+        )
+        .await;
+    assert_eq!(
+        too_far.error(400, "invalidRequest"),
+        "Subscription expiration can only be 60 minutes in the future."
+    );
+    let r = server
+        .send(reqwest::Method::DELETE, &path, Some(&theirs), None)
+        .await;
+    r.error(404, "ResourceNotFound");
+    let r = server
+        .send(reqwest::Method::DELETE, &path, Some(&mine), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    server
+        .get(&path, &mine)
+        .await
+        .error(404, "ResourceNotFound");
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    receiver.assert_stays_at(0).await;
+}
+
+#[tokio::test]
+async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_user_and_app() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let app = server.app_token(&["Presence.Read.All"]);
+    let r = server
+        .post(
+            "/v1.0/subscriptions",
+            &app,
+            body_for(&server, &receiver, &[alice]),
+        )
+        .await;
+    assert_eq!(
+        r.error(403, "ExtensionError"),
+        "Operation: Create; Exception: [Status Code: Forbidden; Reason: The request is not authorized for this user or application.]"
+    );
+    let first = subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    let token = server.user_token(watcher, ALL_SCOPES);
+    let same = server
+        .post(
+            "/v1.0/subscriptions",
+            &token,
+            body_for(&server, &receiver, &[alice]),
+        )
+        .await;
+    assert_eq!(
+        same.error(409, "ExtensionError"),
+        format!("Operation: Create; Exception: [Status Code: Conflict; Reason: Subscription Id {first} already exists for the requested combination]")
+    );
+    let other = server
+        .post(
+            "/v1.0/subscriptions",
+            &token,
+            body_for(&server, &receiver, &[bob]),
+        )
+        .await;
+    assert_eq!(
+        other.error(409, "ExtensionError"),
+        "Operation: Create; Exception: [Status Code: Conflict; Reason: A subscripton already exists. It must be deleted before a another can be made.]"
+    );
+    let no_scope = server.user_token(Uuid::new_v4(), "Presence.Read");
+    server
+        .post(
+            "/v1.0/subscriptions",
+            &no_scope,
+            body_for(&server, &receiver, &[bob]),
+        )
+        .await
+        .error(403, "Forbidden");
+}
+
+#[tokio::test]
+async fn without_limits_apps_subscribe_any_number_of_times_for_up_to_7_days() {
+    let server = TestServer::start_configured(tempfile::tempdir().unwrap(), t0(), |f| {
+        f.subscription_limits = Some("none".into());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let alice = Uuid::new_v4();
+    let app = server.app_token(&["Presence.Read.All"]);
+    for users in [vec![alice], vec![alice, Uuid::new_v4()]] {
+        let mut body = body_for(&server, &receiver, &users);
+        body["expirationDateTime"] = json!(in_minutes(&server, 7 * 24 * 60));
+        let r = server.post("/v1.0/subscriptions", &app, body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["creatorId"], APP);
+        assert_eq!(r.body["expirationDateTime"], "2026-01-08T09:00:00.0000000Z");
+    }
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    receiver.wait_for_items(2).await;
+}
+
+#[tokio::test]
+async fn the_validation_handshake_failures_answer_graphs_errors() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let token = server.user_token(Uuid::new_v4(), ALL_SCOPES);
+    let body = body_for(&server, &receiver, &[Uuid::new_v4()]);
+    receiver.validate_with(Validation::Status(500));
+    let r = server
+        .post("/v1.0/subscriptions", &token, body.clone())
+        .await;
+    assert_eq!(
+        r.error(400, "ValidationError"),
+        "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."
+    );
+    receiver.validate_with(Validation::WrongEcho);
+    let r = server
+        .post("/v1.0/subscriptions", &token, body.clone())
+        .await;
+    assert_eq!(
+        r.error(400, "ValidationError"),
+        "Subscription validation request failed. Response must exactly match validationToken query parameter."
+    );
+    let mut unreachable = body.clone();
+    unreachable["notificationUrl"] = json!("http://127.0.0.1:9/hook");
+    let r = server
+        .post("/v1.0/subscriptions", &token, unreachable)
+        .await;
+    r.error(400, "ValidationError");
+    receiver.validate_with(Validation::Hang);
+    let r = server.post("/v1.0/subscriptions", &token, body).await;
+    assert_eq!(
+        r.error(400, "InvalidRequest"),
+        "Subscription validation request timed out."
+    );
+}
+
+#[tokio::test]
+async fn bad_subscription_requests_are_400_with_the_reason() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let token = server.user_token(Uuid::new_v4(), ALL_SCOPES);
+    let alice = Uuid::new_v4();
+    let base = body_for(&server, &receiver, &[alice]);
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "changeType",
+            json!("created"),
+            "invalidRequest",
+            "changeType 'created'",
+        ),
+        (
+            "resource",
+            json!("/users/x/presence"),
+            "invalidRequest",
+            "not a supported presence subscription resource",
+        ),
+        (
+            "resource",
+            json!("/communications/presences/not-a-guid"),
+            "invalidRequest",
+            "not a valid user id",
+        ),
+        (
+            "expirationDateTime",
+            json!(in_minutes(&server, -1)),
+            "invalidRequest",
+            "is in the past",
+        ),
+        (
+            "expirationDateTime",
+            json!(in_minutes(&server, 61)),
+            "invalidRequest",
+            "Subscription expiration can only be 60 minutes in the future.",
+        ),
+        (
+            "expirationDateTime",
+            json!("tomorrow"),
+            "invalidRequest",
+            "is not a date-time",
+        ),
+        (
+            "notificationUrl",
+            json!("http://example.com/hook"),
+            "InvalidRequest",
+            "NotificationUrl scheme='http' is not supported.",
+        ),
+        (
+            "clientState",
+            json!("x".repeat(129)),
+            "invalidRequest",
+            "clientState is 129 characters long",
+        ),
+        (
+            "includeResourceData",
+            json!(true),
+            "invalidRequest",
+            "encryptionCertificate",
+        ),
+    ];
+    for (field, value, code, message) in cases {
+        let mut body = base.clone();
+        body[field] = value;
+        let r = server.post("/v1.0/subscriptions", &token, body).await;
+        let text = r.error(400, code);
+        assert!(text.contains(message), "{field}: {text}");
+    }
+    let ids: Vec<String> = (0..651).map(|_| format!("'{}'", Uuid::new_v4())).collect();
+    let mut body = base.clone();
+    body["resource"] = json!(format!(
+        "/communications/presences?$filter=id in ({})",
+        ids.join(",")
+    ));
+    let r = server.post("/v1.0/subscriptions", &token, body).await;
+    assert!(r.error(400, "invalidRequest").contains("at most 650"));
+    let mut body = base.clone();
+    body["includeResourceData"] = json!(true);
+    body["encryptionCertificate"] = json!("bm90IGEgY2VydA==");
+    body["encryptionCertificateId"] = json!("cert-1");
+    let r = server.post("/v1.0/subscriptions", &token, body).await;
+    assert!(r
+        .error(400, "invalidRequest")
+        .contains("encryptionCertificate is not a DER-encoded X.509 certificate"));
+    let mut body = base;
+    body.as_object_mut().unwrap().remove("notificationUrl");
+    let r = server.post("/v1.0/subscriptions", &token, body).await;
+    assert_eq!(
+        r.error(400, "invalidRequest"),
+        "notificationUrl is required."
+    );
+}
+
+#[tokio::test]
+async fn outside_emulator_mode_webhooks_to_internal_addresses_are_refused() {
+    use presenced::app::App;
+    use presenced::config::{Config, FileConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, crate::helpers::SECRET).unwrap();
+    let flags = FileConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        jwt_secret_file: Some(secret),
+        ..FileConfig::default()
+    };
+    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
+    let store = App::open_store(&config).unwrap();
+    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
+    let app = App::build(&config, store, clock).await.unwrap();
+    let caller = presenced::notify::subscriptions::Caller {
+        tenant: Uuid::new_v4(),
+        app_id: APP.into(),
+        user: Some(Uuid::new_v4()),
+    };
+    let create = |url: &str| {
+        let body: presenced::notify::subscriptions::CreateBody = serde_json::from_value(json!({
+            "changeType": "updated",
+            "notificationUrl": url,
+            "resource": format!("/communications/presences/{}", Uuid::new_v4()),
+            "expirationDateTime": (presenced::clock::wall_now() + TimeDelta::minutes(50)).to_rfc3339(),
+        }))
+        .unwrap();
+        body
+    };
+    let err = app
+        .notifier()
+        .create_subscription(&caller, create("https://127.0.0.1:8443/hook"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("internal address"), "{err}");
+    let err = app
+        .notifier()
+        .create_subscription(&caller, create("http://127.0.0.1:8443/hook"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "NotificationUrl scheme='http' is not supported."
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_validation_token_keys_are_published_as_a_jwks() {
+    let server = TestServer::start().await;
+    let r = server
+        .send(
+            reqwest::Method::GET,
+            "/_presenced/.well-known/jwks.json",
+            None,
+            None,
+        )
+        .await;
+    let keys = r.ok_json()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert!(keys[0]["kid"].is_string());
+}
+
+/// Waits (with a deadline) until the failed first attempt is recorded.
+async fn wait_until_retrying(server: &TestServer) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let queued = server.notifier.queued(10).await.unwrap();
+        if queued.iter().any(|d| d.attempts >= 1) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed delivery was not recorded for a retry within 15 s: {queued:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The fixture certificate (RSA 2048) as base64 DER, for rich subscriptions.
+fn add_certificate(body: &mut Value) {
+    let pem = include_str!("../fixtures/notify-rsa2048.cert.pem");
+    body["includeResourceData"] = json!(true);
+    body["encryptionCertificate"] = json!(pem);
+    body["encryptionCertificateId"] = json!("test-cert");
+}
+
+/// Decrypts a rich notification item with the fixture's private key
+/// (Graph's recipe, SPEC §7) and returns (availability, activity).
+fn decrypt_state(item: &Value) -> (String, String) {
+    use aes::cipher::{BlockDecryptMut, KeyIvInit};
+    use base64::Engine;
+    use hmac::Mac;
+    use rsa::pkcs8::DecodePrivateKey;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let content = &item["encryptedContent"];
+    assert_eq!(content["encryptionCertificateId"], "test-cert", "{item}");
+    let key =
+        rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("../fixtures/notify-rsa2048.key.pem"))
+            .unwrap();
+    let wrapped = b64.decode(content["dataKey"].as_str().unwrap()).unwrap();
+    let k = key
+        .decrypt(rsa::Oaep::new::<sha1::Sha1>(), &wrapped)
+        .unwrap();
+    let data = b64.decode(content["data"].as_str().unwrap()).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&k).unwrap();
+    mac.update(&data);
+    let signature = b64
+        .decode(content["dataSignature"].as_str().unwrap())
+        .unwrap();
+    mac.verify_slice(&signature).expect("dataSignature matches");
+    let plain = cbc::Decryptor::<aes::Aes256>::new_from_slices(&k, &k[..16])
+        .unwrap()
+        .decrypt_padded_vec_mut::<aes::cipher::block_padding::Pkcs7>(&data)
+        .unwrap();
+    let presence: Value = serde_json::from_slice(&plain).unwrap();
+    (
+        presence["availability"].as_str().unwrap().to_string(),
+        presence["activity"].as_str().unwrap().to_string(),
+    )
+}
