@@ -154,3 +154,198 @@ impl Notifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use proptest::prelude::*;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+    use uuid::Uuid;
+
+    use super::super::{Bus, Notifier, NotifySettings};
+    use crate::clock::{Clock, Instant, ManualClock};
+    use crate::domain::{
+        effective, Activity, Availability, Change, Preferred, PreferredPair, Session, SessionKind,
+        SessionPair, UserFacts, UserKey,
+    };
+    use crate::store::memory::MemoryStore;
+    use crate::store::Store;
+
+    fn t0() -> Instant {
+        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
+    }
+
+    /// One step of a scenario: a write at the current minute, or a move
+    /// of the clock by whole minutes.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Session { app: u8, pair: u8, minutes: i64 },
+        Clear { app: u8 },
+        Preferred { pair: u8, minutes: i64 },
+        ClearPreferred,
+        Advance(i64),
+    }
+
+    const SESSION_PAIRS: [(Availability, Activity); 4] = [
+        (Availability::Available, Activity::Available),
+        (Availability::Busy, Activity::InACall),
+        (Availability::Away, Activity::Away),
+        (Availability::DoNotDisturb, Activity::Presenting),
+    ];
+    const PREFERRED_PAIRS: [(Availability, Activity); 2] = [
+        (Availability::Busy, Activity::Busy),
+        (Availability::BeRightBack, Activity::BeRightBack),
+    ];
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..2, 0u8..4, 5i64..40).prop_map(|(app, pair, minutes)| Step::Session {
+                app,
+                pair,
+                minutes
+            }),
+            (0u8..2).prop_map(|app| Step::Clear { app }),
+            (0u8..2, 5i64..40).prop_map(|(pair, minutes)| Step::Preferred { pair, minutes }),
+            Just(Step::ClearPreferred),
+            (0i64..25).prop_map(Step::Advance),
+        ]
+    }
+
+    fn change(step: &Step, now: Instant) -> Option<Change> {
+        Some(match *step {
+            Step::Session { app, pair, minutes } => {
+                let (av, ac) = SESSION_PAIRS[pair as usize];
+                Change::UpsertSession(Session {
+                    kind: SessionKind::Application,
+                    id: format!("app{app}"),
+                    pair: SessionPair::new(av, ac).expect("a valid pair"),
+                    last_active: now,
+                    expires_at: now + TimeDelta::minutes(minutes),
+                })
+            }
+            Step::Clear { app } => Change::RemoveSession {
+                kind: SessionKind::Application,
+                id: format!("app{app}"),
+            },
+            Step::Preferred { pair, minutes } => {
+                let (av, ac) = PREFERRED_PAIRS[pair as usize];
+                Change::SetPreferred(Preferred {
+                    pair: PreferredPair::new(av, ac).expect("a valid pair"),
+                    set_at: now,
+                    expires_at: now + TimeDelta::minutes(minutes),
+                })
+            }
+            Step::ClearPreferred => Change::ClearPreferred,
+            Step::Advance(_) => return None,
+        })
+    }
+
+    type States = Vec<(Availability, Activity)>;
+
+    /// Runs `steps` through the real pipeline (store, scheduler passes,
+    /// event log) and returns the states watchers were told, and the
+    /// states a reader sampling every minute saw (consecutive repeats
+    /// removed, the initial Offline left out). Every instant is a whole
+    /// minute, so sampling each minute sees every transition.
+    async fn run(steps: &[Step]) -> (States, States) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(t0());
+        let notifier = Notifier::new(
+            store.clone(),
+            Arc::new(clock.clone()),
+            Arc::new(Bus::default()),
+            NotifySettings::default(),
+            TaskTracker::new(),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("a notifier");
+        let key = UserKey {
+            tenant: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+        };
+        let mut model = UserFacts::default();
+        let mut seen = vec![(Availability::Offline, Activity::Offline)];
+        let mut sample = |facts: &UserFacts, at: Instant| {
+            let e = effective(facts, at);
+            if seen.last() != Some(&(e.availability, e.activity)) {
+                seen.push((e.availability, e.activity));
+            }
+        };
+        for step in steps {
+            let now = clock.now();
+            if let Step::Advance(minutes) = step {
+                for m in 1..=*minutes {
+                    sample(&model, now + TimeDelta::minutes(m));
+                }
+                let to = clock.advance(TimeDelta::minutes(*minutes)).expect("moves");
+                notifier.run_due(to).await.expect("a pass");
+            } else if let Some(change) = change(step, now) {
+                if change.clone().apply_to(&mut model, now).is_ok() {
+                    store.apply(key, change, now).await.expect("applied");
+                    sample(&model, now);
+                }
+            }
+        }
+        let told = store
+            .events_since(None, 0, usize::MAX)
+            .await
+            .expect("events")
+            .iter()
+            .map(|e| {
+                let p = effective(&e.facts, e.at);
+                (p.availability, p.activity)
+            })
+            .collect();
+        (told, seen.split_off(1))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn watchers_are_told_exactly_the_sequence_of_effective_states(
+            steps in proptest::collection::vec(step(), 1..30)
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let (told, seen) = runtime.block_on(run(&steps));
+            prop_assert_eq!(told, seen);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_settles_each_transition_at_its_own_instant_in_time_order() {
+        let steps = [
+            Step::Session {
+                app: 0,
+                pair: 0,
+                minutes: 30,
+            },
+            Step::Advance(12),
+            Step::Session {
+                app: 1,
+                pair: 1,
+                minutes: 5,
+            },
+            Step::Advance(25),
+        ];
+        let (told, _) = run(&steps).await;
+        assert_eq!(
+            told,
+            vec![
+                (Availability::Available, Activity::Available),
+                (Availability::Available, Activity::AvailableInactive),
+                (Availability::Away, Activity::Away),
+                (Availability::Busy, Activity::InACall),
+                (Availability::Away, Activity::Away),
+                (Availability::Offline, Activity::Offline),
+            ]
+        );
+    }
+}
