@@ -902,3 +902,49 @@ async fn resuming_from_an_event_older_than_the_retention_gets_a_reset() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_notification_failing_for_4_hours_is_dropped_and_reported_as_missed() {
+    let server = TestServer::start_configured(tempfile::tempdir().unwrap(), t0(), |f| {
+        f.subscription_limits = Some("none".into());
+    })
+    .await;
+    let (dead, lifecycle) = (Receiver::start().await, Receiver::start().await);
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut body = body_for(&server, &dead, &[alice]);
+    body["expirationDateTime"] = json!(in_minutes(&server, 24 * 60));
+    body["lifecycleNotificationUrl"] = json!(lifecycle.hook());
+    let id = subscribe(&server, watcher, body).await;
+    dead.answer_with(503, Duration::ZERO);
+    server
+        .set_presence(alice, "Busy", "InACall", Some("PT4H"))
+        .await
+        .ok_empty();
+    let mut rounds = 0;
+    while lifecycle.items().is_empty() {
+        rounds += 1;
+        assert!(rounds < 40, "no missed notification after {rounds} rounds");
+        // Wait until every queued delivery due now has been tried (and
+        // rescheduled or dropped), then move to the next retry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let queued = server.notifier.queued(10).await.unwrap();
+            if queued.iter().all(|d| d.next_at > server.clock.now()) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{queued:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if lifecycle.items().is_empty() {
+            server.tick(TimeDelta::minutes(31)).await;
+        }
+    }
+    let missed = lifecycle.wait_for_items(1).await;
+    assert_eq!(missed[0]["lifecycleEvent"], "missed");
+    assert_eq!(missed[0]["subscriptionId"], id.as_str());
+    assert_eq!(server.notifier.dropped(), 1);
+    assert!(
+        server.clock.now() - t0() >= TimeDelta::hours(4),
+        "retried for 4 hours of presence time"
+    );
+}
