@@ -1,5 +1,6 @@
 //! The storage contract: one suite, run against every backend. A backend is
-//! done when this passes.
+//! done when this passes. The change-notification cases (events, settling,
+//! subscriptions, the outbox) live in `contract_notify.rs`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use crate::domain::{
     effective, Activity, Availability, Preferred, PreferredPair, Session, SessionKind, SessionPair,
     StatusMessage, UserKey, WorkLocationLayer, WorkLocationType,
 };
+
+#[path = "contract_notify.rs"]
+mod notify;
 
 fn t0() -> Instant {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
@@ -54,6 +58,31 @@ where
     due_users_follow_next_change(make().await).await;
     concurrent_writes_all_land(make().await).await;
     emulator_time_round_trips(make().await).await;
+
+    notify::a_presence_change_records_an_event_with_presence_visibility(make().await).await;
+    notify::a_keep_alive_with_the_same_pair_is_unchanged_and_records_nothing(make().await).await;
+    notify::a_status_message_change_is_a_resource_event_without_deliveries(make().await).await;
+    notify::events_are_ordered_filtered_by_tenant_and_paged(make().await).await;
+    notify::each_event_reproduces_the_presence_after_its_change(make().await).await;
+    notify::pruning_drops_old_events_and_never_reuses_their_seqs(make().await).await;
+    notify::settling_a_fade_records_it_at_the_transition_instant(make().await).await;
+    notify::settling_a_user_never_written_changes_nothing(make().await).await;
+    notify::due_users_walk_a_user_through_its_transitions(make().await).await;
+    notify::a_settled_fade_notifies_watchers_like_a_write(make().await).await;
+    notify::a_created_subscription_reads_back_only_in_its_tenant(make().await).await;
+    notify::subscriptions_of_list_one_app_in_one_tenant(make().await).await;
+    notify::the_same_combination_conflicts_with_the_existing_subscription(make().await).await;
+    notify::graph_limits_allow_one_subscription_per_user_and_app(make().await).await;
+    notify::an_expired_subscription_does_not_conflict(make().await).await;
+    notify::update_replaces_a_subscription_and_ignores_unknown_ones(make().await).await;
+    notify::delete_removes_a_subscription_its_watches_and_its_deliveries(make().await).await;
+    notify::a_presence_change_queues_one_delivery_per_live_watching_subscription(make().await)
+        .await;
+    notify::deliveries_are_due_by_next_at_with_limit_and_skip(make().await).await;
+    notify::subscriptions_fall_due_for_reauthorization_then_expiry(make().await).await;
+    notify::a_kept_secret_is_the_first_candidate(make().await).await;
+    notify::settling_a_user_whose_only_write_failed_changes_nothing(make().await).await;
+    notify::pruning_never_drops_an_event_recorded_after_the_cutoff(make().await).await;
 }
 
 async fn emulator_time_round_trips(store: Arc<dyn Store>) {
@@ -400,8 +429,11 @@ async fn concurrent_writes_all_land(store: Arc<dyn Store>) {
 
 mod backends {
     use super::*;
+    use crate::clock::latest_instant;
+    use crate::domain::Visibility;
     use crate::store::memory::MemoryStore;
     use crate::store::sqlite::SqliteStore;
+    use crate::store::{EventBounds, LifecycleEvent, NewDelivery, Payload, Subscription};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_store_meets_the_contract() {
@@ -440,6 +472,202 @@ mod backends {
         let facts = store.facts(k).await.unwrap();
         assert_eq!(facts.sessions, vec![s]);
         assert_eq!(facts.version, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_notification_state_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let s = Subscription {
+            owner: Some(Uuid::new_v4()),
+            include_resource_data: true,
+            encryption_certificate: Some("MIIBcert".into()),
+            encryption_certificate_id: Some("cert-1".into()),
+            notification_url_app_id: Some("hook-app".into()),
+            ..notify::subscription(k.tenant, "app", "alice", &[k.user])
+        };
+        let (deliveries, events, bounds) = {
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+            store
+                .create_subscription(s.clone(), true)
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .upsert_session(k, notify::busy(t0()), t0())
+                .await
+                .unwrap();
+            let away = session(
+                "app",
+                Availability::Away,
+                Activity::Away,
+                t0(),
+                TimeDelta::hours(1),
+            );
+            let at = notify::t0_plus(1);
+            store.upsert_session(k, away, at).await.unwrap();
+            let missed = NewDelivery {
+                subscription: s.id,
+                tenant: s.tenant,
+                payload: Payload::Lifecycle {
+                    event: LifecycleEvent::Missed,
+                },
+            };
+            store
+                .enqueue(vec![missed], notify::t0_plus(2))
+                .await
+                .unwrap();
+            let first = store
+                .due_deliveries(latest_instant(), 10, &[])
+                .await
+                .unwrap()[0]
+                .id;
+            store
+                .retry_deliveries(&[first], notify::t0_plus(5))
+                .await
+                .unwrap();
+            assert_eq!(store.prune_events(at).await.unwrap(), 1);
+            store.keep_secret("signing", "kept".into()).await.unwrap();
+            let deliveries = store
+                .due_deliveries(latest_instant(), 10, &[])
+                .await
+                .unwrap();
+            let events = store.events_since(None, 0, 10).await.unwrap();
+            let bounds = store.event_bounds().await.unwrap();
+            assert_eq!((deliveries.len(), events.len()), (3, 1));
+            store.close();
+            (deliveries, events, bounds)
+        };
+
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+
+        assert_eq!(
+            store.subscription(s.tenant, s.id).await.unwrap(),
+            Some(s.clone())
+        );
+        assert_eq!(
+            store.subscriptions_of(s.tenant, "app").await.unwrap(),
+            std::slice::from_ref(&s)
+        );
+        assert_eq!(
+            store
+                .due_deliveries(latest_instant(), 10, &[])
+                .await
+                .unwrap(),
+            deliveries
+        );
+        assert_eq!(
+            deliveries.iter().map(|d| d.attempts).collect::<Vec<_>>(),
+            [0, 0, 1],
+            "{deliveries:?}"
+        );
+        assert_eq!(store.events_since(None, 0, 10).await.unwrap(), events);
+        assert_eq!(store.event_bounds().await.unwrap(), bounds);
+        assert_eq!(bounds.pruned_through + 1, bounds.last);
+        assert_eq!(
+            store.keep_secret("signing", "new".into()).await.unwrap(),
+            "kept"
+        );
+        let later = notify::t0_plus(10);
+        let applied = store
+            .upsert_session(k, notify::busy(later), later)
+            .await
+            .unwrap();
+        assert_eq!(applied.queued, 1, "the subscription still watches the user");
+        assert!(applied.event.unwrap() > bounds.last);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_never_reuses_pruned_event_seqs_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            for minutes in [0, 1] {
+                let at = notify::t0_plus(minutes);
+                store
+                    .upsert_session(key(), notify::busy(at), at)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(store.prune_events(latest_instant()).await.unwrap(), 2);
+            store.close();
+            store.event_bounds().await.unwrap().last
+        };
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+
+        assert_eq!(
+            store.event_bounds().await.unwrap(),
+            EventBounds {
+                pruned_through: last,
+                last
+            }
+        );
+        let at = notify::t0_plus(2);
+        let next = store
+            .upsert_session(key(), notify::busy(at), at)
+            .await
+            .unwrap();
+        assert_eq!(next.event, Some(last + 1));
+    }
+
+    /// A file written by the first schema (users and meta only, no
+    /// `settled_at` in the facts) opens, keeps its users and gains the
+    /// notification tables.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_upgrades_a_version_1_file_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let mut facts = crate::domain::UserFacts::default();
+        Change::UpsertSession(notify::busy(t0()))
+            .apply_to(&mut facts, t0())
+            .unwrap();
+        facts.settled_at = None;
+        {
+            crate::store::sqlite::create_private_dir(dir.path()).unwrap();
+            let conn = rusqlite::Connection::open(SqliteStore::file_in(dir.path())).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE users (tenant BLOB NOT NULL, user BLOB NOT NULL,
+                   version INTEGER NOT NULL, facts BLOB NOT NULL, next_change INTEGER,
+                   PRIMARY KEY (tenant, user)) WITHOUT ROWID;
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO users (tenant, user, version, facts, next_change)
+                 VALUES (?1, ?2, 1, ?3, NULL)",
+                rusqlite::params![
+                    k.tenant.as_bytes(),
+                    k.user.as_bytes(),
+                    crate::store::codec::encode(&facts)
+                ],
+            )
+            .unwrap();
+        }
+
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+
+        assert_eq!(store.facts(k).await.unwrap(), facts);
+        let version: i64 = rusqlite::Connection::open(SqliteStore::file_in(dir.path()))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(store.event_bounds().await.unwrap(), EventBounds::default());
+        let s = notify::subscription(k.tenant, "app", "alice", &[k.user]);
+        store.create_subscription(s, true).await.unwrap().unwrap();
+        let at = notify::t0_plus(1);
+        let away = session(
+            "app",
+            Availability::Away,
+            Activity::Away,
+            at,
+            TimeDelta::hours(1),
+        );
+        let applied = store.upsert_session(k, away, at).await.unwrap();
+        assert_eq!(applied.visibility, Visibility::Presence);
+        assert_eq!((applied.event, applied.queued), (Some(1), 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
