@@ -1,8 +1,8 @@
 //! `GET /_presenced/events` (SPEC §8): server-sent events of presence
-//! changes, read from the durable event log, so `Last-Event-ID` resumes
-//! exactly where a client left off (within the retention).
+//! changes. The handler authorises and renders; the feed over the durable
+//! event log is `notify::feed`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -20,13 +20,10 @@ use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::domain::{effective, parse_guid};
-use crate::store::Event;
+use crate::notify::feed::{FeedError, FeedItem};
 
 /// How often an idle stream sends a comment line (SPEC §8).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// Events read from the log per query.
-const PAGE: usize = 500;
 
 /// Query of `GET /_presenced/events`.
 #[derive(Debug, Deserialize)]
@@ -34,73 +31,33 @@ pub struct EventsQuery {
     ids: Option<String>,
 }
 
-/// Where a stream is and what it may show.
-struct Cursor {
-    state: AppState,
-    principal: Principal,
-    users: Option<HashSet<Uuid>>,
-    after: u64,
-    pending: VecDeque<SseEvent>,
-    wake: tokio::sync::watch::Receiver<u64>,
-}
-
-impl Cursor {
-    /// The caller may see this event: its tenant and, with `?ids`, one of
-    /// the users asked for.
-    fn shows(&self, e: &Event) -> bool {
-        e.key.tenant == self.principal.tenant
-            && self.users.as_ref().is_none_or(|u| u.contains(&e.key.user))
-    }
-
-    /// The next SSE event, waiting for the log to grow; `None` ends the
-    /// stream (server shutting down).
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Some(e);
-            }
-            // Read before querying: every event up to `last` is committed,
-            // so the query below sees all of them.
-            let last = *self.wake.borrow_and_update();
-            let page = match self
-                .state
-                .store
-                .events_since(Some(self.principal.tenant), self.after, PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::error!(error = %e, "event stream cannot read the log");
-                    return None;
-                }
-            };
-            if page.is_empty() {
-                // Events up to `last` belong to other tenants: skip them.
-                self.after = self.after.max(last);
-                tokio::select! {
-                    () = self.state.stopping.cancelled() => return None,
-                    changed = self.wake.changed() => if changed.is_err() { return None },
-                }
-                continue;
-            }
-            for e in page {
-                self.after = e.seq;
-                if self.shows(&e) {
-                    self.pending.push_back(render_event(&e, &self.principal));
-                }
-            }
+/// One feed item as a server-sent event; a presence as the caller would
+/// GET it at the time of the change (same privacy rules).
+fn render_item(item: FeedItem, principal: &Principal) -> SseEvent {
+    match item {
+        FeedItem::Reset { resume_at } => SseEvent::default()
+            .event("reset")
+            .id(resume_at.to_string())
+            .data(r#"{"reason":"Last-Event-ID is older than the retained event log; re-read the presences, then follow this stream."}"#),
+        FeedItem::Event(e) => {
+            let presence = effective(&e.facts, e.at);
+            let owner = principal.user() == Some(e.key.user);
+            let body = render::presence(e.key.user, &presence, owner);
+            SseEvent::default()
+                .event("presence")
+                .id(e.seq.to_string())
+                .data(body.to_string())
         }
     }
 }
 
-/// One presence event as the caller would GET the presence then.
-fn render_event(e: &Event, principal: &Principal) -> SseEvent {
-    let presence = effective(&e.facts, e.at);
-    let body = render::presence(e.key.user, &presence, principal.user() == Some(e.key.user));
-    SseEvent::default()
-        .event("presence")
-        .id(e.seq.to_string())
-        .data(body.to_string())
+impl From<FeedError> for GraphError {
+    fn from(e: FeedError) -> Self {
+        match e {
+            FeedError::FromTheFuture => GraphError::bad_request(e.to_string()),
+            FeedError::Store(store) => store.into(),
+        }
+    }
 }
 
 /// `GET /_presenced/events`: `?ids=a,b,…` (≤ 650, each readable by the
@@ -149,37 +106,14 @@ pub async fn stream(
                 })?,
         ),
     };
-    let bounds = state.store.event_bounds().await?;
-    let mut pending = VecDeque::new();
-    let after = match resume {
-        Some(id) if id > bounds.last => {
-            return Err(GraphError::bad_request(
-                "Last-Event-ID is newer than any event this server sent.",
-            ))
-        }
-        Some(id) if id < bounds.pruned_through => {
-            pending.push_back(
-                SseEvent::default()
-                    .event("reset")
-                    .id(bounds.last.to_string())
-                    .data(r#"{"reason":"Last-Event-ID is older than the retained event log; re-read the presences, then follow this stream."}"#),
-            );
-            bounds.last
-        }
-        Some(id) => id,
-        None => bounds.last,
-    };
-    let wake = state.bus.events();
-    let cursor = Cursor {
-        state,
-        principal,
-        users,
-        after,
-        pending,
-        wake,
-    };
-    let stream = futures_util::stream::unfold(cursor, |mut cursor| async move {
-        cursor.next().await.map(|e| (Ok(e), cursor))
-    });
+    let feed = state
+        .notifier
+        .feed(principal.tenant, users, resume, state.stopping.clone())
+        .await?;
+    let stream =
+        futures_util::stream::unfold((feed, principal), |(mut feed, principal)| async move {
+            let item = feed.next().await?;
+            Some((Ok(render_item(item, &principal)), (feed, principal)))
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

@@ -36,11 +36,14 @@ pub fn backoff(attempt: u32) -> TimeDelta {
     TimeDelta::seconds(10 * (1i64 << doublings)).min(TimeDelta::minutes(30))
 }
 
+/// A delivery with the subscription it is for.
+type Item = (Delivery, Arc<Subscription>);
+
 /// One POST to make: its target and the deliveries in it.
 struct Post {
     url: String,
     lifecycle: bool,
-    items: Vec<(Delivery, Arc<Subscription>)>,
+    items: Vec<Item>,
 }
 
 impl Notifier {
@@ -100,18 +103,21 @@ impl Notifier {
         }
         let mut subscriptions: HashMap<Uuid, Option<Arc<Subscription>>> = HashMap::new();
         let mut orphans = Vec::new();
-        let mut posts: BTreeMap<(String, bool), Vec<(Delivery, Arc<Subscription>)>> =
-            BTreeMap::new();
+        let mut posts: BTreeMap<(String, bool), Vec<Item>> = BTreeMap::new();
         for d in due {
-            if !subscriptions.contains_key(&d.subscription) {
-                let s = self.store.subscription(d.tenant, d.subscription).await?;
-                subscriptions.insert(d.subscription, s.map(Arc::new));
-            }
-            let live = subscriptions
-                .get(&d.subscription)
-                .cloned()
-                .flatten()
-                .filter(|s| s.expires_at > now);
+            let known = match subscriptions.get(&d.subscription) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self
+                        .store
+                        .subscription(d.tenant, d.subscription)
+                        .await?
+                        .map(Arc::new);
+                    subscriptions.insert(d.subscription, s.clone());
+                    s
+                }
+            };
+            let live = known.filter(|s| s.expires_at > now);
             let Some(s) = live else {
                 // The subscription was deleted or expired: nothing more is
                 // delivered for it (SPEC §7).

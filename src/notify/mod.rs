@@ -10,6 +10,7 @@
 mod bus;
 pub mod crypto;
 pub mod delivery;
+pub mod feed;
 pub mod scheduler;
 pub mod signing;
 pub mod subscriptions;

@@ -150,9 +150,10 @@ impl Store for MemoryStore {
         now: Instant,
     ) -> Result<Applied, StoreError> {
         let mut inner = self.lock()?;
-        let facts = inner.users.entry(key).or_default();
-        let before = facts.clone();
-        change.apply_to(facts, now)?;
+        let before = inner.users.get(&key).cloned().unwrap_or_default();
+        let mut after = before.clone();
+        change.apply_to(&mut after, now)?;
+        inner.users.insert(key, after);
         Ok(inner.record(key, before, now))
     }
 

@@ -129,7 +129,10 @@ pub trait Store: Send + Sync + 'static {
     /// The retained range of the event log.
     async fn event_bounds(&self) -> Result<EventBounds, StoreError>;
 
-    /// Drops events recorded before `before`; returns how many.
+    /// Drops the oldest events, in log order, as long as they were recorded
+    /// before `before` (events are not recorded in time order: a settle at
+    /// a transition's instant can follow a later write, so an older event
+    /// after a newer one waits for it); returns how many were dropped.
     async fn prune_events(&self, before: Instant) -> Result<u64, StoreError>;
 
     /// Creates a subscription unless it conflicts; with `one_per_user_and_app`

@@ -736,13 +736,22 @@ impl Store for SqliteStore {
 
     async fn prune_events(&self, before: Instant) -> Result<u64, StoreError> {
         self.run(before, move |tx| {
-            let through: Option<i64> = tx
+            // Only the leading run of old events goes, as in the memory
+            // store: events are not recorded in time order (a settle at a
+            // transition's instant can follow a later write), and
+            // `pruned_through` must keep meaning "everything above is kept".
+            let (first_kept, last): (Option<i64>, Option<i64>) = tx
                 .query_row(
-                    "SELECT MAX(seq) FROM events WHERE at < ?1",
+                    "SELECT (SELECT MIN(seq) FROM events WHERE at >= ?1), (SELECT MAX(seq) FROM events)",
                     [before.timestamp_micros()],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .map_err(unavailable)?;
+            let through = match (first_kept, last) {
+                (Some(first), _) => Some(first - 1),
+                (None, last) => last,
+            }
+            .filter(|t| *t > 0);
             let Some(through) = through else {
                 return Ok(0);
             };
@@ -751,7 +760,8 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 ON CONFLICT (key) DO UPDATE SET value =
+                   CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
                 params![EVENTS_PRUNED_THROUGH, through.to_string()],
             )
             .map_err(unavailable)?;
