@@ -484,3 +484,91 @@ async fn a_delivery_in_flight_at_kill_9_is_delivered_after_restart() {
     assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
     assert_eq!(items[1]["clientState"], "kill9");
 }
+
+#[tokio::test]
+async fn transitions_that_fell_due_while_the_server_was_down_notify_at_start() {
+    use crate::receiver::Receiver;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let start =
+        |at: &'static str| Proc::start(&["--data-dir", data, "--manual-clock", "--start-time", at]);
+    let server = start("2026-01-01T09:00:00Z");
+    let receiver = Receiver::start().await;
+    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let watcher_token = mint(
+        dir.path(),
+        tenant,
+        Some(watcher),
+        "app-w",
+        Some("Presence.Read.All"),
+        None,
+    );
+    let r = server
+        .send(
+            reqwest::Method::POST,
+            "/v1.0/subscriptions",
+            &watcher_token,
+            Some(json!({
+                "changeType": "updated",
+                "notificationUrl": receiver.hook(),
+                "resource": format!("communications/presences/{alice}"),
+                "expirationDateTime": "2026-01-01T09:50:00Z",
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let alice_token = mint(
+        dir.path(),
+        tenant,
+        Some(alice),
+        "app-a",
+        Some("Presence.ReadWrite"),
+        None,
+    );
+    let r = server
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{alice}/presence/setPresence"),
+            &alice_token,
+            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    receiver.wait_for_items(1).await;
+    let status = server.sigterm();
+    assert!(status.success());
+    // Back six minutes later: the 5-minute session expired meanwhile.
+    let _server = start("2026-01-01T09:06:00Z");
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
+}
+
+#[tokio::test]
+async fn sigterm_ends_open_event_streams_and_stops_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = Proc::start(&["--data-dir", data]);
+    let token = mint(
+        dir.path(),
+        Uuid::new_v4(),
+        Some(Uuid::new_v4()),
+        "app-s",
+        Some("Presence.Read.All"),
+        None,
+    );
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/_presenced/events", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let status = server.sigterm();
+    assert!(status.success(), "{status:?}");
+    // The stream was ended by the server, not left hanging.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream stayed open after shutdown");
+}

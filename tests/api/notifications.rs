@@ -948,3 +948,134 @@ async fn a_notification_failing_for_4_hours_is_dropped_and_reported_as_missed() 
         "retried for 4 hours of presence time"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_never_sees_the_same_user_id_in_another_tenant() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let alice = Uuid::new_v4();
+    subscribe(
+        &server,
+        Uuid::new_v4(),
+        body_for(&server, &receiver, &[alice]),
+    )
+    .await;
+    let elsewhere = crate::helpers::token(Uuid::new_v4(), Some(alice), APP, Some(ALL_SCOPES), None);
+    let r = server
+        .post(
+            &format!("/v1.0/users/{alice}/presence/setPresence"),
+            &elsewhere,
+            json!({"sessionId": APP, "availability": "Busy", "activity": "InACall"}),
+        )
+        .await;
+    r.ok_empty();
+    // Then the watched tenant's own write: the only notification.
+    server
+        .set_presence(alice, "Away", "Away", None)
+        .await
+        .ok_empty();
+    let items = receiver.wait_for_items(1).await;
+    receiver.assert_stays_at(1).await;
+    assert_eq!(items[0]["tenantId"], server.tenant.to_string());
+}
+
+#[tokio::test]
+async fn changing_the_notification_url_validates_the_new_endpoint_and_moves_deliveries() {
+    let server = TestServer::start().await;
+    let (old, new) = (Receiver::start().await, Receiver::start().await);
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let id = subscribe(&server, watcher, body_for(&server, &old, &[alice])).await;
+    let token = server.user_token(watcher, ALL_SCOPES);
+    let path = format!("/v1.0/subscriptions/{id}");
+    new.validate_with(Validation::WrongEcho);
+    let r = server
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"notificationUrl": new.hook()})),
+        )
+        .await;
+    r.error(400, "ValidationError");
+    new.validate_with(Validation::Echo);
+    let r = server
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"notificationUrl": new.hook()})),
+        )
+        .await;
+    assert_eq!(r.ok_json()["notificationUrl"], new.hook());
+    assert_eq!(new.validations().len(), 2);
+    let r = server
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"clientState": "changed"})),
+        )
+        .await;
+    r.error(400, "invalidRequest");
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    new.wait_for_items(1).await;
+    old.assert_stays_at(0).await;
+}
+
+#[tokio::test]
+async fn rich_notifications_carry_validation_tokens_the_jwks_verifies() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut body = body_for(&server, &receiver, &[alice]);
+    add_certificate(&mut body);
+    let r = server
+        .post(
+            "/v1.0/subscriptions",
+            &server.user_token(watcher, ALL_SCOPES),
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["encryptionCertificate"], Value::Null, "never echoed");
+    assert_eq!(r.body["encryptionCertificateId"], "test-cert");
+    server
+        .set_presence(alice, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    receiver.wait_for_items(1).await;
+    let post = &receiver.posts()[0].body;
+    let item = &post["value"][0];
+    assert_eq!(
+        item["encryptedContent"]["encryptionCertificateThumbprint"],
+        "E8B237ADD4314C42E967FF192871DC914CFEE69F"
+    );
+    assert_eq!(decrypt_state(item), ("Busy".into(), "InACall".into()));
+    let tokens = post["validationTokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1);
+    let jwks = server
+        .send(
+            reqwest::Method::GET,
+            "/_presenced/.well-known/jwks.json",
+            None,
+            None,
+        )
+        .await;
+    let key = &jwks.body["keys"][0];
+    let decoding = jsonwebtoken::DecodingKey::from_ec_components(
+        key["x"].as_str().unwrap(),
+        key["y"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[APP]);
+    let claims = jsonwebtoken::decode::<Value>(tokens[0].as_str().unwrap(), &decoding, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["appid"], "0bf30f3b-4a52-48df-9a82-234910c4a086");
+    assert_eq!(claims["azp"], "0bf30f3b-4a52-48df-9a82-234910c4a086");
+    assert_eq!(claims["tid"], server.tenant.to_string());
+}
