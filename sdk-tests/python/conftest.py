@@ -3,12 +3,14 @@
 One real `presenced` process serves the whole session (emulator mode, manual
 clock). Tests talk to it through the official `msgraph-sdk` GraphServiceClient
 for Graph paths, and through plain HTTP (urllib) for the emulator endpoints
-under /_presenced/, which are not Graph.
+under /_presenced/, which are not Graph. One webhook receiver (stdlib
+http.server on 127.0.0.1) serves the session's subscription tests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import queue
@@ -18,11 +20,14 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 import pytest
 from kiota_abstractions.authentication import (
@@ -192,6 +197,11 @@ class Presenced:
             ) from None
         return json.loads(raw) if raw.strip() else None
 
+    def public_get(self, path: str) -> Any:
+        """GET a public (unauthenticated) endpoint, e.g. the JWKS, as JSON."""
+        with urllib.request.urlopen(self.root_url + path, timeout=10) as resp:
+            return json.loads(resp.read())
+
     def clock_now(self) -> str:
         return self.admin("GET", "/_presenced/clock")["now"]
 
@@ -225,6 +235,154 @@ class Presenced:
             await adapter._http_client.aclose()
 
 
+# ----------------------------------------------------------------------------- webhooks
+
+
+@dataclass
+class Received:
+    """One POST that reached the receiver."""
+
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+# How the receiver answers, chosen by the first path segment of the URL.
+ECHO = "hooks"             # validation: 200 text/plain with the token; notifications: 202
+WRONG_ECHO = "wrong-echo"  # validation: 200 with some other text
+REFUSE = "refuse"          # validation: 403
+
+
+class WebhookReceiver:
+    """A real notification endpoint on 127.0.0.1 (stdlib http.server, own thread).
+
+    Answers Graph's validation handshake (SPEC §7: `POST ?validationToken=…`,
+    200 text/plain with the decoded token as the whole body) and records
+    every notification POST. Each test uses its own path, so tests never see
+    each other's traffic.
+    """
+
+    def __init__(self) -> None:
+        self.validations: list[Received] = []
+        self.notifications: list[Received] = []
+        self._cond = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+                url = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                got = Received(
+                    path=url.path,
+                    query=urllib.parse.parse_qs(url.query, keep_blank_values=True),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=self.rfile.read(length) if length else b"",
+                )
+                mode = url.path.strip("/").split("/", 1)[0]
+                if "validationToken" in got.query:
+                    token = got.query["validationToken"][0]
+                    receiver._record(receiver.validations, got)
+                    if mode == REFUSE:
+                        self._answer(403, b"")
+                    elif mode == WRONG_ECHO:
+                        self._answer(200, b"not the token", "text/plain")
+                    else:
+                        self._answer(200, token.encode(), "text/plain")
+                    return
+                receiver._record(receiver.notifications, got)
+                self._answer(202, b"")
+
+            def _answer(self, status: int, body: bytes, content_type: Optional[str] = None) -> None:
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _record(self, into: list[Received], got: Received) -> None:
+        with self._cond:
+            into.append(got)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def endpoint(self, mode: str = ECHO, query: str = "") -> str:
+        """A fresh notification URL on this receiver; `query` is kept as given."""
+        url = f"{self.base_url}/{mode}/{uuid.uuid4()}"
+        return f"{url}?{query}" if query else url
+
+    @staticmethod
+    def path_of(url: str) -> str:
+        return urllib.parse.urlsplit(url).path
+
+    def validations_for(self, url: str) -> list[Received]:
+        path = self.path_of(url)
+        with self._cond:
+            return [r for r in self.validations if r.path == path]
+
+    def notifications_for(self, url: str) -> list[Received]:
+        path = self.path_of(url)
+        with self._cond:
+            return [r for r in self.notifications if r.path == path]
+
+    def wait_for_item(
+        self,
+        url: str,
+        match: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 10.0,
+        describe: Optional[Callable[[dict[str, Any]], Any]] = None,
+    ) -> tuple[Received, dict[str, Any]]:
+        """The first notification item POSTed to `url` that `match`es, waiting
+        up to `timeout` seconds; fails naming `what` and listing what came
+        (each item through `describe`, e.g. decrypted, when given)."""
+        path = self.path_of(url)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for r in self.notifications:
+                    if r.path != path:
+                        continue
+                    try:
+                        items = r.json().get("value") or []
+                    except ValueError:
+                        continue
+                    for item in items:
+                        if match(item):
+                            return r, item
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    posts = [r for r in self.notifications if r.path == path]
+                    seen: list[Any] = []
+                    for r in posts:
+                        try:
+                            seen += [describe(i) if describe else i for i in r.json().get("value") or []]
+                        except Exception as e:  # noqa: BLE001 (report, do not mask the timeout)
+                            seen.append(f"{r.body[:500]!r} ({e})")
+                    raise AssertionError(
+                        f"no notification {what} reached {path} within {timeout}s; "
+                        f"{len(posts)} POST(s) arrived there, items: {seen}"
+                    )
+                self._cond.wait(left)
+
+
 def _binary() -> Path:
     raw = os.environ.get("PRESENCED_BIN")
     path = Path(raw) if raw else REPO / "target" / "debug" / "presenced"
@@ -248,6 +406,16 @@ def server() -> Any:
             problem = srv.stop()
             if problem:
                 pytest.fail(f"{problem}\n{srv.stderr_tail()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Any:
+    """The session's webhook receiver on 127.0.0.1 (tests use their own paths)."""
+    r = WebhookReceiver()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture

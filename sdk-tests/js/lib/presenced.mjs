@@ -1,8 +1,10 @@
 // Starts a real presenced process for a test file and builds official Graph
-// JavaScript clients aimed at it.
+// JavaScript clients aimed at it. WebhookReceiver is a notification endpoint
+// on 127.0.0.1 for the subscription tests.
 
 import { spawn, execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import http from "node:http";
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, accessSync, constants } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -199,5 +201,129 @@ export class Presenced {
 
   async deleteClientSession(user, name) {
     await this.admin("DELETE", `/_presenced/users/${user}/clientSessions/${name}`);
+  }
+}
+
+// How WebhookReceiver answers, chosen by the first path segment of the URL.
+export const ECHO = "hooks"; // validation: 200 text/plain with the token; notifications: 202
+export const WRONG_ECHO = "wrong-echo"; // validation: 200 with some other text
+export const REFUSE = "refuse"; // validation: 403
+
+/**
+ * A real notification endpoint on 127.0.0.1 (node:http). Answers Graph's
+ * validation handshake (SPEC §7: POST ?validationToken=…, 200 text/plain with
+ * the decoded token as the whole body) and records every notification POST.
+ * Each test uses its own path (endpoint()), so tests never see each other's
+ * traffic.
+ */
+export class WebhookReceiver {
+  constructor() {
+    this.validations = [];
+    this.notifications = [];
+    this.listeners = new Set();
+    this.baseUrl = "";
+  }
+
+  async start() {
+    this.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        const url = new URL(req.url, "http://127.0.0.1");
+        const got = {
+          method: req.method,
+          path: url.pathname,
+          query: url.searchParams,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+        };
+        const mode = url.pathname.split("/")[1];
+        if (req.method === "POST" && url.searchParams.has("validationToken")) {
+          this.validations.push(got);
+          if (mode === REFUSE) {
+            res.writeHead(403).end();
+          } else if (mode === WRONG_ECHO) {
+            res.writeHead(200, { "Content-Type": "text/plain" }).end("not the token");
+          } else {
+            res.writeHead(200, { "Content-Type": "text/plain" }).end(url.searchParams.get("validationToken"));
+          }
+          return;
+        }
+        this.notifications.push(got);
+        res.writeHead(202).end();
+        for (const listener of this.listeners) listener();
+      });
+    });
+    await new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(0, "127.0.0.1", resolve);
+    });
+    this.baseUrl = `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  async close() {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** A fresh notification URL on this receiver; `query` is kept as given. */
+  endpoint(mode = ECHO, query = "") {
+    const url = `${this.baseUrl}/${mode}/${randomUUID()}`;
+    return query ? `${url}?${query}` : url;
+  }
+
+  validationsFor(url) {
+    const path = new URL(url).pathname;
+    return this.validations.filter((r) => r.path === path);
+  }
+
+  notificationsFor(url) {
+    const path = new URL(url).pathname;
+    return this.notifications.filter((r) => r.path === path);
+  }
+
+  /**
+   * The first notification item POSTed to `url` that `match`es, as
+   * `{ post, body, item }`, waiting up to `timeoutMs`; the first `skipPosts`
+   * POSTs to `url` are ignored. Rejects naming `what` and listing what arrived.
+   */
+  waitForItem(url, match, what, { timeoutMs = 10_000, skipPosts = 0 } = {}) {
+    const path = new URL(url).pathname;
+    const find = () => {
+      for (const post of this.notificationsFor(url).slice(skipPosts)) {
+        let body;
+        try {
+          body = JSON.parse(post.body);
+        } catch {
+          continue;
+        }
+        const item = (body.value ?? []).find(match);
+        if (item) return { post, body, item };
+      }
+      return undefined;
+    };
+    return new Promise((resolve, reject) => {
+      const found = find();
+      if (found) {
+        resolve(found);
+        return;
+      }
+      const listener = () => {
+        const hit = find();
+        if (hit) {
+          clearTimeout(timer);
+          this.listeners.delete(listener);
+          resolve(hit);
+        }
+      };
+      const timer = setTimeout(() => {
+        this.listeners.delete(listener);
+        const seen = this.notificationsFor(url).map((r) => r.body);
+        reject(new Error(`no notification ${what} reached ${path} within ${timeoutMs} ms; ` +
+          `${seen.length} POST(s) arrived there: ${JSON.stringify(seen)}`));
+      }, timeoutMs);
+      this.listeners.add(listener);
+    });
   }
 }
