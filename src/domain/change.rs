@@ -115,9 +115,11 @@ pub fn shown(facts: &UserFacts) -> EffectivePresence {
 }
 
 /// Processes the time-driven transitions of a user up to `at` (a fade, an
-/// expiry): prunes what expired and marks the user observed at `at`.
-/// Returns `false`, changing nothing, when the user was already observed at
-/// or after `at` (a write or another pass got there first).
+/// expiry): marks the user observed at `at`. Nothing is pruned: an expired
+/// session's end is what moves `sequenceNumber` forward (SPEC §2) until the
+/// next write prunes it. Returns `false`, changing nothing, when the user
+/// was already observed at or after `at` (a write or another pass got
+/// there first).
 pub fn settle(facts: &mut UserFacts, at: Instant) -> bool {
     if facts
         .settled_at
@@ -126,7 +128,6 @@ pub fn settle(facts: &mut UserFacts, at: Instant) -> bool {
     {
         return false;
     }
-    prune(facts, at);
     facts.settled_at = Some(at);
     true
 }
@@ -177,6 +178,72 @@ mod tests {
             .unwrap();
         assert_eq!(facts.updated_at, Some(t));
         assert_eq!(facts.version, 2);
+    }
+
+    #[test]
+    fn a_settled_expiry_moves_the_sequence_number_forward() {
+        use crate::domain::{Activity, Availability, Session, SessionKind, SessionPair};
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let mut facts = UserFacts::default();
+        Change::UpsertSession(Session {
+            kind: SessionKind::Application,
+            id: "a".into(),
+            pair: SessionPair::new(Availability::Busy, Activity::InACall).unwrap(),
+            last_active: t,
+            expires_at: t + TimeDelta::minutes(5),
+        })
+        .apply_to(&mut facts, t)
+        .unwrap();
+        let before = shown(&facts);
+        assert!(settle(&mut facts, t + TimeDelta::minutes(5)));
+        let after = shown(&facts);
+        assert_eq!(visibility(&before, &after), Visibility::Presence);
+        assert!(
+            after.sequence_number > before.sequence_number,
+            "{} then {}",
+            before.sequence_number,
+            after.sequence_number
+        );
+        assert!(!settle(&mut facts, t + TimeDelta::minutes(5)), "already settled");
+    }
+
+    #[test]
+    fn the_change_detector_separates_presence_resource_and_nothing() {
+        use crate::domain::{StatusMessage, WorkLocationLayer, WorkLocationType};
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let base = UserFacts::default();
+        let mut status = base.clone();
+        Change::SetStatusMessage(Some(StatusMessage {
+            content: "hi".into(),
+            expires_at: None,
+            expiry_zone: None,
+            published_at: t,
+        }))
+        .apply_to(&mut status, t)
+        .unwrap();
+        assert_eq!(
+            visibility(&shown(&base), &shown(&status)),
+            Visibility::Resource
+        );
+        let mut location = base.clone();
+        Change::SetManualLocation(WorkLocationLayer {
+            location_type: WorkLocationType::Office,
+            place_id: None,
+            set_at: t,
+        })
+        .apply_to(&mut location, t)
+        .unwrap();
+        assert_eq!(
+            visibility(&shown(&base), &shown(&location)),
+            Visibility::Resource
+        );
+        let mut cleared = base.clone();
+        Change::ClearPreferred.apply_to(&mut cleared, t).unwrap();
+        assert_eq!(
+            visibility(&shown(&base), &shown(&cleared)),
+            Visibility::Unchanged,
+            "a write that changes nothing a reader sees"
+        );
     }
 
     #[test]
