@@ -204,7 +204,10 @@ mod tests {
             before.sequence_number,
             after.sequence_number
         );
-        assert!(!settle(&mut facts, t + TimeDelta::minutes(5)), "already settled");
+        assert!(
+            !settle(&mut facts, t + TimeDelta::minutes(5)),
+            "already settled"
+        );
     }
 
     #[test]

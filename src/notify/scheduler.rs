@@ -138,6 +138,16 @@ impl Notifier {
                     }
                 }
             };
+            if wake.is_some_and(|t| t <= now) {
+                // A pass left something due at or before the time it ran
+                // for: it cannot progress without a write. Do not spin.
+                tracing::warn!(?wake, "the schedule did not move forward; waiting a second");
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = self.bus.schedule.notified() => continue,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                }
+            }
             self.bus.sleeping_until(wake);
             let clock = self.clock.clone();
             let sleep = async move {

@@ -83,6 +83,7 @@ where
     notify::a_kept_secret_is_the_first_candidate(make().await).await;
     notify::settling_a_user_whose_only_write_failed_changes_nothing(make().await).await;
     notify::pruning_never_drops_an_event_recorded_after_the_cutoff(make().await).await;
+    notify::a_transition_between_microseconds_settles_and_leaves_nothing_due(make().await).await;
 }
 
 async fn emulator_time_round_trips(store: Arc<dyn Store>) {

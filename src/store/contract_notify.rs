@@ -969,3 +969,36 @@ pub(super) async fn a_kept_secret_is_the_first_candidate(store: Arc<dyn Store>) 
     assert_eq!(second, "first");
     assert_eq!(other, "third");
 }
+
+/// A status message expiring between two microseconds (Graph's 7th
+/// fractional digit) still falls due, settles once, and leaves nothing due:
+/// the schedule never names an instant before the transition.
+pub(super) async fn a_transition_between_microseconds_settles_and_leaves_nothing_due(
+    store: Arc<dyn Store>,
+) {
+    let k = key();
+    let expiry = t0_plus(30) + TimeDelta::nanoseconds(123_456_700);
+    let status = StatusMessage {
+        content: "precise".into(),
+        expires_at: Some(expiry),
+        expiry_zone: None,
+        published_at: t0(),
+    };
+    store
+        .apply(k, Change::SetStatusMessage(Some(status)), t0())
+        .await
+        .unwrap();
+    let due = store.due_users(t0_plus(31), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    let (who, at) = due[0];
+    assert_eq!(who, k);
+    assert!(at >= expiry, "due at {at}, before the expiry {expiry}");
+    let settled = store.settle(k, at).await.unwrap();
+    let settled = settled.expect("the expiry settles");
+    assert_eq!(settled.visibility, Visibility::Resource);
+    assert_eq!(
+        store.due_users(t0_plus(31), 10).await.unwrap(),
+        vec![],
+        "nothing is due any more"
+    );
+}

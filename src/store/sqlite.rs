@@ -340,7 +340,10 @@ fn write_facts(
         )
         .map_err(unavailable)?;
     let version = i64::try_from(facts.version).map_err(unavailable)?;
-    let next = due_at(facts, facts.settled_at.unwrap_or(now)).map(|t| t.timestamp_micros());
+    // Rounded up: a transition between two microseconds (a status message's
+    // 7th fractional digit) must never be scheduled before it happens, or the
+    // scheduler would settle too early and find it due again.
+    let next = due_at(facts, facts.settled_at.unwrap_or(now)).map(ceil_micros);
     stmt.execute(params![
         key.tenant.as_bytes(),
         key.user.as_bytes(),
@@ -442,6 +445,16 @@ fn insert_delivery(tx: &Connection, d: &NewDelivery, now: Instant) -> Result<(),
     ])
     .map_err(unavailable)?;
     Ok(())
+}
+
+/// Microseconds since the epoch, rounded up.
+fn ceil_micros(t: Instant) -> i64 {
+    let micros = t.timestamp_micros();
+    if t.timestamp_subsec_nanos() % 1_000 == 0 {
+        micros
+    } else {
+        micros.saturating_add(1)
+    }
 }
 
 fn uuid(bytes: &[u8]) -> Result<Uuid, StoreError> {
