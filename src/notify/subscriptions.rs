@@ -95,9 +95,9 @@ pub enum SubscriptionError {
 
 fn conflict_message(c: &SubscriptionConflict) -> String {
     match c {
-        SubscriptionConflict::SameCombination(id) => format!(
-            "Operation: Create; Exception: [Status Code: Conflict; Reason: Subscription Id {id} already exists for the requested combination]"
-        ),
+        SubscriptionConflict::SameCombination(id) => {
+            format!("Subscription Id {id} already exists for the requested combination")
+        }
         SubscriptionConflict::OnePerUserAndApp(_) => "Operation: Create; Exception: [Status Code: Conflict; Reason: A subscripton already exists. It must be deleted before a another can be made.]".to_string(),
     }
 }

@@ -549,7 +549,7 @@ pub(super) async fn subscriptions_of_list_one_app_in_one_tenant(store: Arc<dyn S
     let first = subscription(tenant, "a", "alice", &[user]);
     let second = Subscription {
         created_at: t0_plus(1),
-        ..subscription(tenant, "a", "bob", &[user])
+        ..subscription(tenant, "a", "bob", &[user, Uuid::new_v4()])
     };
     let other_app = subscription(tenant, "b", "alice", &[user]);
     let other_tenant = subscription(Uuid::new_v4(), "a", "alice", &[user]);
@@ -598,6 +598,7 @@ pub(super) async fn the_same_combination_conflicts_with_the_existing_subscriptio
         store.subscription(again.tenant, again.id).await.unwrap(),
         None
     );
+    // Another URL is still the same combination; another creator is not.
     let elsewhere = Subscription {
         id: Uuid::new_v4(),
         notification_url: "https://other.example.com/hook".into(),
@@ -605,6 +606,29 @@ pub(super) async fn the_same_combination_conflicts_with_the_existing_subscriptio
     };
     assert_eq!(
         store.create_subscription(elsewhere, false).await.unwrap(),
+        Err(SubscriptionConflict::SameCombination(existing.id))
+    );
+    let bobs = Subscription {
+        id: Uuid::new_v4(),
+        creator_id: "bob".into(),
+        ..existing.clone()
+    };
+    assert_eq!(store.create_subscription(bobs, true).await.unwrap(), Ok(()));
+    let other_resource = subscription(existing.tenant, "app", "alice", &[Uuid::new_v4()]);
+    assert_eq!(
+        store
+            .create_subscription(other_resource, false)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    let other_app = Subscription {
+        id: Uuid::new_v4(),
+        app_id: "another-app".into(),
+        ..existing.clone()
+    };
+    assert_eq!(
+        store.create_subscription(other_app, false).await.unwrap(),
         Ok(())
     );
 }

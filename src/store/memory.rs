@@ -422,9 +422,11 @@ impl Store for MemoryStore {
     }
 }
 
-/// Whether `new` conflicts with an existing subscription (SPEC §7): the
-/// same combination always; any other of the same creator and app under
-/// Graph's limits.
+/// Whether `new` conflicts with an existing live subscription of the same
+/// creator and application (SPEC §7): the same resource and change type
+/// always (Graph: "Duplicate subscriptions are not allowed", whatever the
+/// URL); under Graph's limits any other one too. Different users of one
+/// application may watch the same people.
 pub(crate) fn conflict_with<'a>(
     existing: impl Iterator<Item = &'a Subscription>,
     new: &Subscription,
@@ -441,7 +443,6 @@ pub(crate) fn conflict_with<'a>(
         }
         if s.resource.eq_ignore_ascii_case(&new.resource)
             && s.change_type.eq_ignore_ascii_case(&new.change_type)
-            && s.notification_url == new.notification_url
         {
             return Some(SubscriptionConflict::SameCombination(s.id));
         }

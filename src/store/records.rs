@@ -146,7 +146,8 @@ pub struct NewDelivery {
 /// Why a subscription could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionConflict {
-    /// The same app, creator, resource, change type and URL already exist.
+    /// The same creator and application already watch this resource for
+    /// this change type.
     SameCombination(Uuid),
     /// Graph's limit: one presence subscription per user per application.
     OnePerUserAndApp(Uuid),

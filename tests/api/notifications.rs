@@ -396,7 +396,7 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
         .await;
     assert_eq!(
         same.error(409, "ExtensionError"),
-        format!("Operation: Create; Exception: [Status Code: Conflict; Reason: Subscription Id {first} already exists for the requested combination]")
+        format!("Subscription Id {first} already exists for the requested combination")
     );
     let other = server
         .post(
