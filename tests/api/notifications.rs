@@ -622,6 +622,37 @@ async fn outside_emulator_mode_webhooks_to_internal_addresses_are_refused() {
         "NotificationUrl scheme='http' is not supported."
     );
     app.shutdown().await;
+
+    // Allowed by the operator: no longer refused as internal; here the
+    // handshake then fails (the receiver speaks no TLS).
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, crate::helpers::SECRET).unwrap();
+    let flags = FileConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        jwt_secret_file: Some(secret),
+        webhook_allow_cidr: vec!["127.0.0.0/8".into()],
+        ..FileConfig::default()
+    };
+    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
+    let store = App::open_store(&config).unwrap();
+    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
+    let app = App::build(&config, store, clock).await.unwrap();
+    let receiver = Receiver::start().await;
+    let https = receiver.url.replace("http://", "https://");
+    let err = app
+        .notifier()
+        .create_subscription(&caller, create(&format!("{https}/hook")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        presenced::notify::subscriptions::SubscriptionError::Validation(
+            presenced::notify::subscriptions::ValidationFailure::Unreachable
+        )
+    );
+    assert_eq!(receiver.validations().len(), 0);
+    app.shutdown().await;
 }
 
 #[tokio::test]
