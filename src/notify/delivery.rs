@@ -28,6 +28,9 @@ pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::hours(4);
 const MAX_ITEMS_PER_POST: usize = 100;
 /// The most deliveries taken from the outbox in one round.
 const ROUND: usize = 1000;
+/// How often a round is retried while due deliveries wait for a busy
+/// endpoint (a finished POST retries at once).
+const BUSY_RECHECK: Duration = Duration::from_millis(250);
 
 /// The wait before retry number `attempt` (1-based): 10 s doubling, at most
 /// 30 minutes.
@@ -53,7 +56,8 @@ impl Notifier {
     /// anything not yet sent stays in the outbox for the next start.
     pub(crate) async fn deliver(self: Arc<Self>) {
         loop {
-            let next = match self.deliver_due().await {
+            let mut blocked = false;
+            let next = match self.deliver_due(&mut blocked).await {
                 Ok(()) => self.store.next_delivery_at(&self.in_flight_ids()).await,
                 Err(e) => Err(e),
             };
@@ -70,6 +74,10 @@ impl Notifier {
             let clock = self.clock.clone();
             let sleep = async move {
                 match next {
+                    // Due rows wait for a busy endpoint: a finished POST
+                    // wakes this loop; the timer only bounds the wait for
+                    // rows of other endpoints that fall due meanwhile.
+                    Some(_) if blocked => tokio::time::sleep(BUSY_RECHECK).await,
                     Some(t) => clock.sleep_until(t).await,
                     None => std::future::pending().await,
                 }
@@ -92,7 +100,7 @@ impl Notifier {
     /// One round: takes the due deliveries not in flight, groups them into
     /// POSTs per target URL, and starts each POST whose endpoint has a free
     /// slot. The rest wait for the next round.
-    async fn deliver_due(self: &Arc<Self>) -> Result<(), StoreError> {
+    async fn deliver_due(self: &Arc<Self>, blocked: &mut bool) -> Result<(), StoreError> {
         let now = self.clock.now();
         let due = self
             .store
@@ -142,7 +150,9 @@ impl Notifier {
         for ((url, lifecycle), items) in posts {
             for chunk in items.chunks(MAX_ITEMS_PER_POST) {
                 let Some(permit) = self.endpoint_slot(&url) else {
-                    break; // this endpoint is busy; the next round retries
+                    // This endpoint is busy; the next round retries.
+                    *blocked = true;
+                    break;
                 };
                 let post = Post {
                     url: url.clone(),

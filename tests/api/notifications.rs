@@ -1110,3 +1110,42 @@ async fn rich_notifications_carry_validation_tokens_the_jwks_verifies() {
     assert_eq!(claims["azp"], "0bf30f3b-4a52-48df-9a82-234910c4a086");
     assert_eq!(claims["tid"], server.tenant.to_string());
 }
+
+#[tokio::test]
+async fn a_simulated_teams_client_session_notifies_like_any_write() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let alice = Uuid::new_v4();
+    let mut body = body_for(&server, &receiver, &[alice]);
+    add_certificate(&mut body);
+    subscribe(&server, Uuid::new_v4(), body).await;
+    let admin = server.app_token(&["Presenced.Admin"]);
+    let r = server
+        .send(
+            reqwest::Method::PUT,
+            &format!("/_presenced/users/{alice}/clientSessions/desktop"),
+            Some(&admin),
+            Some(json!({"availability": "Busy", "activity": "InAMeeting"})),
+        )
+        .await;
+    r.ok_json();
+    let items = receiver.wait_for_items(1).await;
+    assert_eq!(
+        decrypt_state(&items[0]),
+        ("Busy".into(), "InAMeeting".into())
+    );
+    let r = server
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/_presenced/users/{alice}/clientSessions/desktop"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(
+        decrypt_state(&items[1]),
+        ("Offline".into(), "Offline".into())
+    );
+}
