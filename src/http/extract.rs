@@ -214,6 +214,23 @@ impl Call {
     }
 }
 
+/// The API version of a Graph path (`/v1.0` or `/beta`; anything else is a
+/// 404) and the path's other parameters.
+pub async fn versioned_path(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<(ApiVersion, HashMap<String, String>), GraphError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| GraphError::bad_request("The request path is invalid."))?;
+    let version = match params.get("version").map(String::as_str) {
+        Some("v1.0") => ApiVersion::V1,
+        Some("beta") => ApiVersion::Beta,
+        _ => return Err(not_found_path(parts)),
+    };
+    Ok((version, params))
+}
+
 /// Verifies the bearer token of a request (against wall time, SPEC §8).
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
     let header = parts
@@ -228,14 +245,7 @@ impl FromRequestParts<AppState> for Call {
     type Rejection = GraphError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| GraphError::bad_request("The request path is invalid."))?;
-        let version = match params.get("version").map(String::as_str) {
-            Some("v1.0") => ApiVersion::V1,
-            Some("beta") => ApiVersion::Beta,
-            _ => return Err(not_found_path(parts)),
-        };
+        let (version, params) = versioned_path(parts, state).await?;
         let principal = authenticate(parts, state).await?;
         let user = match params.get("id") {
             Some(id) => Some(parse_guid(id)?),

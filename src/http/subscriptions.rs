@@ -2,9 +2,7 @@
 //! and the JWKS that verifies rich notifications' validation tokens.
 //! Handlers authenticate, authorise, call `notify` and render.
 
-use std::collections::HashMap;
-
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::GraphError;
-use super::extract::{authenticate, not_found_path, request_base, ApiVersion, JsonBody};
+use super::extract::{authenticate, request_base, versioned_path, ApiVersion, JsonBody};
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::notify::subscriptions::{Caller, CreateBody, PatchBody, SubscriptionError};
@@ -54,14 +52,7 @@ impl FromRequestParts<AppState> for SubscriptionCall {
     type Rejection = GraphError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| GraphError::bad_request("The request path is invalid."))?;
-        let version = match params.get("version").map(String::as_str) {
-            Some("v1.0") => ApiVersion::V1,
-            Some("beta") => ApiVersion::Beta,
-            _ => return Err(not_found_path(parts)),
-        };
+        let (version, params) = versioned_path(parts, state).await?;
         let principal = authenticate(parts, state).await?;
         let id = params
             .get("id")

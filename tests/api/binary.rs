@@ -417,37 +417,30 @@ async fn a_restarted_emulator_never_starts_before_the_time_it_reached() {
     );
 }
 
-#[tokio::test]
-async fn a_delivery_in_flight_at_kill_9_is_delivered_after_restart() {
-    use crate::receiver::Receiver;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let args = [
-        "--data-dir",
-        data,
-        "--manual-clock",
-        "--start-time",
-        "2026-01-01T09:00:00Z",
-    ];
-    let server = Proc::start(&args);
-    let receiver = Receiver::start().await;
-    // The receiver holds the first notification open; the server dies then.
-    receiver.answer_with(202, Duration::from_secs(3600));
+/// In a fresh tenant of the server on `data_dir`: a watcher subscribes to
+/// Alice's presence (delivered to `receiver`), then Alice's app reports
+/// Busy/InACall for the default 5 minutes. Returns Alice's id once the
+/// receiver has the first notification (answered or not).
+async fn subscribe_then_write(
+    server: &Proc,
+    data_dir: &Path,
+    receiver: &crate::receiver::Receiver,
+) -> Uuid {
     let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let watcher_token = mint(
-        dir.path(),
+        data_dir,
         tenant,
         Some(watcher),
-        "app-watch",
+        "app-w",
         Some("Presence.Read.All"),
         None,
     );
     let subscription = json!({
         "changeType": "updated",
         "notificationUrl": receiver.hook(),
-        "resource": format!("/communications/presences/{alice}"),
-        "expirationDateTime": "2026-01-01T09:59:00Z",
-        "clientState": "kill9",
+        "resource": format!("communications/presences/{alice}"),
+        "expirationDateTime": "2026-01-01T09:50:00Z",
+        "clientState": "restart",
     });
     let r = server
         .send(
@@ -459,66 +452,7 @@ async fn a_delivery_in_flight_at_kill_9_is_delivered_after_restart() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let alice_token = mint(
-        dir.path(),
-        tenant,
-        Some(alice),
-        "app-alice",
-        Some("Presence.ReadWrite"),
-        None,
-    );
-    let r = server
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1.0/users/{alice}/presence/setPresence"),
-            &alice_token,
-            Some(json!({"sessionId": "app-alice", "availability": "Busy", "activity": "InACall"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    receiver.wait_for_items(1).await;
-    server.kill9();
-    // The receiver recovers; the restarted server sends what was in flight.
-    receiver.answer_with(202, Duration::ZERO);
-    let _restarted = Proc::start(&args);
-    let items = receiver.wait_for_items(2).await;
-    assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
-    assert_eq!(items[1]["clientState"], "kill9");
-}
-
-#[tokio::test]
-async fn transitions_that_fell_due_while_the_server_was_down_notify_at_start() {
-    use crate::receiver::Receiver;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let start =
-        |at: &'static str| Proc::start(&["--data-dir", data, "--manual-clock", "--start-time", at]);
-    let server = start("2026-01-01T09:00:00Z");
-    let receiver = Receiver::start().await;
-    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let watcher_token = mint(
-        dir.path(),
-        tenant,
-        Some(watcher),
-        "app-w",
-        Some("Presence.Read.All"),
-        None,
-    );
-    let r = server
-        .send(
-            reqwest::Method::POST,
-            "/v1.0/subscriptions",
-            &watcher_token,
-            Some(json!({
-                "changeType": "updated",
-                "notificationUrl": receiver.hook(),
-                "resource": format!("communications/presences/{alice}"),
-                "expirationDateTime": "2026-01-01T09:50:00Z",
-            })),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let alice_token = mint(
-        dir.path(),
+        data_dir,
         tenant,
         Some(alice),
         "app-a",
@@ -535,6 +469,45 @@ async fn transitions_that_fell_due_while_the_server_was_down_notify_at_start() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     receiver.wait_for_items(1).await;
+    alice
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_at_kill_9_is_delivered_after_restart() {
+    use crate::receiver::Receiver;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = [
+        "--data-dir",
+        data,
+        "--manual-clock",
+        "--start-time",
+        "2026-01-01T09:00:00Z",
+    ];
+    let server = Proc::start(&args);
+    let receiver = Receiver::start().await;
+    // The receiver holds the first notification open; the server dies then.
+    receiver.answer_with(202, Duration::from_secs(3600));
+    let alice = subscribe_then_write(&server, dir.path(), &receiver).await;
+    server.kill9();
+    // The receiver recovers; the restarted server sends what was in flight.
+    receiver.answer_with(202, Duration::ZERO);
+    let _restarted = Proc::start(&args);
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
+    assert_eq!(items[1]["clientState"], "restart");
+}
+
+#[tokio::test]
+async fn transitions_that_fell_due_while_the_server_was_down_notify_at_start() {
+    use crate::receiver::Receiver;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let start =
+        |at: &'static str| Proc::start(&["--data-dir", data, "--manual-clock", "--start-time", at]);
+    let server = start("2026-01-01T09:00:00Z");
+    let receiver = Receiver::start().await;
+    let alice = subscribe_then_write(&server, dir.path(), &receiver).await;
     let status = server.sigterm();
     assert!(status.success());
     // Back six minutes later: the 5-minute session expired meanwhile.
