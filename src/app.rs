@@ -185,6 +185,11 @@ impl App {
             request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
             clock_moves: Default::default(),
             stopping: cancel.child_token(),
+            origin: Arc::new(crate::http::extract::Origin {
+                public: config.public_url.clone(),
+                trust_forwarded: config.trust_forwarded_headers,
+                bound: std::sync::OnceLock::new(),
+            }),
         };
         Ok(Self {
             state,
@@ -212,6 +217,9 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            let _ = self.state.origin.bound.set(format!("http://{addr}"));
+        }
         let app = router(self.state.clone());
         let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
         let streams = self.state.stopping.clone();

@@ -54,6 +54,10 @@ pub struct FileConfig {
     pub webhook_allow_cidr: Vec<String>,
     /// `--event-retention` (ISO 8601 duration, at least PT24H).
     pub event_retention: Option<String>,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+    /// `--trust-forwarded-headers`.
+    pub trust_forwarded_headers: Option<bool>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -122,6 +126,34 @@ pub struct Config {
     pub start_time: Option<Instant>,
     /// Change notifications: limits, destinations, event retention.
     pub notify: NotifySettings,
+    /// The URL clients reach this server at (base of `@odata.context`),
+    /// without a trailing slash.
+    pub public_url: Option<String>,
+    /// Whether `Host` and `X-Forwarded-*` may set the base of
+    /// `@odata.context` (behind a trusted proxy).
+    pub trust_forwarded_headers: bool,
+}
+
+/// Checks `--public-url`: an absolute http(s) URL with a host and no path,
+/// query or fragment; returned without a trailing slash.
+pub fn parse_public_url(text: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "--public-url '{text}' must be an http or https URL with a host and no path, such as https://presence.example.com"
+        ))
+    };
+    let url = reqwest::Url::parse(text).map_err(|_| bad())?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !ok {
+        return Err(bad());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// Parses an RFC 3339 instant for `--start-time`.
@@ -227,7 +259,18 @@ impl Config {
             event_retention,
             ..NotifySettings::default()
         };
+        let public_url = cli
+            .public_url
+            .or(file.public_url)
+            .map(|text| parse_public_url(&text))
+            .transpose()?;
+        let trust_forwarded_headers = cli
+            .trust_forwarded_headers
+            .or(file.trust_forwarded_headers)
+            .unwrap_or(false);
         Ok(Self {
+            public_url,
+            trust_forwarded_headers,
             notify,
             listen,
             data_dir,
@@ -321,6 +364,27 @@ mod tests {
                 Config::merge(with(bad), FileConfig::default(), false).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn a_public_url_is_an_origin_without_a_path() {
+        assert_eq!(
+            parse_public_url("https://presence.example.com/").unwrap(),
+            "https://presence.example.com"
+        );
+        assert_eq!(
+            parse_public_url("http://10.0.0.5:8080").unwrap(),
+            "http://10.0.0.5:8080"
+        );
+        for bad in [
+            "presence.example.com",
+            "ftp://x.example",
+            "https://x.example/graph",
+            "https://x.example/?a=b",
+            "https://user:pw@x.example",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
         }
     }
 

@@ -83,6 +83,14 @@ pub struct ServeArgs {
     /// 8601 [default: PT24H, the minimum].
     #[arg(long, value_name = "DURATION")]
     pub event_retention: Option<String>,
+    /// The URL clients reach this server at, e.g. https://presence.example.com
+    /// (the base of `@odata.context`) [default: the listen address].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Take the base of `@odata.context` from `X-Forwarded-Proto`,
+    /// `X-Forwarded-Host` and `Host` (only behind a proxy you trust).
+    #[arg(long)]
+    pub trust_forwarded_headers: bool,
 }
 
 /// `presenced token`.
@@ -151,6 +159,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         subscription_limits: args.subscription_limits,
         webhook_allow_cidr: args.webhook_allow_cidr,
         event_retention: args.event_retention,
+        public_url: args.public_url,
+        trust_forwarded_headers: args.trust_forwarded_headers.then_some(true),
     };
     let config = Config::merge(cli, file, secret_env_set())?;
     let store = App::open_store(&config)?;

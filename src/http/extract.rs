@@ -264,35 +264,67 @@ impl FromRequestParts<AppState> for Call {
             user,
             version,
             now: state.clock.now(),
-            base: request_base(parts),
+            base: request_base(parts, state),
         })
     }
 }
 
-/// `scheme://host` of a request, for `@odata.context`: only a plausible
-/// host[:port] is echoed, and the scheme is `https` only when a proxy says so.
-pub fn request_base(parts: &Parts) -> String {
-    let host = parts
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(parts.uri.authority().map(|a| a.as_str()))
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    let scheme = match parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-    {
-        Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
-    };
-    format!("{scheme}://{host}")
+/// Where this server says it lives, for `@odata.context`: the configured
+/// `--public-url`, else (with `--trust-forwarded-headers` only) what a proxy
+/// or the client says in `X-Forwarded-Proto`/`X-Forwarded-Host`/`Host`, else
+/// the address the listener is bound to. Request headers are never echoed
+/// unless the operator trusts them.
+#[derive(Debug, Default)]
+pub struct Origin {
+    /// `--public-url`, without a trailing slash.
+    pub public: Option<String>,
+    /// `--trust-forwarded-headers`.
+    pub trust_forwarded: bool,
+    /// `http://{bound address}`, set when the listener is bound.
+    pub bound: std::sync::OnceLock<String>,
+}
+
+/// A header value that may be used as a host (`host[:port]`), if plausible.
+fn plausible_host(value: Option<&axum::http::HeaderValue>) -> Option<&str> {
+    value.and_then(|h| h.to_str().ok()).filter(|h| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    })
+}
+
+impl Origin {
+    /// `scheme://host[:port]` for a request.
+    pub fn base(&self, parts: &Parts) -> String {
+        if let Some(public) = &self.public {
+            return public.clone();
+        }
+        if self.trust_forwarded {
+            let headers = &parts.headers;
+            let host = plausible_host(headers.get("x-forwarded-host"))
+                .or(plausible_host(headers.get(axum::http::header::HOST)));
+            if let Some(host) = host {
+                let scheme = match headers
+                    .get("x-forwarded-proto")
+                    .and_then(|h| h.to_str().ok())
+                {
+                    Some(p) if p.eq_ignore_ascii_case("https") => "https",
+                    _ => "http",
+                };
+                return format!("{scheme}://{host}");
+            }
+        }
+        self.bound
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "http://localhost".to_string())
+    }
+}
+
+/// `scheme://host` of a request, for `@odata.context` (see [`Origin`]).
+pub fn request_base(parts: &Parts, state: &AppState) -> String {
+    state.origin.base(parts)
 }
 
 /// The request's path as sent, before any nesting stripped a prefix.

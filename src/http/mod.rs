@@ -64,6 +64,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Serialises emulator clock moves so each is saved before it shows.
     pub clock_moves: Arc<tokio::sync::Mutex<()>>,
+    /// Where this server says it lives (`@odata.context`).
+    pub origin: Arc<extract::Origin>,
 }
 
 /// The Graph actions reachable under each presence path, by their short

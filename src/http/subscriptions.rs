@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for SubscriptionCall {
         Ok(Self {
             principal,
             version,
-            base: request_base(parts),
+            base: request_base(parts, state),
             id,
         })
     }

@@ -3,7 +3,7 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -763,4 +763,48 @@ async fn the_presence_resource_has_exactly_graphs_shape() {
             "workLocation": {"workLocationType": "unspecified", "source": "none", "placeId": null}
         })
     );
+}
+
+#[tokio::test]
+async fn odata_context_never_echoes_request_headers_unless_trusted() {
+    let user = Uuid::new_v4();
+    let get = |server: &TestServer| {
+        let token = server.user_token(user, ALL_SCOPES);
+        server
+            .client
+            .get(format!("{}/v1.0/me/presence", server.url))
+            .bearer_auth(token)
+            .header("host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "proxy.example")
+            .send()
+    };
+    let plain = TestServer::start().await;
+    let body: Value = get(&plain).await.unwrap().json().await.unwrap();
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/v1.0/$metadata", plain.url)),
+        "{body}"
+    );
+    let trusting = TestServer::start_configured(tempfile::tempdir().unwrap(), t0(), |f| {
+        f.trust_forwarded_headers = Some(true);
+    })
+    .await;
+    let body: Value = get(&trusting).await.unwrap().json().await.unwrap();
+    assert!(body["@odata.context"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://proxy.example/v1.0/$metadata"));
+    let public = TestServer::start_configured(tempfile::tempdir().unwrap(), t0(), |f| {
+        f.public_url = Some("https://presence.example.com/".into());
+        f.trust_forwarded_headers = Some(true);
+    })
+    .await;
+    let body: Value = get(&public).await.unwrap().json().await.unwrap();
+    assert!(body["@odata.context"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://presence.example.com/v1.0/$metadata"));
 }
