@@ -15,6 +15,7 @@ use crate::domain::{
     check_certificate_id, check_client_state, subscription_expiry, ChangeType, DomainError,
     NotificationUrl, PresenceResource, SubscriptionLimits, UrlField,
 };
+use crate::store::memory::conflict_with;
 use crate::store::{StoreError, Subscription, SubscriptionConflict};
 
 /// How long a receiver has to answer the validation request (SPEC §7).
@@ -222,14 +223,6 @@ impl Notifier {
             check_certificate_id(body.encryption_certificate_id.as_deref())?;
             (None, body.encryption_certificate_id)
         };
-        self.check_destination(&url).await?;
-        if let Some(l) = &lifecycle {
-            self.check_destination(l).await?;
-        }
-        self.validate(&url).await?;
-        if let Some(l) = &lifecycle {
-            self.validate(l).await?;
-        }
         let subscription = Subscription {
             id: Uuid::new_v4(),
             tenant: caller.tenant,
@@ -254,6 +247,23 @@ impl Notifier {
             created_at: now,
         };
         let one_per_user = self.settings.limits == SubscriptionLimits::Graph;
+        // A conflict is known before any receiver is bothered with a
+        // handshake; the store checks again, atomically, when it inserts.
+        let existing = self
+            .store
+            .subscriptions_of(caller.tenant, &caller.app_id)
+            .await?;
+        if let Some(conflict) = conflict_with(existing.iter(), &subscription, one_per_user) {
+            return Err(SubscriptionError::Conflict(conflict));
+        }
+        self.check_destination(&url).await?;
+        if let Some(l) = &lifecycle {
+            self.check_destination(l).await?;
+        }
+        self.validate(&url).await?;
+        if let Some(l) = &lifecycle {
+            self.validate(l).await?;
+        }
         self.store
             .create_subscription(subscription.clone(), one_per_user)
             .await?

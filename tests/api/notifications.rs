@@ -386,6 +386,7 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
         "Operation: Create; Exception: [Status Code: Forbidden; Reason: The request is not authorized for this user or application.]"
     );
     let first = subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    let validated = receiver.validations().len();
     let token = server.user_token(watcher, ALL_SCOPES);
     let same = server
         .post(
@@ -408,6 +409,11 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
     assert_eq!(
         other.error(409, "ExtensionError"),
         "Operation: Create; Exception: [Status Code: Conflict; Reason: A subscripton already exists. It must be deleted before a another can be made.]"
+    );
+    assert_eq!(
+        receiver.validations().len(),
+        validated,
+        "a conflict is refused before any handshake"
     );
     let no_scope = server.user_token(Uuid::new_v4(), "Presence.Read");
     server
