@@ -97,9 +97,13 @@ impl Notifier {
             .unwrap_or_default()
     }
 
-    /// One round: takes the due deliveries not in flight, groups them into
-    /// POSTs per target URL, and starts each POST whose endpoint has a free
-    /// slot. The rest wait for the next round.
+    /// One round: takes the due deliveries not in flight and starts, for
+    /// each subscription with nothing in flight, one POST of its oldest due
+    /// items (up to 100), when the endpoint has a free slot. One POST at a
+    /// time per subscription keeps its notifications in order (a receiver
+    /// applying rich notifications as they come never ends on a stale
+    /// state); only a retried item can arrive after newer ones, and its
+    /// `sequenceNumber` tells. The rest wait for the next round.
     async fn deliver_due(self: &Arc<Self>, blocked: &mut bool) -> Result<(), StoreError> {
         let now = self.clock.now();
         let due = self
@@ -111,7 +115,9 @@ impl Notifier {
         }
         let mut subscriptions: HashMap<Uuid, Option<Arc<Subscription>>> = HashMap::new();
         let mut orphans = Vec::new();
-        let mut posts: BTreeMap<(String, bool), Vec<Item>> = BTreeMap::new();
+        // Keyed by (subscription, lifecycle): lifecycle notices go to their
+        // own URL and do not wait behind change notifications.
+        let mut posts: BTreeMap<(Uuid, bool), (String, Vec<Item>)> = BTreeMap::new();
         for d in due {
             let known = match subscriptions.get(&d.subscription) {
                 Some(s) => s.clone(),
@@ -142,41 +148,55 @@ impl Notifier {
                     }
                 },
             };
-            posts.entry((url, lifecycle)).or_default().push((d, s));
+            posts
+                .entry((s.id, lifecycle))
+                .or_insert_with(|| (url, Vec::new()))
+                .1
+                .push((d, s));
         }
         if !orphans.is_empty() {
             self.store.remove_deliveries(&orphans).await?;
         }
-        for ((url, lifecycle), items) in posts {
-            for chunk in items.chunks(MAX_ITEMS_PER_POST) {
-                let Some(permit) = self.endpoint_slot(&url) else {
-                    // This endpoint is busy; the next round retries.
-                    *blocked = true;
-                    break;
-                };
-                let post = Post {
-                    url: url.clone(),
-                    lifecycle,
-                    items: chunk.to_vec(),
-                };
-                if let Ok(mut in_flight) = self.in_flight.lock() {
-                    in_flight.extend(post.items.iter().map(|(d, _)| d.id));
-                }
-                let this = self.clone();
-                self.tasks.spawn(async move {
-                    let ids: Vec<u64> = post.items.iter().map(|(d, _)| d.id).collect();
-                    if let Err(e) = this.send(post).await {
-                        tracing::error!(error = %e, "recording a delivery outcome failed");
-                    }
-                    if let Ok(mut in_flight) = this.in_flight.lock() {
-                        for id in ids {
-                            in_flight.remove(&id);
-                        }
-                    }
-                    drop(permit);
-                    this.bus.deliveries_queued();
-                });
+        for ((subscription, lifecycle), (url, mut items)) in posts {
+            let lane = (subscription, lifecycle);
+            if self.busy.lock().map_or(true, |busy| busy.contains(&lane)) {
+                *blocked = true; // its POST in flight finishes first
+                continue;
             }
+            if items.len() > MAX_ITEMS_PER_POST {
+                items.truncate(MAX_ITEMS_PER_POST);
+                *blocked = true;
+            }
+            let Some(permit) = self.endpoint_slot(&url) else {
+                // This endpoint is busy; the next round retries.
+                *blocked = true;
+                continue;
+            };
+            let ids: Vec<u64> = items.iter().map(|(d, _)| d.id).collect();
+            if let (Ok(mut in_flight), Ok(mut busy)) = (self.in_flight.lock(), self.busy.lock()) {
+                in_flight.extend(ids.iter().copied());
+                busy.insert(lane);
+            }
+            let post = Post {
+                url,
+                lifecycle,
+                items,
+            };
+            let this = self.clone();
+            self.tasks.spawn(async move {
+                if let Err(e) = this.send(post).await {
+                    tracing::error!(error = %e, "recording a delivery outcome failed");
+                }
+                if let (Ok(mut in_flight), Ok(mut busy)) = (this.in_flight.lock(), this.busy.lock())
+                {
+                    for id in ids {
+                        in_flight.remove(&id);
+                    }
+                    busy.remove(&lane);
+                }
+                drop(permit);
+                this.bus.deliveries_queued();
+            });
         }
         Ok(())
     }

@@ -73,6 +73,8 @@ pub struct Notifier {
     tasks: TaskTracker,
     cancel: CancellationToken,
     in_flight: Mutex<HashSet<u64>>,
+    /// (subscription, lifecycle) lanes with a POST in flight.
+    busy: Mutex<HashSet<(uuid::Uuid, bool)>>,
     endpoints: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     pass: tokio::sync::Mutex<()>,
     last_prune: tokio::sync::Mutex<Option<Instant>>,
@@ -116,6 +118,7 @@ impl Notifier {
             tasks,
             cancel,
             in_flight: Mutex::default(),
+            busy: Mutex::default(),
             endpoints: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
             last_prune: tokio::sync::Mutex::new(None),
