@@ -73,11 +73,24 @@ pub struct ManualClock {
     time: Arc<watch::Sender<Instant>>,
 }
 
+/// The earliest instant a [`ManualClock`] may show: the Unix epoch,
+/// 1970-01-01T00:00:00Z. Instants before it have negative timestamps, which
+/// `sequenceNumber` (SPEC §2, microseconds since the epoch) cannot order.
+pub fn earliest_instant() -> Instant {
+    chrono::DateTime::UNIX_EPOCH
+}
+
 /// The latest instant a [`ManualClock`] may show: the end of year 9999,
 /// the last instant Graph's date-times can express.
 pub fn latest_instant() -> Instant {
     chrono::DateTime::from_timestamp(253_402_300_799, 0)
         .expect("9999-12-31T23:59:59Z is representable")
+}
+
+/// Whether `t` lies in the emulator clock's range, [`earliest_instant`] to
+/// [`latest_instant`] inclusive (`--start-time`, `POST /_presenced/clock`).
+pub fn in_clock_range(t: Instant) -> bool {
+    (earliest_instant()..=latest_instant()).contains(&t)
 }
 
 /// Refusal to move a [`ManualClock`].
@@ -91,15 +104,16 @@ pub enum BackwardsError {
         /// The instant that was asked for.
         asked: Instant,
     },
-    /// The clock cannot pass the end of year 9999.
-    #[error("the clock cannot move past 9999-12-31T23:59:59Z")]
+    /// The clock stays between the Unix epoch and the end of year 9999.
+    #[error("the clock can only show instants from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z")]
     OutOfRange,
 }
 
 impl ManualClock {
-    /// A manual clock reading `start` (at most the end of year 9999).
+    /// A manual clock reading `start`, brought into the clock's range
+    /// ([`in_clock_range`]; `--start-time` is checked against it before).
     pub fn new(start: Instant) -> Self {
-        let (tx, _rx) = watch::channel(start.min(latest_instant()));
+        let (tx, _rx) = watch::channel(start.clamp(earliest_instant(), latest_instant()));
         Self { time: Arc::new(tx) }
     }
 
@@ -129,9 +143,10 @@ impl ManualClock {
         Self::check(now, t)
     }
 
-    /// Checks a move from `now` to `t`.
+    /// Checks a move from `now` to `t`: the range first, so an instant
+    /// outside it is refused for that reason even when it is also earlier.
     fn check(now: Instant, t: Instant) -> Result<Instant, BackwardsError> {
-        if t > latest_instant() {
+        if !in_clock_range(t) {
             Err(BackwardsError::OutOfRange)
         } else if t < now {
             Err(BackwardsError::Backwards { now, asked: t })
@@ -218,6 +233,98 @@ mod tests {
             Err(BackwardsError::OutOfRange)
         );
         assert_eq!(clock.now(), latest_instant());
+    }
+
+    #[test]
+    fn manual_clock_refuses_instants_before_1970() {
+        let clock = ManualClock::new(earliest_instant());
+        assert_eq!(
+            clock.set(earliest_instant() - chrono::Duration::seconds(1)),
+            Err(BackwardsError::OutOfRange)
+        );
+        assert_eq!(
+            clock.advance(chrono::Duration::MIN),
+            Err(BackwardsError::OutOfRange)
+        );
+        // Out of range is the reason even when the move is also backwards.
+        let later = ManualClock::new(t0());
+        assert_eq!(
+            later.set(Utc.with_ymd_and_hms(1969, 7, 20, 20, 17, 0).unwrap()),
+            Err(BackwardsError::OutOfRange)
+        );
+        assert_eq!(clock.now(), earliest_instant());
+        assert_eq!(
+            BackwardsError::OutOfRange.to_string(),
+            "the clock can only show instants from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        );
+    }
+
+    #[test]
+    fn the_clock_range_is_1970_to_the_end_of_9999_inclusive() {
+        assert_eq!(
+            earliest_instant(),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            latest_instant(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+        );
+        assert!(in_clock_range(earliest_instant()));
+        assert!(in_clock_range(latest_instant()));
+        assert!(!in_clock_range(
+            earliest_instant() - chrono::Duration::nanoseconds(1)
+        ));
+        assert!(!in_clock_range(
+            latest_instant() + chrono::Duration::nanoseconds(1)
+        ));
+    }
+
+    #[test]
+    fn a_new_manual_clock_starts_inside_the_range() {
+        let before = Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(ManualClock::new(before).now(), earliest_instant());
+        let after = chrono::DateTime::<Utc>::MAX_UTC;
+        assert_eq!(ManualClock::new(after).now(), latest_instant());
+    }
+
+    #[test]
+    fn sequence_numbers_rise_with_fades_at_both_ends_of_the_range() {
+        use crate::domain::{effective, Activity, Availability, Session, SessionKind};
+        use crate::domain::{SessionPair, UserFacts};
+        let fade = chrono::Duration::minutes(5);
+        // Written at the first instant; faded at the last one.
+        for (written, read) in [
+            (earliest_instant(), earliest_instant() + fade),
+            (latest_instant() - fade, latest_instant()),
+        ] {
+            let facts = UserFacts {
+                sessions: vec![Session {
+                    kind: SessionKind::Application,
+                    id: "app".into(),
+                    pair: SessionPair::new(Availability::Available, Activity::Available)
+                        .expect("a valid pair"),
+                    last_active: written,
+                    expires_at: written + chrono::Duration::hours(1),
+                }],
+                version: 1,
+                updated_at: Some(written),
+                ..Default::default()
+            };
+            let at_write = effective(&facts, written);
+            let just_before = effective(&facts, read - chrono::Duration::microseconds(1));
+            let faded = effective(&facts, read);
+            assert_eq!(faded.activity, Activity::AvailableInactive);
+            assert_eq!(at_write.sequence_number, just_before.sequence_number);
+            assert!(
+                faded.sequence_number > at_write.sequence_number,
+                "{} > {} at {read}",
+                faded.sequence_number,
+                at_write.sequence_number
+            );
+            // 16 hex digits of version, 16 of the microsecond it began.
+            let since = i64::from_str_radix(&faded.sequence_number[16..], 16).unwrap();
+            assert_eq!(since, read.timestamp_micros());
+        }
     }
 
     #[test]

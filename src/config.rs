@@ -156,15 +156,28 @@ pub fn parse_public_url(text: &str) -> Result<String, ConfigError> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// Parses an RFC 3339 instant for `--start-time`.
+/// Parses an RFC 3339 instant for `--start-time`: second 60 is refused as
+/// malformed (Graph's instants have no leap seconds), and the instant must
+/// lie in the emulator clock's range, 1970-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59Z ([`crate::clock::in_clock_range`]), where
+/// `sequenceNumber` orders every change.
 pub fn parse_instant(text: &str) -> Result<Instant, ConfigError> {
-    chrono::DateTime::parse_from_rfc3339(text)
+    use chrono::Timelike;
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .filter(|t| t.nanosecond() < 1_000_000_000)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|_| {
+        .ok_or_else(|| {
             ConfigError::Invalid(format!(
                 "'{text}' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z"
             ))
-        })
+        })?;
+    if !crate::clock::in_clock_range(t) {
+        return Err(ConfigError::Invalid(format!(
+            "--start-time '{text}' is outside the supported range 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        )));
+    }
+    Ok(t)
 }
 
 impl Config {
@@ -335,6 +348,49 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::merge(start, FileConfig::default(), false).is_err());
+    }
+
+    fn start_at(text: &str) -> Result<Config, ConfigError> {
+        let cli = FileConfig {
+            manual_clock: Some(true),
+            start_time: Some(text.into()),
+            ..Default::default()
+        };
+        Config::merge(cli, FileConfig::default(), false)
+    }
+
+    #[test]
+    fn start_time_must_lie_between_1970_and_the_end_of_9999() {
+        for ok in [
+            "1970-01-01T00:00:00Z",
+            "1970-01-01T01:00:00+01:00",
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T22:59:59-01:00",
+        ] {
+            assert!(start_at(ok).is_ok(), "{ok}");
+        }
+        for out in [
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:59:59+01:00",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.9999999Z",
+            "9999-12-31T23:00:00-01:00",
+        ] {
+            let err = start_at(out).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("--start-time '{out}' is outside the supported range 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
+            );
+        }
+    }
+
+    #[test]
+    fn start_time_refuses_second_60_as_malformed() {
+        let err = start_at("2016-12-31T23:59:60Z").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "'2016-12-31T23:59:60Z' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z"
+        );
     }
 
     #[test]

@@ -51,8 +51,12 @@ impl Session {
 /// The availability/activity readers see at `now` (SPEC §4): the live
 /// sessions aggregated by precedence (tie → most recently refreshed), unless
 /// a live preferred presence overrides them; Offline/Offline without a live
-/// session.
+/// session; PresenceUnknown/PresenceUnknown when the store could not read
+/// the user's facts ([`UserFacts::unreadable`]).
 pub fn aggregate(facts: &UserFacts, now: Instant) -> (Availability, Activity) {
+    if facts.unreadable {
+        return (Availability::PresenceUnknown, Activity::PresenceUnknown);
+    }
     let winner = facts
         .sessions
         .iter()
@@ -119,10 +123,16 @@ pub fn last_seen(facts: &UserFacts, now: Instant) -> Option<Instant> {
         .max()
 }
 
-/// The presence readers see at `now` (SPEC §2, §4).
+/// The presence readers see at `now` (SPEC §2, §4). Facts the store could
+/// not read show PresenceUnknown/PresenceUnknown and no status message:
+/// we do not know, and say so, rather than guess Offline.
 pub fn effective(facts: &UserFacts, now: Instant) -> EffectivePresence {
     let (availability, activity) = aggregate(facts, now);
-    let status = facts.status.as_ref().filter(|m| m.is_live(now)).cloned();
+    let status = facts
+        .status
+        .as_ref()
+        .filter(|m| !facts.unreadable && m.is_live(now))
+        .cloned();
     let work_location = match (&facts.work_location.manual, &facts.work_location.automatic) {
         (Some(m), _) => (
             m.location_type,
@@ -208,6 +218,43 @@ mod tests {
                 WorkLocationSource::None,
                 None
             )
+        );
+    }
+
+    #[test]
+    fn unreadable_facts_read_as_presence_unknown_without_a_status_message() {
+        let mut f = facts(vec![session(
+            "a",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            min(60),
+        )]);
+        f.status = Some(StatusMessage {
+            content: "lunch".into(),
+            expires_at: None,
+            expiry_zone: None,
+            published_at: t0(),
+        });
+        f.unreadable = true;
+        let e = effective(&f, t0() + min(1));
+        assert_eq!(
+            (e.availability, e.activity),
+            (Availability::PresenceUnknown, Activity::PresenceUnknown)
+        );
+        assert_eq!(e.status, None);
+        assert_eq!(
+            effective(
+                &UserFacts {
+                    version: 7,
+                    unreadable: true,
+                    ..Default::default()
+                },
+                t0()
+            )
+            .sequence_number,
+            format!("{:016X}{:016X}", 7, 0),
+            "the stored version still orders the sequence number"
         );
     }
 

@@ -122,4 +122,10 @@ pub struct UserFacts {
     /// published (every write, every processed fade or expiry moves it);
     /// what watchers last saw is `effective(facts, settled_at)`.
     pub settled_at: Option<Instant>,
+    /// The store holds a row for this user that it could not decode (a
+    /// damaged or foreign value): the other fields are empty, `version` is
+    /// the stored one when readable, and `effective` reads
+    /// PresenceUnknown/PresenceUnknown. Never stored; the next write for
+    /// the user replaces the row.
+    pub unreadable: bool,
 }

@@ -23,7 +23,10 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /_presenced/readyz`: the store answers.
+/// `GET /_presenced/readyz`: the store answers reads and takes writes; 503
+/// `serviceNotAvailable` while it cannot (its writer stopped, or its last
+/// write transaction failed: a full disk, a read-only file system), and
+/// ready again once a write succeeds (the store probes with one).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, GraphError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");

@@ -97,6 +97,10 @@ fn pair(av: &str, ac: &str) -> Result<(Availability, Activity), StoreError> {
 
 /// Encodes facts (without the version, which backends store beside them).
 pub(crate) fn encode(facts: &UserFacts) -> Vec<u8> {
+    debug_assert!(
+        !facts.unreadable,
+        "unreadable facts are a read-side answer, never stored"
+    );
     let layer = |l: &WorkLocationLayer| StoredLayer {
         t: l.location_type.as_str().to_string(),
         p: l.place_id.clone(),
@@ -195,5 +199,18 @@ pub(crate) fn decode(bytes: &[u8], version: u64) -> Result<UserFacts, StoreError
         updated_at: stored.updated_at.map(instant).transpose()?,
         last_seen: stored.last_seen.map(instant).transpose()?,
         settled_at: stored.settled_at.map(instant).transpose()?,
+        unreadable: false,
     })
+}
+
+/// What a backend answers for a user whose stored facts do not decode:
+/// nothing known but the stored `version` (so sequence numbers keep moving
+/// forward once a write replaces the row); `effective` reads it as
+/// PresenceUnknown/PresenceUnknown.
+pub(crate) fn unreadable(version: u64) -> UserFacts {
+    UserFacts {
+        version,
+        unreadable: true,
+        ..UserFacts::default()
+    }
 }

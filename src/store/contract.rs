@@ -717,18 +717,443 @@ mod backends {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_reports_corrupt_rows_instead_of_panicking() {
-        let dir = tempfile::tempdir().unwrap();
-        let k = key();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        store.ping().await.unwrap();
-        let conn = rusqlite::Connection::open(SqliteStore::file_in(dir.path())).unwrap();
-        conn.execute(
-            "INSERT INTO users (tenant, user, version, facts) VALUES (?1, ?2, 1, x'7b6e6f')",
-            rusqlite::params![k.tenant.as_bytes(), k.user.as_bytes()],
+    /// A raw connection to a store's database, for damaging it.
+    fn raw(dir: &std::path::Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(SqliteStore::file_in(dir)).unwrap()
+    }
+
+    /// SQLite's literal for a uuid column value.
+    fn blob(id: Uuid) -> String {
+        format!("X'{}'", id.simple())
+    }
+
+    fn busy_for_an_hour(at: Instant) -> Session {
+        session(
+            "app",
+            Availability::Busy,
+            Activity::InACall,
+            at,
+            TimeDelta::hours(1),
         )
+    }
+
+    /// Runs `writes` concurrently so that they share one group commit:
+    /// a raw connection holds the write lock while every write is queued
+    /// (each future polled once sends its job), then lets the writer go.
+    async fn write_in_one_batch(
+        dir: &std::path::Path,
+        store: &SqliteStore,
+        writes: Vec<(UserKey, Session)>,
+    ) -> Vec<Result<crate::store::Applied, StoreError>> {
+        let blocker = raw(dir);
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut pending: Vec<_> = writes
+            .into_iter()
+            .map(|(k, s)| store.upsert_session(k, s, t0()))
+            .collect();
+        std::future::poll_fn(|cx| {
+            for write in pending.iter_mut() {
+                assert!(write.as_mut().poll(cx).is_pending());
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        blocker.execute_batch("COMMIT").unwrap();
+        futures_util::future::join_all(pending).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_an_undecodable_row_reads_as_presence_unknown_for_that_user_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let tenant = Uuid::new_v4();
+        let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        for user in &users {
+            let k = UserKey {
+                tenant,
+                user: *user,
+            };
+            store
+                .upsert_session(k, busy_for_an_hour(t0()), t0())
+                .await
+                .unwrap();
+        }
+        let conn = raw(dir.path());
+        // Bytes that are not our JSON; a version that is not a number.
+        conn.execute_batch(&format!(
+            "UPDATE users SET facts = x'7b6e6f' WHERE user = {};
+             UPDATE users SET version = 'seven' WHERE user = {};",
+            blob(users[1]),
+            blob(users[2])
+        ))
         .unwrap();
-        assert!(matches!(store.facts(k).await, Err(StoreError::Corrupt(_))));
+
+        let all = store.facts_for(tenant, &users).await.unwrap();
+
+        let shown: Vec<_> = all
+            .iter()
+            .map(|f| {
+                let e = effective(f, t0());
+                (e.availability, e.activity)
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (Availability::Busy, Activity::InACall),
+                (Availability::PresenceUnknown, Activity::PresenceUnknown),
+                (Availability::PresenceUnknown, Activity::PresenceUnknown),
+                (Availability::Busy, Activity::InACall),
+            ]
+        );
+        assert!(all[1].unreadable && all[1].sessions.is_empty());
+        assert_eq!(
+            (all[1].version, all[2].version),
+            (1, 0),
+            "the stored version when it is readable"
+        );
+        assert_eq!(
+            store.corrupt_rows(),
+            2,
+            "each undecodable row met is counted"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_write_replaces_an_undecodable_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let k = key();
+        store
+            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+        raw(dir.path())
+            .execute_batch(&format!(
+                "UPDATE users SET facts = x'00ff' WHERE user = {}",
+                blob(k.user)
+            ))
+            .unwrap();
+        let later = notify::t0_plus(1);
+        let away = session(
+            "other-app",
+            Availability::Away,
+            Activity::Away,
+            later,
+            TimeDelta::hours(1),
+        );
+
+        let applied = store.upsert_session(k, away.clone(), later).await.unwrap();
+
+        assert!(applied.before.unreadable);
+        assert_eq!(
+            applied.visibility,
+            Visibility::Presence,
+            "watchers learn it"
+        );
+        assert!(applied.event.is_some());
+        assert_eq!(applied.after.sessions, std::slice::from_ref(&away));
+        assert_eq!(applied.after.version, 2, "the version keeps moving forward");
+        let facts = store.facts(k).await.unwrap();
+        assert_eq!(facts, applied.after);
+        assert_eq!(
+            store.corrupt_rows(),
+            1,
+            "met once, by the write; readable since"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_an_undecodable_row_is_never_settled_and_leaves_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let k = key();
+        store
+            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+        raw(dir.path())
+            .execute_batch(&format!(
+                "UPDATE users SET facts = x'7b7d7d' WHERE user = {}",
+                blob(k.user)
+            ))
+            .unwrap();
+        let due = store.due_users(latest_instant(), 10).await.unwrap();
+        assert_eq!(due.len(), 1, "the expiry was scheduled before the damage");
+        let events = store.event_bounds().await.unwrap().last;
+
+        let settled = store.settle(k, due[0].1).await.unwrap();
+
+        assert_eq!(settled, None);
+        assert!(store
+            .due_users(latest_instant(), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.facts(k).await.unwrap().unreadable, "the row is kept");
+        assert_eq!(store.event_bounds().await.unwrap().last, events);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_an_undecodable_event_reads_as_presence_unknown_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (a, b) = (key(), key());
+        store
+            .upsert_session(a, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+        store
+            .upsert_session(b, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+        raw(dir.path())
+            .execute_batch(&format!(
+                "UPDATE events SET facts = x'5b' WHERE user = {}",
+                blob(a.user)
+            ))
+            .unwrap();
+
+        let events = store.events_since(None, 0, 10).await.unwrap();
+
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].key, a);
+        assert!(events[0].facts.unreadable);
+        assert_eq!(events[0].facts.version, 1);
+        assert!(!events[1].facts.unreadable);
+        assert_eq!(store.corrupt_rows(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_write_that_fails_is_rolled_back_alone_and_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let tenant = Uuid::new_v4();
+        let keys: Vec<UserKey> = (0..40)
+            .map(|_| UserKey {
+                tenant,
+                user: Uuid::new_v4(),
+            })
+            .collect();
+        let bad = keys[20];
+        let first = store
+            .upsert_session(bad, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+        // The bad user's event fails after its users row was already
+        // updated inside the batch: only a savepoint can undo that row.
+        raw(dir.path())
+            .execute_batch(&format!(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON events WHEN NEW.user = {}
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                blob(bad.user)
+            ))
+            .unwrap();
+        let away = |at| {
+            session(
+                "app",
+                Availability::Away,
+                Activity::Away,
+                at,
+                TimeDelta::hours(1),
+            )
+        };
+
+        let results = write_in_one_batch(
+            dir.path(),
+            &store,
+            keys.iter().map(|k| (*k, away(t0()))).collect(),
+        )
+        .await;
+
+        for (k, result) in keys.iter().zip(&results) {
+            if *k == bad {
+                assert!(
+                    matches!(result, Err(StoreError::Unavailable(_))),
+                    "{result:?}"
+                );
+            } else {
+                assert_eq!(result.as_ref().unwrap().after.version, 1, "{k:?}");
+            }
+        }
+        let users: Vec<Uuid> = keys.iter().map(|k| k.user).collect();
+        let facts = store.facts_for(tenant, &users).await.unwrap();
+        for (k, f) in keys.iter().zip(&facts) {
+            if *k == bad {
+                assert_eq!(f, &first.after, "none of the failed write's rows stayed");
+            } else {
+                assert_eq!(f.sessions, [away(t0())], "{k:?}");
+            }
+        }
+        assert_eq!(
+            store.events_since(None, 0, 100).await.unwrap().len(),
+            40,
+            "the bad user's first write and the 39 others"
+        );
+        assert!(
+            !store.writes_failing(),
+            "one failed operation is not a failing store"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_failed_transaction_fails_its_batch_and_readiness_until_a_write_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (good, bad) = (key(), key());
+        let conn = raw(dir.path());
+        // RAISE(ROLLBACK) ends the whole transaction, as SQLite may do on
+        // its own for a full disk or an I/O error; the probe readiness
+        // writes fails the same way.
+        conn.execute_batch(&format!(
+            "CREATE TRIGGER lose_all BEFORE INSERT ON users WHEN NEW.user = {}
+             BEGIN SELECT RAISE(ROLLBACK, 'lost'); END;
+             CREATE TRIGGER refuse_probe BEFORE INSERT ON meta WHEN NEW.key = 'write_probe'
+             BEGIN SELECT RAISE(ROLLBACK, 'lost'); END;",
+            blob(bad.user)
+        ))
+        .unwrap();
+
+        let results = write_in_one_batch(
+            dir.path(),
+            &store,
+            vec![
+                (good, busy_for_an_hour(t0())),
+                (bad, busy_for_an_hour(t0())),
+            ],
+        )
+        .await;
+
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(StoreError::Unavailable(_)))),
+            "{results:?}"
+        );
+        assert_eq!(
+            store.facts(good).await.unwrap().version,
+            0,
+            "nothing committed"
+        );
+        assert!(store.writes_failing());
+        assert!(store.ping().await.is_err(), "the probe write fails too");
+
+        conn.execute_batch("DROP TRIGGER refuse_probe").unwrap();
+
+        store.ping().await.unwrap();
+        assert!(
+            !store.writes_failing(),
+            "the probe's commit proved writes work"
+        );
+        store
+            .upsert_session(good, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_refuses_a_file_that_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SqliteStore::file_in(dir.path());
+        std::fs::write(&file, b"not a database, just bytes ".repeat(400)).unwrap();
+
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+
+        let StoreError::Corrupt(message) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(
+            message.contains("Restore the file from a backup"),
+            "{message}"
+        );
+        assert!(message.contains("move it away"), "{message}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_refuses_a_database_with_damaged_pages_and_opens_once_it_is_moved_away() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let tenant = Uuid::new_v4();
+            for i in 0..300 {
+                let k = UserKey {
+                    tenant,
+                    user: Uuid::new_v4(),
+                };
+                store
+                    .upsert_session(k, busy_for_an_hour(notify::t0_plus(i)), t0())
+                    .await
+                    .unwrap();
+            }
+        }
+        raw(dir.path())
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let file = SqliteStore::file_in(dir.path());
+        damage_middle_pages(&file);
+
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("quick_check")),
+            "{err}"
+        );
+        std::fs::rename(&file, dir.path().join("damaged.sqlite3")).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.facts(key()).await.unwrap().version, 0);
+    }
+
+    /// Overwrites four pages in the middle of a database file with noise.
+    pub(crate) fn damage_middle_pages(file: &std::path::Path) {
+        use std::io::{Seek, SeekFrom, Write};
+        let len = std::fs::metadata(file).unwrap().len();
+        let pages = len / 4096;
+        assert!(
+            pages >= 16,
+            "{pages} pages is too small a database to damage"
+        );
+        let mut f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+        f.seek(SeekFrom::Start((pages / 2 - 2) * 4096)).unwrap();
+        let mut x: u32 = 0x9E37_79B9;
+        let noise: Vec<u8> = (0..4 * 4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        f.write_all(&noise).unwrap();
+        f.sync_all().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_second_store_on_one_data_dir_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let k = key();
+        first
+            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the store is unavailable: another presenced is using {}; stop it first, or give this server another --data-dir",
+                dir.path().display()
+            )
+        );
+        first.close();
+        assert!(
+            SqliteStore::open(dir.path()).is_err(),
+            "closed, not yet dropped"
+        );
+        drop(first);
+        let second = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(second.facts(k).await.unwrap().version, 1);
     }
 }

@@ -7,8 +7,29 @@
 //! durable, without paying one fsync per request. Reads use a small pool of
 //! read-only connections on blocking threads and never wait behind writes
 //! (WAL readers see the last committed state).
+//!
+//! Integrity, because one bad byte must not take down more than it has to:
+//! - Opening runs `PRAGMA quick_check` and refuses a damaged file with a
+//!   message saying what to do (restore a backup, or move the file away),
+//!   instead of starting, reporting ready and failing reads at random.
+//! - One process owns a data dir: an exclusive advisory lock on
+//!   [`LOCK_FILE`] is held for the store's life; a second server on the
+//!   same dir fails to open with "another presenced is using DIR".
+//! - Inside a group commit each operation runs in its own savepoint, so an
+//!   operation that fails (a broken rule, a SQL error, a panic) is rolled
+//!   back and answered alone; only a failure of the transaction itself
+//!   (BEGIN, COMMIT, a rollback SQLite made on its own) fails the batch.
+//! - A user row whose facts do not decode is logged, counted
+//!   ([`SqliteStore::corrupt_rows`]) and read as
+//!   [`UserFacts::unreadable`] (PresenceUnknown for that user alone); the
+//!   next write for the user replaces it.
+//! - A failed write transaction marks the store not ready
+//!   ([`SqliteStore::writes_failing`]) until a later commit succeeds;
+//!   readiness probes with a small write while marked, so a server taken
+//!   out of rotation for a full disk comes back once there is room again.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
@@ -16,7 +37,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, unreadable};
 use super::memory::{conflict_with, deadline};
 use super::{
     observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
@@ -91,6 +112,19 @@ const EVENTS_PRUNED_THROUGH: &str = "events_pruned_through";
 /// The meta key of the persisted emulator clock.
 const EMULATOR_TIME: &str = "emulator_time";
 
+/// The meta key readiness writes to when the last write transaction failed.
+const WRITE_PROBE: &str = "write_probe";
+
+/// The file in a data dir whose exclusive lock marks the dir as in use.
+pub const LOCK_FILE: &str = "presenced.lock";
+
+/// Opens the savepoint each operation of a group commit runs in.
+const OP_BEGIN: &str = "SAVEPOINT presenced_op";
+/// Keeps an operation's writes in the batch's transaction.
+const OP_KEEP: &str = "RELEASE presenced_op";
+/// Undoes exactly one operation's writes.
+const OP_UNDO: &str = "ROLLBACK TO presenced_op; RELEASE presenced_op";
+
 /// A write that is neither a presence change nor a settle: subscriptions,
 /// the outbox, the event log's retention, secrets.
 type RunFn = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<Done, StoreError> + Send>;
@@ -121,11 +155,43 @@ struct WriteOp {
     reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
+/// What the store has noticed about its own data and writes, shared by the
+/// writer thread, the readers and readiness.
+#[derive(Debug, Default)]
+struct Health {
+    /// Reads that met a user row whose facts do not decode.
+    corrupt_rows: AtomicU64,
+    /// The last write transaction failed (BEGIN, COMMIT, or SQLite rolled
+    /// it back): disk full, read-only file system, I/O errors.
+    writes_failing: AtomicBool,
+    /// Values written by readiness probes (each probe changes the row, so
+    /// it really has to write).
+    probes: AtomicU64,
+}
+
+impl Health {
+    /// Counts and logs a row that does not decode: who, never what.
+    fn unreadable_row(&self, what: &str, key: UserKey, error: &StoreError) {
+        self.corrupt_rows.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            tenant = %key.tenant,
+            user = %key.user,
+            error = %error,
+            "stored {what} cannot be decoded; read as PresenceUnknown until a write replaces them"
+        );
+    }
+}
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
-    writer_thread: std::thread::JoinHandle<()>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
+    health: Arc<Health>,
+    /// Holds the data dir's exclusive lock (see [`lock_data_dir`]); released
+    /// when dropped, after the writer thread has finished (declared last:
+    /// dropped last).
+    _lock: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -147,7 +213,9 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the database in `data_dir` and starts the
-    /// writer thread.
+    /// writer thread. Fails when another process uses the dir (its lock is
+    /// held) and, as [`StoreError::Corrupt`], when `PRAGMA quick_check`
+    /// finds the file damaged.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         create_private_dir(data_dir).map_err(|e| {
             StoreError::Unavailable(format!(
@@ -155,8 +223,10 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
+        let lock = lock_data_dir(data_dir)?;
         let path = Self::file_in(data_dir);
         let conn = Connection::open(&path).map_err(unavailable)?;
+        check_integrity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
         restrict_files(&path);
@@ -177,26 +247,51 @@ impl SqliteStore {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel();
+        let health = Arc::new(Health::default());
+        let writer_health = health.clone();
         let writer_thread = std::thread::Builder::new()
             .name("presenced-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &writer_health))
             .map_err(unavailable)?;
         Ok(Self {
             writer: Mutex::new(Some(tx)),
-            writer_thread,
+            writer_thread: Mutex::new(Some(writer_thread)),
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            health,
+            _lock: lock,
         })
     }
 
     /// Stops accepting writes; the writer thread finishes what is queued and
-    /// exits.
+    /// exits. Reads still work; the data dir stays locked until the store is
+    /// dropped.
     pub fn close(&self) {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
+    }
+
+    /// How many times, since open, a read met a stored row (a user's facts,
+    /// an event) that could not be decoded and answered PresenceUnknown for
+    /// it instead. Each occurrence is also logged at `warn`.
+    pub fn corrupt_rows(&self) -> u64 {
+        self.health.corrupt_rows.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last write transaction failed (disk full, read-only file
+    /// system, I/O error); cleared by the next commit that writes.
+    pub fn writes_failing(&self) -> bool {
+        self.health.writes_failing.load(Ordering::Relaxed)
+    }
+
+    fn writer_stopped(&self) -> bool {
+        self.writer_thread
+            .lock()
+            .map(|t| t.as_ref().is_none_or(|t| t.is_finished()))
+            .unwrap_or(true)
     }
 
     /// Queues a job for the writer and waits until it is durable.
@@ -251,6 +346,80 @@ impl SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// Lets the writer finish what is queued before the data dir's lock is
+    /// released, so a store opened on the dir next never overlaps it.
+    fn drop(&mut self) {
+        self.close();
+        let thread = self
+            .writer_thread
+            .get_mut()
+            .ok()
+            .and_then(|thread| thread.take());
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the sqlite writer thread panicked");
+            }
+        }
+    }
+}
+
+/// Takes the exclusive lock on `data_dir`'s [`LOCK_FILE`]: two servers
+/// writing one database would each trust a view the other changes.
+///
+/// The lock is SQLite's own: an empty database file held in an `EXCLUSIVE`
+/// transaction for the store's life. That is an OS advisory lock (`fcntl`
+/// on Unix, `LockFileEx` on Windows) released when the connection closes or
+/// the process dies, even on `kill -9`, and SQLite makes it exclusive
+/// between connections of one process too. (`std::fs::File::try_lock`
+/// would do the same job but needs Rust 1.89, above this crate's MSRV.)
+fn lock_data_dir(data_dir: &Path) -> Result<Mutex<Connection>, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let cannot = |e: rusqlite::Error| {
+        StoreError::Unavailable(format!("cannot lock {}: {e}", path.display()))
+    };
+    let conn = Connection::open(&path).map_err(cannot)?;
+    restrict_file(&path);
+    match conn.execute_batch("BEGIN EXCLUSIVE") {
+        Ok(()) => Ok(Mutex::new(conn)),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            Err(StoreError::Unavailable(format!(
+                "another presenced is using {}; stop it first, or give this server another --data-dir",
+                data_dir.display()
+            )))
+        }
+        Err(e) => Err(cannot(e)),
+    }
+}
+
+/// Refuses a damaged database file (`PRAGMA quick_check`: page structure,
+/// not index contents; linear in the file's size). Starting on one would
+/// report ready and then fail reads and writes that touch the bad pages.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let damaged = |what: String| {
+        StoreError::Corrupt(format!(
+            "{} is damaged ({what}); presenced will not start on it. Restore the file from a backup, or move it away (with any -wal and -shm files beside it) to start with an empty store",
+            path.display()
+        ))
+    };
+    let failed = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            damaged(e.to_string())
+        }
+        _ => StoreError::Unavailable(format!("cannot check {}: {e}", path.display())),
+    };
+    let mut stmt = conn.prepare("PRAGMA quick_check(3)").map_err(failed)?;
+    let problems = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(failed)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed)?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(damaged(format!("quick_check: {}", problems.join("; "))))
+}
+
 /// Creates the data dir (and parents) readable by its owner only: it holds
 /// presence data and, in development, the signing secret.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -267,21 +436,24 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Makes the database and its WAL files readable by the owner only, even in
 /// a data dir someone else created.
 fn restrict_files(db: &Path) {
-    #[cfg(unix)]
     for suffix in ["", "-wal", "-shm"] {
-        use std::os::unix::fs::PermissionsExt;
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
-        let file = PathBuf::from(name);
-        if file.exists() {
-            if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-            {
-                tracing::warn!(file = %file.display(), error = %e, "cannot restrict permissions");
-            }
+        restrict_file(&PathBuf::from(name));
+    }
+}
+
+/// Makes one file, if it exists, readable by the owner only.
+fn restrict_file(file: &Path) {
+    #[cfg(unix)]
+    if file.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot restrict permissions");
         }
     }
     #[cfg(not(unix))]
-    let _ = db;
+    let _ = file;
 }
 
 struct ReadPool {
@@ -310,20 +482,49 @@ impl ReadPool {
     }
 }
 
-fn read_facts(conn: &Connection, key: UserKey) -> Result<UserFacts, StoreError> {
+/// One user's facts. A row that is there but does not decode (a wrong type
+/// in a column, bytes that are not our JSON, a value out of range) is that
+/// user's problem alone: it is counted, logged and answered as
+/// [`UserFacts::unreadable`], so a bulk read still answers for everyone
+/// else. Errors of the database itself (I/O, damaged pages) still fail.
+fn read_facts(conn: &Connection, key: UserKey, health: &Health) -> Result<UserFacts, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT version, facts FROM users WHERE tenant = ?1 AND user = ?2")
         .map_err(unavailable)?;
     let row = stmt
         .query_row(params![key.tenant.as_bytes(), key.user.as_bytes()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            // Column conversions are checked below, per row, not here:
+            // here an error would fail the whole read.
+            Ok((r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)))
         })
         .optional()
         .map_err(unavailable)?;
-    match row {
-        Some((version, bytes)) => decode(&bytes, u64::try_from(version).unwrap_or(0)),
-        None => Ok(UserFacts::default()),
-    }
+    let Some((version, bytes)) = row else {
+        return Ok(UserFacts::default());
+    };
+    let version = version.ok().and_then(|v| u64::try_from(v).ok());
+    let decoded = match (version, bytes) {
+        (Some(version), Ok(bytes)) => decode(&bytes, version),
+        (None, _) => Err(StoreError::Corrupt("version is not a count".into())),
+        (_, Err(e)) => Err(StoreError::Corrupt(format!("facts column: {e}"))),
+    };
+    decoded.or_else(|e| {
+        health.unreadable_row("facts", key, &e);
+        Ok(unreadable(version.unwrap_or(0)))
+    })
+}
+
+/// Forgets the schedule of a user whose facts cannot be read: nothing about
+/// them will change with time, and a stale `next_change` would keep the
+/// scheduler waking for a user it can never settle.
+fn unschedule(conn: &Connection, key: UserKey) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE users SET next_change = NULL
+         WHERE tenant = ?1 AND user = ?2 AND next_change IS NOT NULL",
+    )
+    .and_then(|mut stmt| stmt.execute(params![key.tenant.as_bytes(), key.user.as_bytes()]))
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 fn write_facts(
@@ -507,7 +708,7 @@ fn put_subscription(tx: &Connection, s: &Subscription) -> Result<(), StoreError>
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, health: &Health) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -516,7 +717,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let results = write_batch(&mut conn, &mut batch);
+        let results = write_batch(&mut conn, &mut batch, health);
         for (op, result) in batch.into_iter().zip(results) {
             // The requester may have gone away; the write stands regardless.
             let _ = op.reply.send(result);
@@ -525,68 +726,135 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Applies a batch in one transaction. Per-op rule failures (e.g. NotFound)
-/// leave that op's user untouched and do not affect the others; a failed
-/// commit fails every op.
-fn write_batch(conn: &mut Connection, batch: &mut [WriteOp]) -> Vec<Result<Done, StoreError>> {
+/// Applies a batch in one transaction, each operation in a savepoint of
+/// its own.
+///
+/// Group commit folds unrelated users' writes into one transaction; without
+/// savepoints one failing operation would have to fail them all (it may
+/// have written half of its rows). So each operation runs between
+/// `SAVEPOINT` and `RELEASE`; when it fails — a broken rule (NotFound), a
+/// SQL error, a panic caught here — `ROLLBACK TO` undoes exactly its rows
+/// and it is answered alone, while the others commit. Only a failure of the
+/// transaction itself fails the whole batch: BEGIN or COMMIT failing, a
+/// savepoint statement failing, or SQLite having rolled the transaction back
+/// on its own (it may on I/O errors, a full disk, `RAISE(ROLLBACK)`), which
+/// would take the earlier operations' writes with it. Those also mark the
+/// store's writes as failing for readiness, until a commit that writes
+/// succeeds.
+fn write_batch(
+    conn: &mut Connection,
+    batch: &mut [WriteOp],
+    health: &Health,
+) -> Vec<Result<Done, StoreError>> {
+    let ops = batch.len();
+    let fail_all = |why: &dyn std::fmt::Display| -> Vec<Result<Done, StoreError>> {
+        tracing::error!(error = %why, ops, "sqlite write transaction failed");
+        health.writes_failing.store(true, Ordering::Relaxed);
+        (0..ops).map(|_| Err(unavailable("write failed"))).collect()
+    };
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return batch.iter().map(|_| Err(unavailable(&e))).collect(),
+        Err(e) => return fail_all(&e),
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut wrote = false;
     for op in batch.iter_mut() {
+        if let Err(e) = tx.execute_batch(OP_BEGIN) {
+            drop(tx);
+            return fail_all(&e);
+        }
+        let changes = tx.total_changes();
         let now = op.now;
         // A bug in one operation must not kill the only writer.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut op.job {
-            Job::Apply { key, change } => read_facts(&tx, *key).and_then(|before| {
-                let mut after = before.clone();
-                change.clone().apply_to(&mut after, now)?;
-                let applied = record(&tx, *key, before, after, now)?;
-                Ok(Done::Applied(Box::new(applied)))
-            }),
-            Job::Settle { key } => read_facts(&tx, *key).and_then(|before| {
-                let mut after = before.clone();
-                if before.version == 0 || !settle(&mut after, now) {
-                    return Ok(Done::Settled(None));
-                }
-                let applied = record(&tx, *key, before, after, now)?;
-                Ok(Done::Settled(Some(Box::new(applied))))
-            }),
-            Job::SaveEmulatorTime => tx
-                .execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value =
-                       CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-                    params![EMULATOR_TIME, now.timestamp_micros().to_string()],
-                )
-                .map(|_| Done::Saved)
-                .map_err(unavailable),
-            Job::Run(f) => match f.take() {
-                Some(f) => f(&tx),
-                None => Err(StoreError::Unavailable("a job ran twice".into())),
-            },
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_op(&tx, &mut op.job, now, health)
         }))
         .unwrap_or_else(|_| {
-            tracing::error!("a store write panicked; it was skipped");
+            tracing::error!("a store write panicked; it was rolled back");
             Err(StoreError::Unavailable("internal error".into()))
         });
-        if matches!(result, Err(StoreError::Unavailable(_))) {
-            // A SQL failure may have rolled the transaction back under us:
-            // fail the whole batch rather than report writes that may be lost.
+        let ended = if tx.is_autocommit() {
+            // SQLite ended the transaction itself: nothing of the batch
+            // so far will be committed.
+            Err("sqlite rolled the transaction back".to_string())
+        } else if result.is_ok() {
+            wrote |= tx.total_changes() != changes;
+            tx.execute_batch(OP_KEEP).map_err(|e| e.to_string())
+        } else {
+            tx.execute_batch(OP_UNDO).map_err(|e| e.to_string())
+        };
+        if let Err(e) = ended {
             drop(tx);
-            return batch
-                .iter()
-                .map(|_| Err(unavailable("write failed")))
-                .collect();
+            return fail_all(&e);
         }
         results.push(result);
     }
     match tx.commit() {
-        Ok(()) => results,
-        Err(e) => {
-            tracing::error!(error = %e, "sqlite commit failed");
-            batch.iter().map(|_| Err(unavailable(&e))).collect()
+        Ok(()) => {
+            // Only a commit that wrote something proves writes work again
+            // (committing nothing touches no file).
+            if wrote && health.writes_failing.swap(false, Ordering::Relaxed) {
+                tracing::info!("sqlite writes succeed again");
+            }
+            results
         }
+        Err(e) => fail_all(&e),
+    }
+}
+
+/// Runs one operation of a batch on the batch's transaction (inside its
+/// savepoint).
+fn run_op(
+    tx: &rusqlite::Transaction<'_>,
+    job: &mut Job,
+    now: Instant,
+    health: &Health,
+) -> Result<Done, StoreError> {
+    match job {
+        Job::Apply { key, change } => {
+            let before = read_facts(tx, *key, health)?;
+            let mut after = if before.unreadable {
+                // Replaces what could not be read: the change applies to
+                // empty facts, keeping the version moving forward.
+                tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
+                UserFacts {
+                    version: before.version,
+                    ..UserFacts::default()
+                }
+            } else {
+                before.clone()
+            };
+            change.clone().apply_to(&mut after, now)?;
+            let applied = record(tx, *key, before, after, now)?;
+            Ok(Done::Applied(Box::new(applied)))
+        }
+        Job::Settle { key } => {
+            let before = read_facts(tx, *key, health)?;
+            if before.unreadable {
+                // Nothing to fade or expire in facts nobody can read.
+                unschedule(tx, *key)?;
+                return Ok(Done::Settled(None));
+            }
+            let mut after = before.clone();
+            if before.version == 0 || !settle(&mut after, now) {
+                return Ok(Done::Settled(None));
+            }
+            let applied = record(tx, *key, before, after, now)?;
+            Ok(Done::Settled(Some(Box::new(applied))))
+        }
+        Job::SaveEmulatorTime => tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value =
+                   CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                params![EMULATOR_TIME, now.timestamp_micros().to_string()],
+            )
+            .map(|_| Done::Saved)
+            .map_err(unavailable),
+        Job::Run(f) => match f.take() {
+            Some(f) => f(tx),
+            None => Err(StoreError::Unavailable("a job ran twice".into())),
+        },
     }
 }
 
@@ -606,6 +874,7 @@ impl Store for SqliteStore {
 
     async fn facts_for(&self, tenant: Uuid, users: &[Uuid]) -> Result<Vec<UserFacts>, StoreError> {
         let users = users.to_vec();
+        let health = self.health.clone();
         self.read(move |conn| {
             // One read transaction: a consistent snapshot across all ids.
             // Rolled back (a no-op for reads) when dropped, on every path.
@@ -613,13 +882,11 @@ impl Store for SqliteStore {
             users
                 .iter()
                 .map(|user| {
-                    read_facts(
-                        &tx,
-                        UserKey {
-                            tenant,
-                            user: *user,
-                        },
-                    )
+                    let key = UserKey {
+                        tenant,
+                        user: *user,
+                    };
+                    read_facts(&tx, key, &health)
                 })
                 .collect()
         })
@@ -678,6 +945,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Event>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let health = self.health.clone();
         self.read(move |conn| {
             let (sql, tenant_bytes) = match tenant {
                 Some(t) => (
@@ -700,20 +968,33 @@ impl Store for SqliteStore {
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, i64>(4)?,
-                        r.get::<_, Vec<u8>>(5)?,
+                        // Checked per event below, as for users.
+                        r.get::<_, Vec<u8>>(5),
                     ))
                 })
                 .map_err(unavailable)?;
             rows.map(|row| {
                 let (seq, t, u, at, version, facts) = row.map_err(unavailable)?;
+                let key = UserKey {
+                    tenant: uuid(&t)?,
+                    user: uuid(&u)?,
+                };
+                let version = u64::try_from(version).unwrap_or(0);
+                // An event whose facts do not decode still holds its place
+                // in the log (a stream must not stall on it): it shows the
+                // user as PresenceUnknown.
+                let facts = facts
+                    .map_err(|e| StoreError::Corrupt(format!("facts column: {e}")))
+                    .and_then(|facts| decode(&facts, version))
+                    .unwrap_or_else(|e| {
+                        health.unreadable_row("event facts", key, &e);
+                        unreadable(version)
+                    });
                 Ok(Event {
                     seq: u64::try_from(seq).map_err(unavailable)?,
-                    key: UserKey {
-                        tenant: uuid(&t)?,
-                        user: uuid(&u)?,
-                    },
+                    key,
                     at: instant(at)?,
-                    facts: decode(&facts, u64::try_from(version).unwrap_or(0))?,
+                    facts,
                 })
             })
             .collect()
@@ -1100,11 +1381,31 @@ impl Store for SqliteStore {
         SqliteStore::close(self);
     }
 
+    /// Not ready when the writer thread is gone or the last write
+    /// transaction failed. While writes are failing each ping probes with a
+    /// small real write (a changed meta row): a server taken out of rotation
+    /// gets no other writes, and must notice by itself that the disk has
+    /// room again.
     async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer_thread.is_finished() {
+        if self.writer_stopped() {
             return Err(StoreError::Unavailable(
                 "the sqlite writer has stopped".into(),
             ));
+        }
+        if self.writes_failing() {
+            let probe = self.health.probes.fetch_add(1, Ordering::Relaxed);
+            self.run(chrono::DateTime::UNIX_EPOCH, move |tx| {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![WRITE_PROBE, probe.to_string()],
+                )
+                .map_err(unavailable)
+            })
+            .await?;
+            if self.writes_failing() {
+                return Err(StoreError::Unavailable("sqlite writes are failing".into()));
+            }
         }
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))

@@ -13,6 +13,7 @@ mod helpers;
 mod binary;
 mod emulator;
 mod errors;
+mod integrity;
 mod jwks;
 mod notifications;
 mod permissions;
