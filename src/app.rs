@@ -97,6 +97,7 @@ const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 /// background tasks it owns until shutdown.
 pub struct App {
     state: AppState,
+    policy: crate::http::serve::ConnectionPolicy,
     store: Arc<dyn Store>,
     notifier: Arc<Notifier>,
     tasks: TaskTracker,
@@ -192,6 +193,7 @@ impl App {
             }),
         };
         Ok(Self {
+            policy: config.connections,
             state,
             store,
             notifier,
@@ -221,33 +223,15 @@ impl App {
             let _ = self.state.origin.bound.set(format!("http://{addr}"));
         }
         let app = router(self.state.clone());
-        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
         let streams = self.state.stopping.clone();
         let signal = async move {
             shutdown.await;
             // Long-lived event streams end so open connections can drain.
             streams.cancel();
-            let _ = stopping_tx.send(true);
         };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-        // Graceful, but bounded: a client that never finishes its request
-        // must not keep the server from stopping.
-        let deadline = async move {
-            let _ = stopping.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let served = tokio::select! {
-            served = serve => served.map_err(anyhow::Error::from),
-            () = deadline => {
-                tracing::warn!(
-                    grace = ?SHUTDOWN_GRACE,
-                    "connections still open after the shutdown grace period; closing them"
-                );
-                Ok(())
-            }
-        };
+        crate::http::serve::serve(listener, app, self.policy, signal, SHUTDOWN_GRACE).await;
         self.shutdown().await;
-        served
+        Ok(())
     }
 
     /// Stops taking background work, waits (bounded) for what is in

@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use crate::clock::Instant;
 use crate::domain::{parse_duration, AllowedNetworks, SubscriptionLimits};
+use crate::http::serve::{
+    connection_cap_from_file_limit, ConnectionPolicy, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+};
 use crate::notify::NotifySettings;
 
 /// The shortest event-log retention (SPEC §8: at least 24 hours).
@@ -58,6 +61,12 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// `--trust-forwarded-headers`.
     pub trust_forwarded_headers: Option<bool>,
+    /// `--header-timeout` (ISO 8601 duration).
+    pub header_timeout: Option<String>,
+    /// `--idle-timeout` (ISO 8601 duration).
+    pub idle_timeout: Option<String>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -132,6 +141,8 @@ pub struct Config {
     /// Whether `Host` and `X-Forwarded-*` may set the base of
     /// `@odata.context` (behind a trusted proxy).
     pub trust_forwarded_headers: bool,
+    /// Connection timeouts and the connection cap.
+    pub connections: ConnectionPolicy,
 }
 
 /// Checks `--public-url`: an absolute http(s) URL with a host and no path,
@@ -281,7 +292,43 @@ impl Config {
             .trust_forwarded_headers
             .or(file.trust_forwarded_headers)
             .unwrap_or(false);
+        let timeout = |flag: &str, text: Option<String>, default: std::time::Duration| {
+            let Some(text) = text else {
+                return Ok(default);
+            };
+            let d = parse_duration(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{flag}: {e}")))?
+                .0;
+            d.to_std()
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "{flag} '{text}' must be longer than zero and at most PT1H"
+                    ))
+                })
+        };
+        let max_connections = cli.max_connections.or(file.max_connections);
+        if max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "--max-connections must be at least 1".into(),
+            ));
+        }
+        let connections = ConnectionPolicy {
+            header_timeout: timeout(
+                "--header-timeout",
+                cli.header_timeout.or(file.header_timeout),
+                DEFAULT_HEADER_TIMEOUT,
+            )?,
+            idle_timeout: timeout(
+                "--idle-timeout",
+                cli.idle_timeout.or(file.idle_timeout),
+                DEFAULT_IDLE_TIMEOUT,
+            )?,
+            max_connections: max_connections.unwrap_or_else(connection_cap_from_file_limit),
+        };
         Ok(Self {
+            connections,
             public_url,
             trust_forwarded_headers,
             notify,

@@ -91,6 +91,18 @@ pub struct ServeArgs {
     /// `X-Forwarded-Host` and `Host` (only behind a proxy you trust).
     #[arg(long)]
     pub trust_forwarded_headers: bool,
+    /// How long a client may take to send a request head once it starts
+    /// (and a new connection to start one), ISO 8601 [default: PT10S].
+    #[arg(long, value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// How long a connection that has served a request may idle, ISO 8601
+    /// [default: PT60S].
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// The most connections open at once [default: the open-file limit,
+    /// raised to its hard limit, less 128].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 /// `presenced token`.
@@ -161,6 +173,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         event_retention: args.event_retention,
         public_url: args.public_url,
         trust_forwarded_headers: args.trust_forwarded_headers.then_some(true),
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
     };
     let config = Config::merge(cli, file, secret_env_set())?;
     let store = App::open_store(&config)?;

@@ -86,9 +86,11 @@ pub struct MoveClock {
 }
 
 /// `POST /_presenced/clock`: moves the emulator clock forward by `advance`
-/// (ISO 8601 duration) or to `set` (RFC 3339 instant); never backwards.
-/// Before it answers, every transition up to the new time has been
-/// processed in time order and its notifications queued (SPEC §8).
+/// (ISO 8601 duration) or to `set` (RFC 3339 instant); never backwards, and
+/// never outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z (400
+/// `invalidRequest` naming the range). Before it answers, every transition
+/// up to the new time has been processed in time order and its
+/// notifications queued (SPEC §8).
 pub async fn move_clock(
     State(state): State<AppState>,
     Emulator(clock): Emulator,
@@ -101,12 +103,26 @@ pub async fn move_clock(
     let target = match (body.advance, body.set) {
         (Some(advance), None) => clock.after(parse_duration(&advance)?.0),
         (None, Some(set)) => {
-            let t = chrono::DateTime::parse_from_rfc3339(&set).map_err(|_| {
-                GraphError::bad_request(format!(
-                    "'{set}' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z."
-                ))
-            })?;
-            clock.after(t.with_timezone(&chrono::Utc) - crate::clock::Clock::now(&clock))
+            // Second 60 (a leap second) is refused like any malformed
+            // instant: Graph's instants have none.
+            let t = chrono::DateTime::parse_from_rfc3339(&set)
+                .ok()
+                .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
+                .ok_or_else(|| {
+                    GraphError::bad_request(format!(
+                        "'{set}' is not an RFC 3339 instant such as 2026-01-01T09:00:00Z."
+                    ))
+                })?
+                .with_timezone(&chrono::Utc);
+            // Named in the message: the range, not the direction, is why
+            // an instant such as 1969's is refused.
+            if !crate::clock::in_clock_range(t) {
+                return Err(GraphError::bad_request(format!(
+                    "'{set}' is outside the emulator clock's range; {}.",
+                    crate::clock::BackwardsError::OutOfRange
+                )));
+            }
+            clock.after(t - crate::clock::Clock::now(&clock))
         }
         _ => {
             return Err(GraphError::bad_request(

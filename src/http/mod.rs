@@ -11,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod presence;
 pub mod render;
+pub mod serve;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -34,6 +35,14 @@ use error::{GraphError, PendingError};
 /// The largest request body accepted, in bytes (SPEC §6: 413 beyond). A full
 /// 650-id getPresencesByUserId body is about 26 KB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest request URI accepted, in bytes (414 `requestUriTooLong`
+/// beyond). A 650-id `$filter` in a query string fits.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// The most request-header bytes accepted (431 `requestHeadersTooLarge`
+/// beyond), counted as name, value and separators.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Longest `client-request-id` echoed back; longer ones are replaced.
 const MAX_CLIENT_REQUEST_ID: usize = 128;
@@ -213,6 +222,32 @@ async fn method_not_allowed(method: axum::http::Method) -> GraphError {
 /// Refuses a body whose declared length is over the limit before reading it,
 /// whether or not the handler would read it.
 async fn limit_declared_length(req: Request, next: Next) -> Response {
+    // Heads over our limits get a Graph-shaped answer with request ids;
+    // hyper's own (bare) 431 only applies far beyond them.
+    let uri_length = req.uri().to_string().len();
+    if uri_length > MAX_URI_BYTES {
+        return GraphError::new(
+            StatusCode::URI_TOO_LONG,
+            "requestUriTooLong",
+            format!("The request URI is {uri_length} bytes long; the limit is {MAX_URI_BYTES}."),
+        )
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return GraphError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "requestHeadersTooLarge",
+            format!(
+                "The request headers are {header_bytes} bytes long; the limit is {MAX_HEADER_BYTES}."
+            ),
+        )
+        .into_response();
+    }
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

@@ -11,6 +11,7 @@
 mod helpers;
 
 mod binary;
+mod connections;
 mod emulator;
 mod errors;
 mod integrity;
@@ -19,3 +20,4 @@ mod notifications;
 mod permissions;
 mod presence;
 mod receiver;
+mod time_rules;

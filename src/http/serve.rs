@@ -1,0 +1,492 @@
+//! The accept loop: hyper-util's connection builder (HTTP/1.1 and h2c) with
+//! the connection policy a public server needs, which `axum::serve` does
+//! not give (it sets no timer at all, so a client that never finishes its
+//! headers, or idles forever, keeps its connection and a file descriptor).
+//!
+//! Each connection is watched:
+//! - **waiting for a request:** a fresh connection, or one whose response
+//!   has been sent, must start *and finish* its next request head within the
+//!   header timeout once it sends the first byte; a fresh connection that
+//!   sends nothing is closed after the header timeout, a connection that has
+//!   served a request after the idle timeout;
+//! - **busy:** a request is being read or answered (including a streaming
+//!   response such as `/_presenced/events`): never timed out here (the body
+//!   upload has its own timeout).
+//!
+//! The number of connections is capped (from the open-file limit, which is
+//! raised to its hard limit at start). At the cap, the connection that has
+//! waited longest for a request is closed to make room; only when every
+//! connection is busy is a new one refused, at once. Accept errors (such as
+//! running out of file descriptors) are logged once per burst.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// How the server treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionPolicy {
+    /// A request head must arrive within this once its first byte has, and
+    /// a fresh connection must send one within it.
+    pub header_timeout: Duration,
+    /// A connection that has served a request may idle this long.
+    pub idle_timeout: Duration,
+    /// The most connections open at once.
+    pub max_connections: usize,
+}
+
+/// Default header timeout (`--header-timeout`).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default idle keep-alive timeout (`--idle-timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// File descriptors kept back from the connection cap for the store, the
+/// webhook client and logs.
+const RESERVED_FILES: u64 = 128;
+/// The connection cap when the open-file limit is unknown or unlimited.
+const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
+/// How often connections are checked against the timeouts.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// hyper's own buffer limit: beyond it hyper answers a bare 431. Our layer
+/// answers Graph-shaped 431s below it (see `http::limit_request_size`).
+const HYPER_MAX_BUF: usize = 128 * 1024;
+
+impl Default for ConnectionPolicy {
+    fn default() -> Self {
+        Self {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: FALLBACK_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit and returns the
+/// connection cap that leaves room for everything else the server opens.
+pub fn connection_cap_from_file_limit() -> usize {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum {
+            let raised = rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => limit = getrlimit(Resource::Nofile),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+            }
+        }
+        match limit.current {
+            Some(n) => usize::try_from(n.saturating_sub(RESERVED_FILES).max(16))
+                .unwrap_or(FALLBACK_MAX_CONNECTIONS)
+                .min(1_000_000),
+            None => FALLBACK_MAX_CONNECTIONS,
+        }
+    }
+    #[cfg(not(unix))]
+    FALLBACK_MAX_CONNECTIONS
+}
+
+/// Milliseconds since the server started (for atomics).
+fn millis(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What the watcher knows about one connection.
+#[derive(Debug)]
+struct Watch {
+    /// Requests being answered (their response bodies included).
+    active: AtomicUsize,
+    /// When it last became idle (ms since the epoch).
+    idle_since: AtomicU64,
+    /// When the first byte of the next request arrived (0: none yet).
+    head_since: AtomicU64,
+    /// Whether it has served a request.
+    served: AtomicBool,
+    /// Closes the connection.
+    close: CancellationToken,
+}
+
+impl Watch {
+    fn new(now: u64) -> Self {
+        Self {
+            active: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(now),
+            head_since: AtomicU64::new(0),
+            served: AtomicBool::new(false),
+            close: CancellationToken::new(),
+        }
+    }
+
+    /// Since when it has been waiting for a request, if it is.
+    fn waiting_since(&self) -> Option<u64> {
+        (self.active.load(Ordering::Acquire) == 0).then(|| self.idle_since.load(Ordering::Acquire))
+    }
+
+    /// Whether it has outstayed its timeouts at `now`.
+    fn expired(&self, now: u64, policy: &ConnectionPolicy) -> bool {
+        let Some(idle_since) = self.waiting_since() else {
+            return false;
+        };
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let head_since = self.head_since.load(Ordering::Acquire);
+        if head_since != 0 {
+            now.saturating_sub(head_since) > ms(policy.header_timeout)
+        } else if self.served.load(Ordering::Acquire) {
+            now.saturating_sub(idle_since) > ms(policy.idle_timeout)
+        } else {
+            now.saturating_sub(idle_since) > ms(policy.header_timeout)
+        }
+    }
+}
+
+/// The open connections.
+#[derive(Debug, Default)]
+struct Registry {
+    connections: Mutex<HashMap<u64, Arc<Watch>>>,
+}
+
+impl Registry {
+    fn len(&self) -> usize {
+        self.connections.lock().map_or(0, |c| c.len())
+    }
+
+    /// Closes the connection that has waited longest for a request; `false`
+    /// when every connection is busy.
+    fn evict_longest_waiting(&self) -> bool {
+        let Ok(connections) = self.connections.lock() else {
+            return false;
+        };
+        let victim = connections
+            .values()
+            .filter(|w| !w.close.is_cancelled())
+            .filter_map(|w| w.waiting_since().map(|since| (since, w)))
+            .min_by_key(|(since, _)| *since);
+        match victim {
+            Some((_, w)) => {
+                w.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A stream that notes when the first byte of a request head arrives.
+struct Watched {
+    inner: TcpStream,
+    watch: Arc<Watch>,
+    epoch: Instant,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before
+            && self.watch.active.load(Ordering::Acquire) == 0
+            && self.watch.head_since.load(Ordering::Acquire) == 0
+        {
+            let now = millis(self.epoch).max(1);
+            self.watch.head_since.store(now, Ordering::Release);
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Marks its connection idle again when the response body is done (or
+/// dropped): a streaming response keeps the connection busy while it runs.
+struct Busy {
+    watch: Arc<Watch>,
+    epoch: Instant,
+}
+
+impl Busy {
+    fn start(watch: Arc<Watch>, epoch: Instant) -> Self {
+        watch.active.fetch_add(1, Ordering::AcqRel);
+        watch.head_since.store(0, Ordering::Release);
+        Self { watch, epoch }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.watch.served.store(true, Ordering::Release);
+        self.watch
+            .idle_since
+            .store(millis(self.epoch), Ordering::Release);
+        self.watch.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that holds its connection's [`Busy`] until it ends.
+struct TrackedBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `router` on `listener` with `policy` until `shutdown` completes,
+/// then lets open connections finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    policy: ConnectionPolicy,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let epoch = Instant::now();
+    let registry = Arc::new(Registry::default());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Our watcher times heads (hyper's timer would also cut idle
+        // keep-alive connections at the header timeout).
+        .header_read_timeout(None)
+        .max_buf_size(HYPER_MAX_BUF);
+    builder.http2().timer(TokioTimer::new());
+    let watcher = tokio::spawn(watch_connections(registry.clone(), policy, epoch));
+    let mut next_id: u64 = 0;
+    let mut refused: u64 = 0;
+    let mut last_accept_warning: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // EMFILE and friends come in bursts: say it once a second,
+                // and give the system a moment instead of spinning.
+                if last_accept_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "cannot accept connections");
+                    last_accept_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if registry.len() >= policy.max_connections && !registry.evict_longest_waiting() {
+            refused += 1;
+            if last_accept_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                tracing::warn!(
+                    max = policy.max_connections,
+                    refused,
+                    "every connection is busy; refusing new ones"
+                );
+                last_accept_warning = Some(Instant::now());
+            }
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let id = next_id;
+        let watch = Arc::new(Watch::new(millis(epoch)));
+        if let Ok(mut connections) = registry.connections.lock() {
+            connections.insert(id, watch.clone());
+        }
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            watch: watch.clone(),
+            epoch,
+        });
+        let service = {
+            let router = router.clone();
+            let watch = watch.clone();
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let busy = Busy::start(watch.clone(), epoch);
+                let router = router.clone();
+                async move {
+                    let response: Response = router
+                        .oneshot(Request::from(req.map(Body::new)))
+                        .await
+                        .unwrap_or_else(|never| match never {});
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|inner| Body::new(TrackedBody { inner, _busy: busy })),
+                    )
+                }
+            })
+        };
+        let connection = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                () = watch.close.cancelled() => {}
+            }
+            if let Ok(mut connections) = registry.connections.lock() {
+                connections.remove(&id);
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
+    if let Ok(connections) = registry.connections.lock() {
+        for watch in connections.values() {
+            watch.close.cancel();
+        }
+    }
+    watcher.abort();
+}
+
+/// Closes connections that outstayed their timeouts.
+async fn watch_connections(registry: Arc<Registry>, policy: ConnectionPolicy, epoch: Instant) {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = millis(epoch);
+        if let Ok(connections) = registry.connections.lock() {
+            for watch in connections.values() {
+                if watch.expired(now, &policy) {
+                    watch.close.cancel();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ConnectionPolicy {
+        ConnectionPolicy {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4,
+        }
+    }
+
+    #[test]
+    fn a_fresh_silent_connection_expires_after_the_header_timeout() {
+        let w = Watch::new(1_000);
+        assert!(!w.expired(11_000, &policy()));
+        assert!(w.expired(11_001, &policy()));
+    }
+
+    #[test]
+    fn a_started_head_must_finish_within_the_header_timeout() {
+        let w = Watch::new(1_000);
+        w.served.store(true, Ordering::Release);
+        w.head_since.store(30_000, Ordering::Release);
+        assert!(!w.expired(40_000, &policy()));
+        assert!(w.expired(40_001, &policy()));
+    }
+
+    #[test]
+    fn a_connection_that_served_a_request_may_idle_for_the_idle_timeout() {
+        let w = Watch::new(1_000);
+        w.served.store(true, Ordering::Release);
+        assert!(!w.expired(61_000, &policy()));
+        assert!(w.expired(61_001, &policy()));
+    }
+
+    #[test]
+    fn a_busy_connection_never_expires_and_is_never_evicted() {
+        let registry = Registry::default();
+        let w = Arc::new(Watch::new(0));
+        let busy = Busy::start(w.clone(), Instant::now());
+        registry.connections.lock().unwrap().insert(1, w.clone());
+        assert!(!w.expired(u64::MAX, &policy()));
+        assert!(!registry.evict_longest_waiting());
+        drop(busy);
+        assert!(w.served.load(Ordering::Acquire));
+        assert!(registry.evict_longest_waiting());
+        assert!(w.close.is_cancelled());
+    }
+
+    #[test]
+    fn the_connection_waiting_longest_is_evicted_first() {
+        let registry = Registry::default();
+        let (old, new) = (Arc::new(Watch::new(5)), Arc::new(Watch::new(9)));
+        registry.connections.lock().unwrap().insert(1, new.clone());
+        registry.connections.lock().unwrap().insert(2, old.clone());
+        assert!(registry.evict_longest_waiting());
+        assert!(old.close.is_cancelled());
+        assert!(!new.close.is_cancelled());
+    }
+}
