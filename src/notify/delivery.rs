@@ -248,7 +248,7 @@ impl Notifier {
             Err(e) => Some(format!("unreachable: {}", without_url(&e))),
         };
         let Some(failure) = failure else {
-            tracing::debug!(url = %post.url, items = ids.len(), elapsed = ?started.elapsed(), "delivered");
+            tracing::debug!(url = %redacted(&post.url), items = ids.len(), elapsed = ?started.elapsed(), "delivered");
             return self.store.remove_deliveries(&ids).await;
         };
         let now = self.clock.now();
@@ -260,14 +260,14 @@ impl Notifier {
             let attempts = retrying.iter().map(|(d, _)| d.attempts).max().unwrap_or(0) + 1;
             let next = now + backoff(attempts);
             let ids: Vec<u64> = retrying.iter().map(|(d, _)| d.id).collect();
-            tracing::warn!(url = %post.url, items = ids.len(), attempts, %failure, next = %next, "delivery failed; will retry");
+            tracing::warn!(url = %redacted(&post.url), items = ids.len(), attempts, %failure, next = %next, "delivery failed; will retry");
             self.store.retry_deliveries(&ids, next).await?;
         }
         if !expired.is_empty() {
             let ids: Vec<u64> = expired.iter().map(|(d, _)| d.id).collect();
             self.dropped
                 .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(url = %post.url, items = ids.len(), %failure, "deliveries dropped after retrying for 4 hours");
+            tracing::warn!(url = %redacted(&post.url), items = ids.len(), %failure, "deliveries dropped after retrying for 4 hours");
             self.store.remove_deliveries(&ids).await?;
             if !post.lifecycle {
                 let mut missed: Vec<NewDelivery> = Vec::new();
@@ -390,6 +390,15 @@ fn encrypted(s: &Subscription, data: &Value) -> Option<Value> {
     }
 }
 
+/// A URL for logs: scheme, host, port and path, never the query string
+/// (receivers put secrets there).
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}{}", u.origin().ascii_serialization(), u.path()),
+        Err(_) => "<unparsable url>".to_string(),
+    }
+}
+
 /// A reqwest error's text without the URL (which may carry secrets in its
 /// query string).
 fn without_url(e: &reqwest::Error) -> String {
@@ -398,4 +407,27 @@ fn without_url(e: &reqwest::Error) -> String {
         text = text.replace(url.as_str(), "<url>");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_urls_never_carry_their_query_string() {
+        assert_eq!(
+            redacted("https://hooks.example:8443/presence?code=s3cret&x=1"),
+            "https://hooks.example:8443/presence"
+        );
+        assert_eq!(redacted("not a url"), "<unparsable url>");
+    }
+
+    #[test]
+    fn retries_back_off_from_10_seconds_doubling_to_at_most_30_minutes() {
+        assert_eq!(backoff(1), TimeDelta::seconds(10));
+        assert_eq!(backoff(2), TimeDelta::seconds(20));
+        assert_eq!(backoff(5), TimeDelta::seconds(160));
+        assert_eq!(backoff(9), TimeDelta::minutes(30));
+        assert_eq!(backoff(u32::MAX), TimeDelta::minutes(30));
+    }
 }
