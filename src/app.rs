@@ -98,6 +98,7 @@ const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 pub struct App {
     state: AppState,
     policy: crate::http::serve::ConnectionPolicy,
+    tls: Option<crate::http::tls::Tls>,
     store: Arc<dyn Store>,
     notifier: Arc<Notifier>,
     tasks: TaskTracker,
@@ -192,7 +193,13 @@ impl App {
                 bound: std::sync::OnceLock::new(),
             }),
         };
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|source| crate::http::tls::load(source, &config.data_dir, config.listen))
+            .transpose()?;
         Ok(Self {
+            tls,
             policy: config.connections,
             state,
             store,
@@ -205,6 +212,21 @@ impl App {
     /// The handler state (the router is `http::router(app.state().clone())`).
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// `https` when the listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The self-signed certificate clients should trust, when presenced
+    /// made one (`--tls-self-signed`).
+    pub fn self_signed_certificate(&self) -> Option<&Path> {
+        self.tls.as_ref().and_then(|t| t.self_signed.as_deref())
     }
 
     /// The notifier: subscriptions, the scheduler pass, deliveries.
@@ -220,7 +242,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         if let Ok(addr) = listener.local_addr() {
-            let _ = self.state.origin.bound.set(format!("http://{addr}"));
+            let _ = self
+                .state
+                .origin
+                .bound
+                .set(format!("{}://{addr}", self.scheme()));
         }
         let app = router(self.state.clone());
         let streams = self.state.stopping.clone();
@@ -229,7 +255,8 @@ impl App {
             // Long-lived event streams end so open connections can drain.
             streams.cancel();
         };
-        crate::http::serve::serve(listener, app, self.policy, signal, SHUTDOWN_GRACE).await;
+        let tls = self.tls.as_ref().map(|t| t.config.clone());
+        crate::http::serve::serve(listener, app, tls, self.policy, signal, SHUTDOWN_GRACE).await;
         self.shutdown().await;
         Ok(())
     }

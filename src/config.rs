@@ -11,6 +11,7 @@ use crate::domain::{parse_duration, AllowedNetworks, SubscriptionLimits};
 use crate::http::serve::{
     connection_cap_from_file_limit, ConnectionPolicy, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
 };
+use crate::http::tls::TlsSource;
 use crate::notify::NotifySettings;
 
 /// The shortest event-log retention (SPEC §8: at least 24 hours).
@@ -67,6 +68,12 @@ pub struct FileConfig {
     pub idle_timeout: Option<String>,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
+    /// `--tls-cert` (PEM chain).
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key` (PEM key).
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-self-signed`.
+    pub tls_self_signed: Option<bool>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -143,6 +150,8 @@ pub struct Config {
     pub trust_forwarded_headers: bool,
     /// Connection timeouts and the connection cap.
     pub connections: ConnectionPolicy,
+    /// TLS for the listener, if any.
+    pub tls: Option<TlsSource>,
 }
 
 /// Checks `--public-url`: an absolute http(s) URL with a host and no path,
@@ -327,7 +336,29 @@ impl Config {
             )?,
             max_connections: max_connections.unwrap_or_else(connection_cap_from_file_limit),
         };
+        let tls = match (
+            cli.tls_cert.or(file.tls_cert),
+            cli.tls_key.or(file.tls_key),
+            cli.tls_self_signed
+                .or(file.tls_self_signed)
+                .unwrap_or(false),
+        ) {
+            (None, None, false) => None,
+            (None, None, true) => Some(TlsSource::SelfSigned),
+            (Some(cert), Some(key), false) => Some(TlsSource::Files { cert, key }),
+            (Some(_), Some(_), true) => {
+                return Err(ConfigError::Invalid(
+                    "give either --tls-cert and --tls-key, or --tls-self-signed, not both".into(),
+                ))
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "--tls-cert and --tls-key go together".into(),
+                ))
+            }
+        };
         Ok(Self {
+            tls,
             connections,
             public_url,
             trust_forwarded_headers,
@@ -468,6 +499,33 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_key_together_or_a_self_signed_one() {
+        let with = |cert: Option<&str>, key: Option<&str>, self_signed: bool| FileConfig {
+            tls_cert: cert.map(PathBuf::from),
+            tls_key: key.map(PathBuf::from),
+            tls_self_signed: self_signed.then_some(true),
+            ..Default::default()
+        };
+        let merge = |f| Config::merge(f, FileConfig::default(), false);
+        assert_eq!(merge(with(None, None, false)).unwrap().tls, None);
+        assert_eq!(
+            merge(with(None, None, true)).unwrap().tls,
+            Some(TlsSource::SelfSigned)
+        );
+        assert_eq!(
+            merge(with(Some("c.pem"), Some("k.pem"), false))
+                .unwrap()
+                .tls,
+            Some(TlsSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(merge(with(Some("c.pem"), None, false)).is_err());
+        assert!(merge(with(Some("c.pem"), Some("k.pem"), true)).is_err());
     }
 
     #[test]

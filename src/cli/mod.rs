@@ -103,6 +103,17 @@ pub struct ServeArgs {
     /// raised to its hard limit, less 128].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Serve over TLS with this PEM certificate chain (with --tls-key);
+    /// HTTP/2 and HTTP/1.1 are offered.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve over TLS with a self-signed certificate created once in the
+    /// data dir (for development; its path is printed at start).
+    #[arg(long)]
+    pub tls_self_signed: bool,
 }
 
 /// `presenced token`.
@@ -176,6 +187,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_self_signed: args.tls_self_signed.then_some(true),
     };
     let config = Config::merge(cli, file, secret_env_set())?;
     let store = App::open_store(&config)?;
@@ -187,7 +201,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();
     tracing::info!(%addr, data_dir = %config.data_dir.display(), manual_clock = config.manual_clock, "serving");
-    println!("presenced listening on http://{addr}");
+    println!("presenced listening on {}://{addr}", app.scheme());
+    if let Some(cert) = app.self_signed_certificate() {
+        // For NODE_EXTRA_CA_CERTS, Python's `verify=`, curl's --cacert.
+        println!(
+            "presenced TLS certificate (self-signed): {}",
+            cert.display()
+        );
+    }
     app.serve(listener, shutdown).await
 }
 

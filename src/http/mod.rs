@@ -13,6 +13,7 @@ pub mod presence;
 pub mod render;
 pub mod serve;
 pub mod subscriptions;
+pub mod tls;
 
 use std::sync::Arc;
 

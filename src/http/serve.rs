@@ -33,7 +33,7 @@ use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -187,14 +187,15 @@ impl Registry {
     }
 }
 
-/// A stream that notes when the first byte of a request head arrives.
-struct Watched {
-    inner: TcpStream,
+/// A stream that notes when the first byte of a request head arrives (after
+/// TLS, so it sees the HTTP bytes).
+struct Watched<S> {
+    inner: S,
     watch: Arc<Watch>,
     epoch: Instant,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -213,7 +214,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -294,16 +295,19 @@ impl http_body::Body for TrackedBody {
     }
 }
 
-/// Serves `router` on `listener` with `policy` until `shutdown` completes,
-/// then lets open connections finish for up to `grace`.
+/// Serves `router` on `listener` (over TLS when `tls` is given) with
+/// `policy` until `shutdown` completes, then lets open connections finish
+/// for up to `grace`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     policy: ConnectionPolicy,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) {
     let epoch = Instant::now();
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let registry = Arc::new(Registry::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -358,37 +362,30 @@ pub async fn serve(
         if let Ok(mut connections) = registry.connections.lock() {
             connections.insert(id, watch.clone());
         }
-        let io = TokioIo::new(Watched {
-            inner: stream,
-            watch: watch.clone(),
+        let connection = Connection {
+            router: router.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            watch,
             epoch,
-        });
-        let service = {
-            let router = router.clone();
-            let watch = watch.clone();
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let busy = Busy::start(watch.clone(), epoch);
-                let router = router.clone();
-                async move {
-                    let response: Response = router
-                        .oneshot(Request::from(req.map(Body::new)))
-                        .await
-                        .unwrap_or_else(|never| match never {});
-                    Ok::<_, std::convert::Infallible>(
-                        response.map(|inner| Body::new(TrackedBody { inner, _busy: busy })),
-                    )
-                }
-            })
         };
-        let connection = builder
-            .serve_connection_with_upgrades(io, service)
-            .into_owned();
-        let connection = graceful.watch(connection);
         let registry = registry.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = connection => {}
-                () = watch.close.cancelled() => {}
+            match tls {
+                None => connection.run(stream).await,
+                Some(acceptor) => {
+                    // The handshake counts as waiting for a request: the
+                    // watcher closes a connection that stalls in it.
+                    let close = connection.watch.close.clone();
+                    let handshake = tokio::select! {
+                        shaken = acceptor.accept(stream) => shaken.ok(),
+                        () = close.cancelled() => None,
+                    };
+                    if let Some(stream) = handshake {
+                        connection.run(stream).await;
+                    }
+                }
             }
             if let Ok(mut connections) = registry.connections.lock() {
                 connections.remove(&id);
@@ -411,6 +408,61 @@ pub async fn serve(
         }
     }
     watcher.abort();
+}
+
+/// What serving one connection needs.
+struct Connection {
+    router: Router,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    watch: Arc<Watch>,
+    epoch: Instant,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 or HTTP/2 on `stream` until it closes, the server
+    /// shuts down, or the watcher closes it.
+    async fn run<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            router,
+            builder,
+            watcher,
+            watch,
+            epoch,
+        } = self;
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            watch: watch.clone(),
+            epoch,
+        });
+        let service = {
+            let watch = watch.clone();
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let busy = Busy::start(watch.clone(), epoch);
+                let router = router.clone();
+                async move {
+                    let response: Response = router
+                        .oneshot(Request::from(req.map(Body::new)))
+                        .await
+                        .unwrap_or_else(|never| match never {});
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|inner| Body::new(TrackedBody { inner, _busy: busy })),
+                    )
+                }
+            })
+        };
+        let connection = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let connection = watcher.watch(connection);
+        tokio::select! {
+            _ = connection => {}
+            () = watch.close.cancelled() => {}
+        }
+    }
 }
 
 /// Closes connections that outstayed their timeouts.

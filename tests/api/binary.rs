@@ -545,3 +545,44 @@ async fn sigterm_ends_open_event_streams_and_stops_promptly() {
     .await;
     assert!(end.is_ok(), "the event stream stayed open after shutdown");
 }
+
+#[tokio::test]
+async fn serve_with_a_self_signed_certificate_says_where_it_is_and_speaks_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-self-signed"])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .env_remove("PRESENCED_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.next().unwrap().unwrap();
+    let certificate = lines.next().unwrap().unwrap();
+    let url = listening
+        .strip_prefix("presenced listening on ")
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{listening}");
+    let cert = certificate
+        .strip_prefix("presenced TLS certificate (self-signed): ")
+        .unwrap();
+    assert_eq!(
+        Path::new(cert),
+        dir.path().join("tls-self-signed.cert.pem").as_path()
+    );
+    let pem = std::fs::read(cert).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{url}/_presenced/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}

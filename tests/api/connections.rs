@@ -202,3 +202,63 @@ async fn oversized_heads_get_graph_errors_with_request_ids() {
         .error(414, "requestUriTooLong")
         .contains("the limit is 32768"));
 }
+
+#[tokio::test]
+async fn over_tls_clients_get_http2_by_alpn_and_http1_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("tls-self-signed.cert.pem");
+    let server = TestServer::start_configured(dir, t0(), |f| {
+        f.tls_self_signed = Some(true);
+    })
+    .await;
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    let r = server
+        .client
+        .get(format!("{}/v1.0/me/presence", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["availability"], "Offline");
+    assert!(body["@odata.context"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://127.0.0.1:"));
+    let pem = std::fs::read(cert).unwrap();
+    let http1 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let r = http1
+        .get(format!("{}/_presenced/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.status(), 200);
+    // Plain http on the TLS port is not served.
+    let plain = format!("{}/_presenced/healthz", server.url.replace("https", "http"));
+    assert!(reqwest::get(plain).await.is_err());
+}
+
+#[tokio::test]
+async fn a_connection_that_stalls_in_the_tls_handshake_is_closed() {
+    let server = TestServer::start_configured(tempfile::tempdir().unwrap(), t0(), |f| {
+        f.tls_self_signed = Some(true);
+        f.header_timeout = Some("PT1S".into());
+    })
+    .await;
+    let mut conn = TcpStream::connect(server.url.trim_start_matches("https://"))
+        .await
+        .unwrap();
+    assert!(closed_within(&mut conn, Duration::from_secs(5)).await);
+}

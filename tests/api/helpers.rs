@@ -142,7 +142,13 @@ impl TestServer {
             .unwrap();
         let notifier = app.notifier().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{}://{}", app.scheme(), listener.local_addr().unwrap());
+        let mut client = reqwest::Client::builder();
+        if let Some(cert) = app.self_signed_certificate() {
+            let pem = std::fs::read(cert).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        let client = client.build().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             app.serve(listener, async {
@@ -153,7 +159,7 @@ impl TestServer {
         });
         Self {
             url,
-            client: reqwest::Client::new(),
+            client,
             clock,
             tenant: Uuid::new_v4(),
             notifier,
