@@ -741,24 +741,33 @@ mod backends {
     /// a raw connection holds the write lock while every write is queued
     /// (each future polled once sends its job), then lets the writer go.
     async fn write_in_one_batch(
-        dir: &std::path::Path,
+        _dir: &std::path::Path,
         store: &SqliteStore,
         writes: Vec<(UserKey, Session)>,
     ) -> Vec<Result<crate::store::Applied, StoreError>> {
-        let blocker = raw(dir);
-        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Hold the writer thread inside a job until every write is queued:
+        // whether it took the job alone or with some of the writes, the
+        // writes it has not taken are all waiting when it next drains the
+        // queue, so they share one batch.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let mut hold = Box::pin(store.run(t0(), move |_| {
+            let _ = held.recv();
+            Ok(())
+        }));
         let mut pending: Vec<_> = writes
             .into_iter()
             .map(|(k, s)| store.upsert_session(k, s, t0()))
             .collect();
         std::future::poll_fn(|cx| {
+            assert!(hold.as_mut().poll(cx).is_pending());
             for write in pending.iter_mut() {
                 assert!(write.as_mut().poll(cx).is_pending());
             }
             std::task::Poll::Ready(())
         })
         .await;
-        blocker.execute_batch("COMMIT").unwrap();
+        release.send(()).unwrap();
+        let _ = hold.await;
         futures_util::future::join_all(pending).await
     }
 

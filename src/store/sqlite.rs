@@ -313,7 +313,7 @@ impl SqliteStore {
 
     /// Runs `f` on the writer thread inside a group-committed transaction
     /// and answers once it is durable.
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         now: Instant,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
