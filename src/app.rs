@@ -187,6 +187,9 @@ impl App {
             request_timeout: crate::http::DEFAULT_REQUEST_TIMEOUT,
             clock_moves: Default::default(),
             stopping: cancel.child_token(),
+            throttle: config
+                .rate_limit
+                .map(|limit| Arc::new(crate::http::throttle::Throttle::new(limit))),
             origin: Arc::new(crate::http::extract::Origin {
                 public: config.public_url.clone(),
                 trust_forwarded: config.trust_forwarded_headers,

@@ -11,6 +11,7 @@ use crate::domain::{parse_duration, AllowedNetworks, SubscriptionLimits};
 use crate::http::serve::{
     connection_cap_from_file_limit, ConnectionPolicy, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
 };
+use crate::http::throttle::RateLimit;
 use crate::http::tls::TlsSource;
 use crate::notify::NotifySettings;
 
@@ -74,6 +75,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// `--tls-self-signed`.
     pub tls_self_signed: Option<bool>,
+    /// `--rate-limit` (`N/WINDOW`, e.g. `1500/30s`).
+    pub rate_limit: Option<String>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -152,6 +155,8 @@ pub struct Config {
     pub connections: ConnectionPolicy,
     /// TLS for the listener, if any.
     pub tls: Option<TlsSource>,
+    /// Graph's throttling per application per tenant, if on.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Checks `--public-url`: an absolute http(s) URL with a host and no path,
@@ -357,7 +362,16 @@ impl Config {
                 ))
             }
         };
+        let rate_limit = cli
+            .rate_limit
+            .or(file.rate_limit)
+            .map(|text| {
+                RateLimit::parse(&text)
+                    .map_err(|e| ConfigError::Invalid(format!("--rate-limit: {e}")))
+            })
+            .transpose()?;
         Ok(Self {
+            rate_limit,
             tls,
             connections,
             public_url,

@@ -114,6 +114,11 @@ pub struct ServeArgs {
     /// data dir (for development; its path is printed at start).
     #[arg(long)]
     pub tls_self_signed: bool,
+    /// Graph's throttling: at most N requests per WINDOW per application per
+    /// tenant, e.g. 1500/30s (Graph's figure); beyond it 429 with
+    /// Retry-After [default: off].
+    #[arg(long, value_name = "N/WINDOW")]
+    pub rate_limit: Option<String>,
 }
 
 /// `presenced token`.
@@ -190,6 +195,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         tls_self_signed: args.tls_self_signed.then_some(true),
+        rate_limit: args.rate_limit,
     };
     let config = Config::merge(cli, file, secret_env_set())?;
     let store = App::open_store(&config)?;

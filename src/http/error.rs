@@ -19,6 +19,8 @@ pub struct GraphError {
     pub code: &'static str,
     /// Human-readable message; never contains tokens or driver text.
     pub message: String,
+    /// Seconds to wait before retrying (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl GraphError {
@@ -47,12 +49,27 @@ impl GraphError {
         )
     }
 
+    /// 429 `TooManyRequests` with `Retry-After` (SPEC §6).
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "Too many requests from this application in this tenant; retry after {retry_after} seconds."
+                ),
+            )
+        }
+    }
+
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -70,6 +87,11 @@ impl GraphError {
             }
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

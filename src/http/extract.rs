@@ -231,14 +231,26 @@ pub async fn versioned_path(
     Ok((version, params))
 }
 
-/// Verifies the bearer token of a request (against wall time, SPEC §8).
+/// Verifies the bearer token of a request (against wall time, SPEC §8) and,
+/// when throttling is on, takes one request from the caller's application's
+/// budget in its tenant (429 beyond it).
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let token = bearer_token(header)?;
-    Ok(state.verifier.verify(token, wall_now()).await?)
+    let principal = state.verifier.verify(token, wall_now()).await?;
+    if let Some(throttle) = &state.throttle {
+        throttle
+            .take(
+                principal.tenant,
+                &principal.app_id,
+                std::time::Instant::now(),
+            )
+            .map_err(GraphError::too_many_requests)?;
+    }
+    Ok(principal)
 }
 
 impl FromRequestParts<AppState> for Call {

@@ -13,6 +13,7 @@ pub mod presence;
 pub mod render;
 pub mod serve;
 pub mod subscriptions;
+pub mod throttle;
 pub mod tls;
 
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub clock_moves: Arc<tokio::sync::Mutex<()>>,
     /// Where this server says it lives (`@odata.context`).
     pub origin: Arc<extract::Origin>,
+    /// Graph's throttling, when `--rate-limit` is set.
+    pub throttle: Option<Arc<throttle::Throttle>>,
 }
 
 /// The Graph actions reachable under each presence path, by their short

@@ -262,3 +262,43 @@ async fn a_connection_that_stalls_in_the_tls_handshake_is_closed() {
         .unwrap();
     assert!(closed_within(&mut conn, Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn beyond_the_rate_limit_an_application_gets_429_with_retry_after_and_others_do_not() {
+    let server = TestServer::start_configured(tempfile::tempdir().unwrap(), t0(), |f| {
+        f.rate_limit = Some("3/60s".into());
+    })
+    .await;
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    for _ in 0..3 {
+        server.get("/v1.0/me/presence", &token).await.ok_json();
+    }
+    let throttled = server
+        .post(
+            &format!("/v1.0/users/{user}/presence/setPresence"),
+            &token,
+            serde_json::json!({"sessionId": crate::helpers::APP, "availability": "Busy", "activity": "InACall"}),
+        )
+        .await;
+    let message = throttled.error(429, "TooManyRequests");
+    assert!(message.contains("retry after 20 seconds"), "{message}");
+    assert_eq!(throttled.headers["retry-after"], "20");
+    // Nothing was written, and another application is not affected.
+    let other_app = crate::helpers::token(
+        server.tenant,
+        Some(user),
+        "another-app",
+        Some(ALL_SCOPES),
+        None,
+    );
+    let r = server.get("/v1.0/me/presence", &other_app).await;
+    assert_eq!(r.ok_json()["availability"], "Offline");
+    // Unauthenticated health checks are never throttled.
+    for _ in 0..5 {
+        let r = server
+            .send(reqwest::Method::GET, "/_presenced/healthz", None, None)
+            .await;
+        assert_eq!(r.status, 200);
+    }
+}
