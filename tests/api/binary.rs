@@ -586,3 +586,98 @@ async fn serve_with_a_self_signed_certificate_says_where_it_is_and_speaks_https(
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn sigterm_under_write_load_keeps_every_acknowledged_write_and_answers_or_closes() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = Proc::start(&["--data-dir", data]);
+    let tenant = Uuid::new_v4();
+    let app = "app-sigterm";
+    let token = mint(
+        dir.path(),
+        tenant,
+        None,
+        app,
+        None,
+        Some("Presence.ReadWrite.All Presence.Read.All"),
+    );
+    const PAIRS: [(&str, &str); 2] = [("Busy", "InACall"), ("DoNotDisturb", "Presenting")];
+    /// Per user: the last pair acknowledged, and the pair in flight.
+    type Outcome = (Option<usize>, Option<usize>);
+    let users: Vec<Uuid> = (0..24).map(|_| Uuid::new_v4()).collect();
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::new(Mutex::new(vec![(None, None); users.len()]));
+    let client = reqwest::Client::new();
+    let mut writers = vec![];
+    for (i, user) in users.iter().enumerate() {
+        let (client, url, token, user, outcomes) = (
+            client.clone(),
+            server.url.clone(),
+            token.clone(),
+            *user,
+            outcomes.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let pair = n % 2;
+                outcomes.lock().unwrap()[i].1 = Some(pair);
+                let sent = client
+                    .post(format!("{url}/v1.0/users/{user}/presence/setPresence"))
+                    .bearer_auth(&token)
+                    .json(&json!({"sessionId": app, "availability": PAIRS[pair].0, "activity": PAIRS[pair].1, "expirationDuration": "PT4H"}))
+                    .send();
+                // Every request gets an answer or a closed connection, never
+                // a hang.
+                let answer = tokio::time::timeout(Duration::from_secs(15), sent)
+                    .await
+                    .expect("a request hung through shutdown");
+                match answer {
+                    Ok(r) if r.status() == 200 => {
+                        let mut o = outcomes.lock().unwrap();
+                        o[i] = (Some(pair), None);
+                    }
+                    // Refused or closed during shutdown: the write may or may
+                    // not have landed; stop writing this user.
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = tokio::task::spawn_blocking(move || server.sigterm())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    for w in writers {
+        w.await.unwrap();
+    }
+    let restarted = Proc::start(&["--data-dir", data]);
+    let outcomes = outcomes.lock().unwrap().clone();
+    assert!(
+        outcomes.iter().any(|(acked, _)| acked.is_some()),
+        "the load acknowledged some writes before the signal"
+    );
+    for (user, (acked, in_flight)) in users.iter().zip(outcomes) {
+        let r = restarted
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1.0/users/{user}/presence"),
+                &token,
+                None,
+            )
+            .await;
+        let availability = r.body["availability"].as_str().unwrap().to_string();
+        let allowed: Vec<&str> = acked
+            .into_iter()
+            .chain(in_flight)
+            .map(|p| PAIRS[p].0)
+            .collect();
+        if acked.is_some() {
+            assert!(
+                allowed.contains(&availability.as_str()),
+                "user {user}: {availability}, acknowledged {acked:?}, in flight {in_flight:?}"
+            );
+        }
+    }
+}
