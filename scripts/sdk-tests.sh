@@ -63,6 +63,44 @@ setup_js() {
   fi
 }
 
+# --- JavaScript TLS test (js/test/tls.test.mjs): Node trusts a self-signed
+# certificate only through NODE_EXTRA_CA_CERTS, which it reads once at start.
+# So presenced makes its certificate here, before node starts: one short
+# `serve --tls-self-signed` in a temporary data dir, stopped with SIGTERM as
+# soon as it has printed the certificate line. The test's own server copies
+# that certificate and key (from PRESENCED_SDK_TLS_DIR) into its data dir.
+tls_tmp=""
+cleanup() { if [ -n "$tls_tmp" ]; then rm -rf "$tls_tmp"; fi; }
+trap cleanup EXIT
+tls_data="" tls_cert=""
+prepare_js_tls() {
+  tls_tmp="$(mktemp -d "${TMPDIR:-/tmp}/presenced-sdk-tls-XXXXXX")"
+  local out="$tls_tmp/stdout" err="$tls_tmp/stderr" pid i status=0 cert=""
+  tls_data="$tls_tmp/data"
+  head -c 36 /dev/urandom | base64 >"$tls_tmp/jwt-secret"
+  "$bin" serve --tls-self-signed --listen 127.0.0.1:0 --data-dir "$tls_data" \
+    --jwt-secret-file "$tls_tmp/jwt-secret" </dev/null >"$out" 2>"$err" &
+  pid=$!
+  for ((i = 0; i < 300; i++)); do # the certificate line, within 30 s
+    cert="$(sed -n 's/^presenced TLS certificate (self-signed): //p' "$out")"
+    if [ -n "$cert" ] || ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do # a graceful exit, within 15 s
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" || status=$?
+  if [ -z "$cert" ] || [ ! -f "$cert" ] || [ "$status" -ne 0 ]; then
+    echo "sdk-tests: presenced serve --tls-self-signed gave no certificate or exited $status" >&2
+    cat "$out" "$err" >&2
+    return 1
+  fi
+  tls_cert="$cert"
+}
+
 failed=()
 if want python; then
   setup_python
@@ -73,8 +111,17 @@ if want python; then
 fi
 if want js; then
   setup_js
+  if ! prepare_js_tls; then
+    failed+=(js-tls-certificate)
+  fi
   echo "sdk-tests: JavaScript suite (@microsoft/microsoft-graph-client) against $PRESENCED_BIN"
-  if ! (cd "$repo/sdk-tests/js" && npm test --silent); then
+  if ! (
+    cd "$repo/sdk-tests/js"
+    if [ -n "$tls_cert" ]; then
+      export PRESENCED_SDK_TLS_DIR="$tls_data" NODE_EXTRA_CA_CERTS="$tls_cert"
+    fi
+    npm test --silent
+  ); then
     failed+=(js)
   fi
 fi

@@ -5,6 +5,8 @@ clock). Tests talk to it through the official `msgraph-sdk` GraphServiceClient
 for Graph paths, and through plain HTTP (urllib) for the emulator endpoints
 under /_presenced/, which are not Graph. One webhook receiver (stdlib
 http.server on 127.0.0.1) serves the session's subscription tests.
+`Presenced(..., tls=True)` serves https with presenced's self-signed
+certificate (--tls-self-signed); test_tls_sdk.py starts its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import queue
 import re
 import secrets
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -43,7 +46,8 @@ APP_ID = "0d6f4a2b-7e91-4c3a-8b5d-6e2f1a9c7b44"
 START_TIME = "2026-01-01T09:00:00Z"
 DELEGATED_SCOPES = "Presence.ReadWrite Presence.Read.All"
 APP_ROLES = "Presence.ReadWrite.All Presence.Read.All Presenced.Admin"
-LISTEN_LINE = re.compile(r"^presenced listening on (http://127\.0\.0\.1:(\d+))$")
+LISTEN_LINE = re.compile(r"^presenced listening on (https?://127\.0\.0\.1:(\d+))$")
+CERT_LINE = re.compile(r"^presenced TLS certificate \(self-signed\): (.+)$")
 STARTUP_TIMEOUT_S = 30.0
 
 
@@ -67,11 +71,33 @@ class StaticTokenProvider(AccessTokenProvider):
         return self._hosts
 
 
+async def aclose_http_client(client: Any) -> None:
+    """Close an SDK-made httpx.AsyncClient and the connections under it.
+
+    GraphClientFactory swaps the client's transport for msgraph-core's
+    AsyncGraphTransport, which (msgraph-core 1.5.2) has no aclose(): the
+    client's aclose() then leaves the real transport's connection pool open.
+    An idle HTTP/1.1 keep-alive connection costs nothing at server shutdown,
+    but an HTTP/2 one that nobody reads holds a graceful shutdown until its
+    grace period ends, so the wrapped transport is closed here as well.
+    """
+    await client.aclose()
+    for transport in [client._transport, *client._mounts.values()]:
+        inner = getattr(transport, "transport", None)
+        if inner is not None:
+            await inner.aclose()
+
+
 class Presenced:
     """A running presenced process plus helpers to mint tokens and drive the emulator."""
 
-    def __init__(self, binary: Path, workdir: Path) -> None:
+    def __init__(self, binary: Path, workdir: Path, tls: bool = False) -> None:
         self.binary = binary
+        self.tls = tls
+        # With tls: the certificate from presenced's second stdout line, and
+        # an SSL context trusting it (for the plain-HTTP emulator calls).
+        self.certificate: Optional[Path] = None
+        self.ssl_context: Optional[ssl.SSLContext] = None
         self.workdir = workdir
         self.secret_file = workdir / "jwt-secret"
         self.secret_file.write_text(secrets.token_urlsafe(48))
@@ -94,6 +120,7 @@ class Presenced:
                 "--jwt-secret-file", str(self.secret_file),
                 "--manual-clock",
                 "--start-time", START_TIME,
+                *(["--tls-self-signed"] if self.tls else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -108,20 +135,35 @@ class Presenced:
                 lines.put(line)
 
         threading.Thread(target=pump, daemon=True).start()
-        try:
-            first = lines.get(timeout=STARTUP_TIMEOUT_S).rstrip("\r\n")
-        except queue.Empty:
-            self.stop(check=False)
-            raise RuntimeError(
-                f"presenced printed no listening line within {STARTUP_TIMEOUT_S}s\n{self.stderr_tail()}"
-            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+
+        def next_line(what: str) -> str:
+            try:
+                return lines.get(timeout=max(0.0, deadline - time.monotonic())).rstrip("\r\n")
+            except queue.Empty:
+                self.stop(check=False)
+                raise RuntimeError(
+                    f"presenced printed no {what} within {STARTUP_TIMEOUT_S}s\n{self.stderr_tail()}"
+                ) from None
+
+        first = next_line("listening line")
         m = LISTEN_LINE.match(first)
-        if not m:
+        if not m or m.group(1).startswith("https:") != self.tls:
             self.stop(check=False)
             raise RuntimeError(
                 f"unexpected first stdout line from presenced: {first!r}\n{self.stderr_tail()}"
             )
         self.root_url, self.port = m.group(1), int(m.group(2))
+        if self.tls:
+            second = next_line("certificate line")
+            c = CERT_LINE.match(second)
+            if not c:
+                self.stop(check=False)
+                raise RuntimeError(
+                    f"unexpected second stdout line from presenced: {second!r}\n{self.stderr_tail()}"
+                )
+            self.certificate = Path(c.group(1))
+            self.ssl_context = ssl.create_default_context(cafile=str(self.certificate))
 
     def stop(self, check: bool = True) -> Optional[str]:
         """SIGTERM and wait; returns a problem description if the stop was not graceful."""
@@ -189,7 +231,7 @@ class Presenced:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
             raise AssertionError(
@@ -199,7 +241,7 @@ class Presenced:
 
     def public_get(self, path: str) -> Any:
         """GET a public (unauthenticated) endpoint, e.g. the JWKS, as JSON."""
-        with urllib.request.urlopen(self.root_url + path, timeout=10) as resp:
+        with urllib.request.urlopen(self.root_url + path, timeout=10, context=self.ssl_context) as resp:
             return json.loads(resp.read())
 
     def clock_now(self) -> str:
@@ -232,7 +274,7 @@ class Presenced:
         try:
             yield GraphServiceClient(request_adapter=adapter)
         finally:
-            await adapter._http_client.aclose()
+            await aclose_http_client(adapter._http_client)
 
 
 # ----------------------------------------------------------------------------- webhooks

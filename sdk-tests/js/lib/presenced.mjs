@@ -1,11 +1,12 @@
 // Starts a real presenced process for a test file and builds official Graph
 // JavaScript clients aimed at it. WebhookReceiver is a notification endpoint
-// on 127.0.0.1 for the subscription tests.
+// on 127.0.0.1 for the subscription tests. `new Presenced({ tls: true })`
+// serves https with presenced's self-signed certificate (--tls-self-signed).
 
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import http from "node:http";
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, accessSync, constants } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, openSync, closeSync, accessSync, copyFileSync, constants } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,7 +23,11 @@ export const APP_ID = "0d6f4a2b-7e91-4c3a-8b5d-6e2f1a9c7b45";
 export const START_TIME = "2026-01-01T09:00:00Z";
 export const DELEGATED_SCOPES = "Presence.ReadWrite Presence.Read.All";
 export const APP_ROLES = "Presence.ReadWrite.All Presence.Read.All Presenced.Admin";
-const LISTEN_LINE = /^presenced listening on (http:\/\/127\.0\.0\.1:(\d+))$/;
+const LISTEN_LINE = /^presenced listening on (https?:\/\/127\.0\.0\.1:(\d+))$/;
+const CERT_LINE = /^presenced TLS certificate \(self-signed\): (.+)$/;
+/** File names of --tls-self-signed's certificate and key in the data dir. */
+export const SELF_SIGNED_CERT = "tls-self-signed.cert.pem";
+export const SELF_SIGNED_KEY = "tls-self-signed.key.pem";
 const STARTUP_TIMEOUT_MS = 30_000;
 
 export function presencedBinary() {
@@ -66,13 +71,27 @@ class BearerTokenMiddleware {
 }
 
 export class Presenced {
-  constructor() {
+  /**
+   * `tls`: serve https with --tls-self-signed; start() then also reads the
+   * certificate line into `certificatePath`. `certificateFrom`: a data dir
+   * holding a self-signed certificate and key made earlier; both are copied
+   * into this server's fresh data dir first, so presenced keeps using that
+   * certificate (the one NODE_EXTRA_CA_CERTS names) instead of making one.
+   */
+  constructor({ tls = false, certificateFrom } = {}) {
+    this.tls = tls;
     this.bin = presencedBinary();
     this.dir = mkdtempSync(path.join(tmpdir(), "presenced-sdk-js-"));
     this.secretFile = path.join(this.dir, "jwt-secret");
     writeFileSync(this.secretFile, randomBytes(36).toString("base64url"));
     this.dataDir = path.join(this.dir, "data");
-    mkdirSync(this.dataDir);
+    mkdirSync(this.dataDir, { mode: 0o700 });
+    if (certificateFrom) {
+      for (const name of [SELF_SIGNED_CERT, SELF_SIGNED_KEY]) {
+        copyFileSync(path.join(certificateFrom, name), path.join(this.dataDir, name));
+      }
+    }
+    this.certificatePath = undefined;
     this.stderrPath = path.join(this.dir, "presenced.stderr.log");
     this.tokens = new Map();
     this.rootUrl = "";
@@ -88,27 +107,57 @@ export class Presenced {
       "--jwt-secret-file", this.secretFile,
       "--manual-clock",
       "--start-time", START_TIME,
+      ...(this.tls ? ["--tls-self-signed"] : []),
     ], { stdio: ["ignore", "pipe", errFd] });
     closeSync(errFd);
     this.exited = new Promise((resolve) => this.proc.once("exit", (code, signal) => resolve({ code, signal })));
 
+    // Every stdout line is queued (and stdout keeps draining, so the process
+    // never blocks on a full pipe); startup reads the first one or two.
+    const queued = [];
+    let wake = () => {};
     const lines = createInterface({ input: this.proc.stdout });
-    const first = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(
-        `presenced printed no listening line within ${STARTUP_TIMEOUT_MS} ms\n${this.stderrTail()}`)), STARTUP_TIMEOUT_MS);
-      lines.once("line", (line) => { clearTimeout(timer); resolve(line); });
-      this.proc.once("exit", (code) => { clearTimeout(timer); reject(new Error(
-        `presenced exited (${code}) before listening\n${this.stderrTail()}`)); });
+    lines.on("line", (line) => { queued.push(line); wake(); });
+    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+    const nextLine = (what) => new Promise((resolve, reject) => {
+      const settle = () => {
+        if (queued.length > 0) {
+          clearTimeout(timer);
+          this.proc.off("exit", onExit);
+          wake = () => {};
+          resolve(queued.shift());
+        }
+      };
+      const onExit = (code) => {
+        clearTimeout(timer);
+        reject(new Error(`presenced exited (${code}) before printing ${what}\n${this.stderrTail()}`));
+      };
+      const timer = setTimeout(() => {
+        this.proc.off("exit", onExit);
+        reject(new Error(`presenced printed no ${what} within ${STARTUP_TIMEOUT_MS} ms\n${this.stderrTail()}`));
+      }, Math.max(0, deadline - Date.now()));
+      wake = settle;
+      this.proc.once("exit", onExit);
+      settle();
     });
-    const m = LISTEN_LINE.exec(first.trim());
-    if (!m) {
+    const fail = async (message) => {
       await this.stop();
-      throw new Error(`unexpected first stdout line from presenced: ${JSON.stringify(first)}\n${this.stderrTail()}`);
+      throw new Error(`${message}\n${this.stderrTail()}`);
+    };
+
+    const first = await nextLine("listening line");
+    const m = LISTEN_LINE.exec(first.trim());
+    if (!m || m[1].startsWith("https:") !== this.tls) {
+      await fail(`unexpected first stdout line from presenced: ${JSON.stringify(first)}`);
     }
     this.rootUrl = m[1];
     this.port = Number(m[2]);
-    // Keep draining stdout so the process never blocks on a full pipe.
-    lines.on("line", () => {});
+    if (this.tls) {
+      const second = await nextLine("certificate line");
+      const c = CERT_LINE.exec(second.trim());
+      if (!c) await fail(`unexpected second stdout line from presenced: ${JSON.stringify(second)}`);
+      this.certificatePath = c[1];
+    }
   }
 
   /** SIGTERM and wait; returns a description of the problem when the stop was not graceful. */
