@@ -221,3 +221,29 @@ async def test_factory_client_with_an_ssl_context(tls_server: Presenced, http2: 
         await aclose_http_client(http)
     assert len(versions.seen) == 3, versions.seen
     assert versions.versions() == {expected}, versions.seen
+
+
+@aio
+async def test_sigterm_does_not_wait_for_an_idle_http2_client() -> None:
+    """An idle pooled HTTP/2 connection (httpx never reads it) must not hold
+    up shutdown: presenced closes connections with nothing in flight at once
+    instead of waiting out its 10 s grace period for the client."""
+    import signal
+    import subprocess
+    import time
+
+    with tempfile.TemporaryDirectory(prefix="presenced-sdk-py-tls-stop-") as tmp:
+        srv = Presenced(_binary(), Path(tmp), tls=True)
+        srv.start()
+        assert srv.proc is not None and srv.ssl_context is not None
+        async with httpx.AsyncClient(verify=srv.ssl_context, http2=True) as client:
+            r = await client.get(f"{srv.root_url}/_presenced/healthz")
+            assert r.status_code == 200 and r.http_version == "HTTP/2"
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                code = await asyncio.to_thread(srv.proc.wait, 5)
+            except subprocess.TimeoutExpired:
+                srv.stop(check=False)
+                pytest.fail(f"presenced still running 5 s after SIGTERM with an idle HTTP/2 client\n{srv.stderr_tail()}")
+            assert code == 0, srv.stderr_tail()
+        srv.stop(check=False)

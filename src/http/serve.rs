@@ -159,6 +159,9 @@ impl Watch {
 #[derive(Debug, Default)]
 struct Registry {
     connections: Mutex<HashMap<u64, Arc<Watch>>>,
+    /// Set at shutdown: a connection with nothing in flight closes at once
+    /// (an idle HTTP/2 client may never read the server's GOAWAY).
+    stopping: AtomicBool,
 }
 
 impl Registry {
@@ -393,6 +396,8 @@ pub async fn serve(
         });
     }
     drop(listener);
+    registry.stopping.store(true, Ordering::Release);
+    close_idle(&registry);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -465,12 +470,26 @@ impl Connection {
     }
 }
 
+/// Closes every connection with no request in flight (at shutdown).
+fn close_idle(registry: &Registry) {
+    if let Ok(connections) = registry.connections.lock() {
+        for watch in connections.values() {
+            if watch.waiting_since().is_some() {
+                watch.close.cancel();
+            }
+        }
+    }
+}
+
 /// Closes connections that outstayed their timeouts.
 async fn watch_connections(registry: Arc<Registry>, policy: ConnectionPolicy, epoch: Instant) {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     loop {
         tick.tick().await;
         let now = millis(epoch);
+        if registry.stopping.load(Ordering::Acquire) {
+            close_idle(&registry);
+        }
         if let Ok(connections) = registry.connections.lock() {
             for watch in connections.values() {
                 if watch.expired(now, &policy) {
