@@ -26,8 +26,13 @@ pub const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::hours(4);
 /// The most items in one POST.
 const MAX_ITEMS_PER_POST: usize = 100;
-/// The most deliveries taken from the outbox in one round.
-const ROUND: usize = 1000;
+/// The most deliveries taken from the outbox in one round: enough that,
+/// with many subscriptions queued at once, each POST still fills up.
+const ROUND: usize = 10_000;
+/// The most bytes of items in one POST (each item repeats its
+/// subscription's resource string, up to ~27 KB for 650 users): receivers
+/// commonly cap bodies at 1–2 MB.
+const MAX_POST_BYTES: usize = 1024 * 1024;
 /// How often a round is retried while due deliveries wait for a busy
 /// endpoint (a finished POST retries at once).
 const BUSY_RECHECK: Duration = Duration::from_millis(250);
@@ -163,8 +168,9 @@ impl Notifier {
                 *blocked = true; // its POST in flight finishes first
                 continue;
             }
-            if items.len() > MAX_ITEMS_PER_POST {
-                items.truncate(MAX_ITEMS_PER_POST);
+            let fits = fitting(&items);
+            if items.len() > fits {
+                items.truncate(fits);
                 *blocked = true;
             }
             let Some(permit) = self.endpoint_slot(&url) else {
@@ -390,6 +396,23 @@ fn encrypted(s: &Subscription, data: &Value) -> Option<Value> {
     }
 }
 
+/// How many of `items` go in one POST: at most [`MAX_ITEMS_PER_POST`], and
+/// no more than [`MAX_POST_BYTES`] by estimate (at least one).
+fn fitting(items: &[Item]) -> usize {
+    let mut bytes = 0;
+    let mut n = 0;
+    for (_, s) in items.iter().take(MAX_ITEMS_PER_POST) {
+        // The resource string, the client state and ~1 KB of fixed fields
+        // and (for rich notifications) encrypted content.
+        bytes += s.resource.len() + s.client_state.as_ref().map_or(0, String::len) + 1024;
+        if n > 0 && bytes > MAX_POST_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1)
+}
+
 /// A URL for logs: scheme, host, port and path, never the query string
 /// (receivers put secrets there).
 fn redacted(url: &str) -> String {
@@ -412,6 +435,54 @@ fn without_url(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(resource_len: usize) -> Item {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let s = Subscription {
+            id: Uuid::new_v4(),
+            tenant: Uuid::new_v4(),
+            app_id: "app".into(),
+            creator_id: "app".into(),
+            owner: None,
+            resource: "x".repeat(resource_len),
+            users: vec![],
+            change_type: "updated".into(),
+            client_state: None,
+            notification_url: "https://hooks.example/".into(),
+            lifecycle_url: None,
+            expires_at: at,
+            include_resource_data: false,
+            encryption_certificate: None,
+            encryption_certificate_id: None,
+            latest_supported_tls_version: "v1_2".into(),
+            notification_url_app_id: None,
+            reauthorization_sent: false,
+            created_at: at,
+        };
+        let d = Delivery {
+            id: 1,
+            subscription: s.id,
+            tenant: s.tenant,
+            payload: Payload::Lifecycle {
+                event: LifecycleEvent::Missed,
+            },
+            created_at: at,
+            next_at: at,
+            attempts: 0,
+        };
+        (d, Arc::new(s))
+    }
+
+    #[test]
+    fn a_post_holds_at_most_100_items_and_about_a_megabyte() {
+        let small: Vec<Item> = (0..150).map(|_| item(100)).collect();
+        assert_eq!(fitting(&small), 100);
+        let large: Vec<Item> = (0..100).map(|_| item(27_000)).collect();
+        let n = fitting(&large);
+        assert!(n < 100 && n * 28_024 <= MAX_POST_BYTES, "{n}");
+        let huge = vec![item(2 * MAX_POST_BYTES)];
+        assert_eq!(fitting(&huge), 1, "one item always goes");
+    }
 
     #[test]
     fn logged_urls_never_carry_their_query_string() {
