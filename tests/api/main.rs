@@ -20,4 +20,5 @@ mod notifications;
 mod permissions;
 mod presence;
 mod receiver;
+mod robustness;
 mod time_rules;
