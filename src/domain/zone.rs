@@ -99,7 +99,17 @@ pub fn parse_local_date_time(text: &str) -> Result<NaiveDateTime, DomainError> {
             return Err(malformed());
         }
     }
-    if text.len() < 19 || text.as_bytes().get(10) != Some(&b'T') {
+    // Exactly `YYYY-MM-DDTHH:MM:SS`: chrono would also take a signed or
+    // shorter year (`+999-01-01…`, `-001-…`).
+    let shape = text.as_bytes().get(..19).is_some_and(|head| {
+        head.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => *b == b'T',
+            13 | 16 => *b == b':',
+            _ => b.is_ascii_digit(),
+        })
+    });
+    if !shape {
         return Err(malformed());
     }
     let local =
@@ -113,6 +123,25 @@ pub fn parse_local_date_time(text: &str) -> Result<NaiveDateTime, DomainError> {
 /// Nanoseconds in a second; chrono marks a leap second by a sub-second
 /// count of at least this.
 const NANOS_PER_SECOND: u32 = 1_000_000_000;
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    #[test]
+    fn signed_or_short_years_are_refused() {
+        for bad in [
+            "+999-01-01T00:00:00",
+            "-001-01-01T00:00:00",
+            "-999-12-31T23:59:59",
+            "999-01-01T00:00:00Z",
+            "2026-1-01T00:00:00",
+        ] {
+            assert!(parse_local_date_time(bad).is_err(), "{bad}");
+        }
+        assert!(parse_local_date_time("0001-01-01T00:00:00").is_ok());
+    }
+}
 
 /// Renders a local date-time as Graph does: exactly 7 fractional digits, no
 /// offset. Parsing refuses leap seconds; should one arrive by another path

@@ -1677,10 +1677,9 @@ proptest! {
                 prop_assert_eq!(networks.networks().len(), list.len());
                 for net in networks.networks() {
                     let addr = net.addr();
-                    // An IPv4-mapped network is judged as IPv4 (see permits).
-                    if addr.to_canonical() == addr {
-                        prop_assert!(networks.permits(addr), "{} not permitted by {}", addr, net);
-                    }
+                    // IPv4-mapped rules are kept as the IPv4 networks they mean.
+                    prop_assert_eq!(addr.to_canonical(), addr);
+                    prop_assert!(networks.permits(addr), "{} not permitted by {}", addr, net);
                 }
                 for ip in ["127.0.0.1", "::1", "8.8.8.8", "::ffff:10.0.0.1", "fe80::1"] {
                     let _ = networks.permits(ip.parse().unwrap());

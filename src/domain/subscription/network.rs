@@ -83,14 +83,14 @@ impl AllowedNetworks {
                 trimmed
                     .parse::<IpNet>()
                     .or_else(|_| trimmed.parse::<IpAddr>().map(IpNet::from))
-                    .map(|net| net.trunc())
+                    .map(|net| canonical(net.trunc()))
                     .map_err(|_| DomainError::InvalidAllowedNetwork(text.clone()))
             })
             .collect::<Result<_, _>>()
             .map(Self)
     }
 
-    /// The allowed networks.
+    /// The allowed networks (IPv4-mapped IPv6 networks as IPv4 ones).
     pub fn networks(&self) -> &[IpNet] {
         &self.0
     }
@@ -237,5 +237,34 @@ mod tests {
             DomainError::InvalidAllowedNetwork("10.0.0.0/33".to_string()).to_string(),
             "'10.0.0.0/33' is not a valid network; expected CIDR notation such as 10.0.0.0/8 or fd00::/8, or a single address"
         );
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network
+/// it means (`10.0.0.0/8`): [`AllowedNetworks::permits`] judges mapped
+/// addresses as IPv4, so the rule must be IPv4 too.
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod mapped_tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv4_mapped_allow_rule_allows_the_ipv4_network() {
+        let allowed = AllowedNetworks::parse(&["::ffff:10.0.0.0/104".to_string()]).unwrap();
+        assert_eq!(allowed.networks()[0].to_string(), "10.0.0.0/8");
+        assert!(allowed.permits("10.1.2.3".parse().unwrap()));
+        assert!(allowed.permits("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!allowed.permits("192.168.1.1".parse().unwrap()));
     }
 }
