@@ -91,9 +91,11 @@ async def aclose_http_client(client: Any) -> None:
 class Presenced:
     """A running presenced process plus helpers to mint tokens and drive the emulator."""
 
-    def __init__(self, binary: Path, workdir: Path, tls: bool = False) -> None:
+    def __init__(self, binary: Path, workdir: Path, tls: bool = False,
+                 extra_args: Optional[list[str]] = None) -> None:
         self.binary = binary
         self.tls = tls
+        self.extra_args = list(extra_args or [])
         # With tls: the certificate from presenced's second stdout line, and
         # an SSL context trusting it (for the plain-HTTP emulator calls).
         self.certificate: Optional[Path] = None
@@ -121,6 +123,7 @@ class Presenced:
                 "--manual-clock",
                 "--start-time", START_TIME,
                 *(["--tls-self-signed"] if self.tls else []),
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

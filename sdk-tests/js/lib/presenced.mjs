@@ -78,8 +78,9 @@ export class Presenced {
    * into this server's fresh data dir first, so presenced keeps using that
    * certificate (the one NODE_EXTRA_CA_CERTS names) instead of making one.
    */
-  constructor({ tls = false, certificateFrom } = {}) {
+  constructor({ tls = false, certificateFrom, extraArgs = [] } = {}) {
     this.tls = tls;
+    this.extraArgs = extraArgs;
     this.bin = presencedBinary();
     this.dir = mkdtempSync(path.join(tmpdir(), "presenced-sdk-js-"));
     this.secretFile = path.join(this.dir, "jwt-secret");
@@ -108,6 +109,7 @@ export class Presenced {
       "--manual-clock",
       "--start-time", START_TIME,
       ...(this.tls ? ["--tls-self-signed"] : []),
+      ...this.extraArgs,
     ], { stdio: ["ignore", "pipe", errFd] });
     closeSync(errFd);
     this.exited = new Promise((resolve) => this.proc.once("exit", (code, signal) => resolve({ code, signal })));
