@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::crypto::{encrypt, EncryptionCertificate};
-use super::{utc_timestamp, Notifier};
+use super::{utc_timestamp, Notifier, Until};
 use crate::clock::wall_now;
 use crate::store::{Delivery, LifecycleEvent, NewDelivery, Payload, StoreError, Subscription};
 
@@ -68,29 +68,18 @@ impl Notifier {
             };
             let next = match next {
                 Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery round failed; retrying in a second");
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
+                Err(e) if self.back_off("a delivery round", &e).await => continue,
+                Err(_) => return,
             };
-            let clock = self.clock.clone();
-            let sleep = async move {
-                match next {
-                    // Due rows wait for a busy endpoint: a finished POST
-                    // wakes this loop; the timer only bounds the wait for
-                    // rows of other endpoints that fall due meanwhile.
-                    Some(_) if blocked => tokio::time::sleep(BUSY_RECHECK).await,
-                    Some(t) => clock.sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
+            // Due rows waiting for a busy endpoint: a finished POST nudges
+            // this loop; the timer only bounds the wait for rows of other
+            // endpoints that fall due meanwhile.
+            let until = match next {
+                Some(_) if blocked => Until::Real(BUSY_RECHECK),
+                next => Until::Clock(next),
             };
-            tokio::select! {
-                () = self.cancel.cancelled() => return,
-                () = self.bus.deliveries.notified() => {}
-                () = sleep => {}
+            if !self.idle(until, &self.bus.deliveries).await {
+                return;
             }
         }
     }

@@ -159,6 +159,46 @@ impl Notifier {
     }
 }
 
+/// What a background loop waits for before its next round.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Until {
+    /// An instant of the presence clock; `None`: only a nudge.
+    Clock(Option<Instant>),
+    /// A span of real time.
+    Real(std::time::Duration),
+}
+
+impl Notifier {
+    /// Waits until `until` or a nudge on `nudge`; `false` when the app is
+    /// shutting down (the loop should end).
+    pub(crate) async fn idle(&self, until: Until, nudge: &tokio::sync::Notify) -> bool {
+        let clock = self.clock.clone();
+        let sleep = async move {
+            match until {
+                Until::Clock(Some(t)) => clock.sleep_until(t).await,
+                Until::Clock(None) => std::future::pending().await,
+                Until::Real(span) => tokio::time::sleep(span).await,
+            }
+        };
+        tokio::select! {
+            () = self.cancel.cancelled() => false,
+            () = nudge.notified() => true,
+            () = sleep => true,
+        }
+    }
+
+    /// After a failed round: logs once and waits a second of real time (not
+    /// woken by nudges, so a failing store is not hammered); `false` when
+    /// shutting down.
+    pub(crate) async fn back_off(&self, what: &str, error: &crate::store::StoreError) -> bool {
+        tracing::error!(%error, "{what} failed; retrying in a second");
+        tokio::select! {
+            () = self.cancel.cancelled() => false,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => true,
+        }
+    }
+}
+
 /// The HTTP client for webhooks and validation: no redirects (SPEC §7),
 /// and outside emulator mode a resolver that refuses internal addresses,
 /// so a name cannot be re-pointed at one between check and connect.

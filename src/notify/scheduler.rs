@@ -7,7 +7,7 @@
 
 use futures_util::future::join_all;
 
-use super::Notifier;
+use super::{Notifier, Until};
 use crate::clock::Instant;
 use crate::store::{LifecycleEvent, NewDelivery, Payload, StoreError};
 
@@ -130,36 +130,22 @@ impl Notifier {
             };
             let wake = match wake {
                 Ok(wake) => wake,
-                Err(e) => {
-                    tracing::error!(error = %e, "scheduler pass failed; retrying in a second");
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return,
-                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
-                    }
-                }
+                Err(e) if self.back_off("a scheduler pass", &e).await => continue,
+                Err(_) => return,
             };
             if wake.is_some_and(|t| t <= now) {
                 // A pass left something due at or before the time it ran
                 // for: it cannot progress without a write. Do not spin.
                 tracing::warn!(?wake, "the schedule did not move forward; waiting a second");
-                tokio::select! {
-                    () = self.cancel.cancelled() => return,
-                    () = self.bus.schedule.notified() => continue,
-                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                let second = Until::Real(std::time::Duration::from_secs(1));
+                if !self.idle(second, &self.bus.schedule).await {
+                    return;
                 }
+                continue;
             }
             self.bus.sleeping_until(wake);
-            let clock = self.clock.clone();
-            let sleep = async move {
-                match wake {
-                    Some(t) => clock.sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = self.cancel.cancelled() => return,
-                () = self.bus.schedule.notified() => {}
-                () = sleep => {}
+            if !self.idle(Until::Clock(wake), &self.bus.schedule).await {
+                return;
             }
         }
     }
