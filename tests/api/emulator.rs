@@ -140,17 +140,13 @@ async fn a_simulated_teams_client_aggregates_like_any_session() {
         r.body["lastSeenDateTime"], "2026-01-01T09:00:00.0000000Z",
         "now, while a session lives"
     );
-    let r = server
-        .send(Method::DELETE, &path, Some(&admin(&server)), None)
-        .await;
+    let r = server.delete(&path, &admin(&server)).await;
     assert_eq!(r.status.as_u16(), 204);
     assert_eq!(
         server.presence_of(user).await,
         ("Available".into(), "Available".into())
     );
-    let r = server
-        .send(Method::DELETE, &path, Some(&admin(&server)), None)
-        .await;
+    let r = server.delete(&path, &admin(&server)).await;
     r.error(404, "itemNotFound");
 }
 

@@ -220,6 +220,17 @@ impl TestServer {
         self.send(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// PATCH JSON with a token.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// DELETE with a token.
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(token), None).await
+    }
+
     /// setPresence for `user` as the test app (delegated self token).
     pub async fn set_presence(
         &self,

@@ -326,11 +326,10 @@ async fn subscriptions_are_listed_read_renewed_and_deleted_only_by_their_owner()
     // Renew: the new expiry shows, and beyond 60 minutes is refused.
     server.tick(TimeDelta::minutes(30)).await;
     let renewed = server
-        .send(
-            reqwest::Method::PATCH,
+        .patch(
             &path,
-            Some(&mine),
-            Some(json!({"expirationDateTime": in_minutes(&server, 60)})),
+            &mine,
+            json!({"expirationDateTime": in_minutes(&server, 60)}),
         )
         .await;
     assert_eq!(
@@ -338,24 +337,19 @@ async fn subscriptions_are_listed_read_renewed_and_deleted_only_by_their_owner()
         "2026-01-01T10:30:00.0000000Z"
     );
     let too_far = server
-        .send(
-            reqwest::Method::PATCH,
+        .patch(
             &path,
-            Some(&mine),
-            Some(json!({"expirationDateTime": in_minutes(&server, 61)})),
+            &mine,
+            json!({"expirationDateTime": in_minutes(&server, 61)}),
         )
         .await;
     assert_eq!(
         too_far.error(400, "invalidRequest"),
         "Subscription expiration can only be 60 minutes in the future."
     );
-    let r = server
-        .send(reqwest::Method::DELETE, &path, Some(&theirs), None)
-        .await;
+    let r = server.delete(&path, &theirs).await;
     r.error(404, "ResourceNotFound");
-    let r = server
-        .send(reqwest::Method::DELETE, &path, Some(&mine), None)
-        .await;
+    let r = server.delete(&path, &mine).await;
     assert_eq!(r.status, 204, "{}", r.text);
     server
         .get(&path, &mine)
@@ -1026,32 +1020,17 @@ async fn changing_the_notification_url_validates_the_new_endpoint_and_moves_deli
     let path = format!("/v1.0/subscriptions/{id}");
     new.validate_with(Validation::WrongEcho);
     let r = server
-        .send(
-            reqwest::Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"notificationUrl": new.hook()})),
-        )
+        .patch(&path, &token, json!({"notificationUrl": new.hook()}))
         .await;
     r.error(400, "ValidationError");
     new.validate_with(Validation::Echo);
     let r = server
-        .send(
-            reqwest::Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"notificationUrl": new.hook()})),
-        )
+        .patch(&path, &token, json!({"notificationUrl": new.hook()}))
         .await;
     assert_eq!(r.ok_json()["notificationUrl"], new.hook());
     assert_eq!(new.validations().len(), 2);
     let r = server
-        .send(
-            reqwest::Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"clientState": "changed"})),
-        )
+        .patch(&path, &token, json!({"clientState": "changed"}))
         .await;
     r.error(400, "invalidRequest");
     server
@@ -1141,11 +1120,9 @@ async fn a_simulated_teams_client_session_notifies_like_any_write() {
         ("Busy".into(), "InAMeeting".into())
     );
     let r = server
-        .send(
-            reqwest::Method::DELETE,
+        .delete(
             &format!("/_presenced/users/{alice}/clientSessions/desktop"),
-            Some(&admin),
-            None,
+            &admin,
         )
         .await;
     assert_eq!(r.status, 204);
