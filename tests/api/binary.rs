@@ -3,103 +3,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{reply, Reply};
-
-const BIN: &str = env!("CARGO_BIN_EXE_presenced");
-
-/// A `presenced serve` child process.
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("PRESENCED_JWT_SECRET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn presenced");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listening line");
-        let url = line
-            .trim()
-            .strip_prefix("presenced listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Self { child, url }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn sigterm(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill().unwrap();
-        panic!("presenced did not stop on SIGTERM");
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<serde_json::Value>,
-    ) -> Reply {
-        let mut req = reqwest::Client::new()
-            .request(method, format!("{}{}", self.url, path))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        reply(req.send().await.unwrap()).await
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `presenced token` with `args` and returns the token it prints.
-fn token_cli(args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("token")
-        .args(args)
-        .env_remove("PRESENCED_JWT_SECRET")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "token failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use crate::process::{mint, token_cli, Proc, BIN};
 
 /// An application token with the `Presenced.Admin` role, in a fresh tenant.
 fn admin_token(data_dir: &Path) -> String {
@@ -111,35 +21,6 @@ fn admin_token(data_dir: &Path) -> String {
         None,
         Some("Presenced.Admin"),
     )
-}
-
-fn mint(
-    data_dir: &Path,
-    tenant: Uuid,
-    user: Option<Uuid>,
-    app: &str,
-    scopes: Option<&str>,
-    roles: Option<&str>,
-) -> String {
-    let (tenant, user) = (tenant.to_string(), user.map(|u| u.to_string()));
-    let mut args = vec![
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--tenant",
-        &tenant,
-        "--app",
-        app,
-    ];
-    if let Some(user) = &user {
-        args.extend(["--user", user]);
-    }
-    if let Some(scopes) = scopes {
-        args.extend(["--scopes", scopes]);
-    }
-    if let Some(roles) = roles {
-        args.extend(["--roles", roles]);
-    }
-    token_cli(&args)
 }
 
 #[tokio::test]

@@ -2,101 +2,45 @@
 //! database refuses to start and says what to do, and readiness follows
 //! whether writes succeed (a full disk).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{reply, Reply};
+use crate::helpers::Reply;
+use crate::process::{mint, Proc, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_presenced");
 const APP: &str = "app-integrity";
 
 /// How long a server that should refuse to start may take to exit.
 const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// A running `presenced serve` on a data dir; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    client: reqwest::Client,
+/// `presenced serve` on `data`.
+fn start(data: &Path) -> Proc {
+    Proc::start(&["--data-dir", data.to_str().unwrap()])
 }
 
-impl Server {
-    fn start(data: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .env_remove("PRESENCED_JWT_SECRET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn presenced");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let url = line
-            .trim()
-            .strip_prefix("presenced listening on ")
-            .unwrap_or_else(|| panic!("presenced did not start: {line:?}"))
-            .to_string();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Self { child, url, client }
-    }
-
-    /// Stops the server with SIGTERM and waits (bounded) until it exits.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "presenced did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    async fn readyz(&self) -> Reply {
-        let r = self
-            .client
-            .get(format!("{}/_presenced/readyz", self.url))
-            .send()
-            .await
-            .unwrap();
-        reply(r).await
-    }
-
-    /// `setPresence` Busy/InACall for an hour, as the application.
-    async fn set_busy(&self, token: &str, user: Uuid) -> Reply {
-        let r = self
-            .client
-            .post(format!(
-                "{}/v1.0/users/{user}/presence/setPresence",
-                self.url
-            ))
-            .bearer_auth(token)
-            .json(&json!({"sessionId": APP, "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"}))
-            .send()
-            .await
-            .unwrap();
-        reply(r).await
-    }
+/// `GET /_presenced/readyz` (no token needed; one is sent anyway).
+async fn readyz(server: &Proc) -> Reply {
+    server
+        .send(reqwest::Method::GET, "/_presenced/readyz", "", None)
+        .await
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `setPresence` Busy/InACall for an hour, as the application.
+async fn set_busy(server: &Proc, token: &str, user: Uuid) -> Reply {
+    let body = json!({"sessionId": APP, "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"});
+    server
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{user}/presence/setPresence"),
+            token,
+            Some(body),
+        )
+        .await
 }
 
 /// Runs `presenced serve` on `data` expecting it to refuse to start: its
@@ -138,20 +82,14 @@ fn serve_expecting_exit(data: &Path) -> (ExitStatus, String) {
 /// An application token for `tenant` that may write and read anyone's
 /// presence, signed with the secret `serve` created in `data`.
 fn app_token(data: &Path, tenant: Uuid) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--data-dir"])
-        .arg(data)
-        .args(["--tenant", &tenant.to_string(), "--app", APP])
-        .args(["--roles", "Presence.ReadWrite.All Presence.Read.All"])
-        .env_remove("PRESENCED_JWT_SECRET")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "token failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    mint(
+        data,
+        tenant,
+        None,
+        APP,
+        None,
+        Some("Presence.ReadWrite.All Presence.Read.All"),
+    )
 }
 
 fn database(data: &Path) -> PathBuf {
@@ -161,7 +99,7 @@ fn database(data: &Path) -> PathBuf {
 #[tokio::test]
 async fn a_second_server_on_the_same_data_dir_exits_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Server::start(dir.path());
+    let first = start(dir.path());
 
     let (status, stderr) = serve_expecting_exit(dir.path());
 
@@ -173,23 +111,23 @@ async fn a_second_server_on_the_same_data_dir_exits_with_a_clear_message() {
         )),
         "{stderr}"
     );
-    assert_eq!(first.readyz().await.ok_json()["status"], "ready");
-    first.stop();
+    assert_eq!(readyz(&first).await.ok_json()["status"], "ready");
+    first.sigterm_within(EXIT_DEADLINE);
     // Stopped, the dir is free again.
-    let again = Server::start(dir.path());
-    assert_eq!(again.readyz().await.ok_json()["status"], "ready");
+    let again = start(dir.path());
+    assert_eq!(readyz(&again).await.ok_json()["status"], "ready");
 }
 
 #[tokio::test]
 async fn a_damaged_database_refuses_to_start_and_says_to_restore_a_backup() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let token = app_token(dir.path(), Uuid::new_v4());
-    let writes = (0..400).map(|_| server.set_busy(&token, Uuid::new_v4()));
+    let writes = (0..400).map(|_| set_busy(&server, &token, Uuid::new_v4()));
     for r in futures_util::future::join_all(writes).await {
         r.ok_empty();
     }
-    server.stop();
+    server.sigterm_within(EXIT_DEADLINE);
     // Everything into the main file, so the damage is not masked by newer
     // page copies in the WAL.
     rusqlite::Connection::open(database(dir.path()))
@@ -219,20 +157,20 @@ async fn a_damaged_database_refuses_to_start_and_says_to_restore_a_backup() {
             std::fs::rename(&from, format!("{file}.damaged{suffix}")).unwrap();
         }
     }
-    let server = Server::start(dir.path());
-    assert_eq!(server.readyz().await.ok_json()["status"], "ready");
+    let server = start(dir.path());
+    assert_eq!(readyz(&server).await.ok_json()["status"], "ready");
 }
 
 #[tokio::test]
 async fn an_undecodable_row_reads_as_presence_unknown_in_a_bulk_read_until_a_write_replaces_it() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let token = app_token(dir.path(), Uuid::new_v4());
     let users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     for user in &users {
-        server.set_busy(&token, *user).await.ok_empty();
+        set_busy(&server, &token, *user).await.ok_empty();
     }
-    server.stop();
+    server.sigterm_within(EXIT_DEADLINE);
     rusqlite::Connection::open(database(dir.path()))
         .unwrap()
         .execute(
@@ -240,21 +178,17 @@ async fn an_undecodable_row_reads_as_presence_unknown_in_a_bulk_read_until_a_wri
             [users[1].as_bytes()],
         )
         .unwrap();
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
 
     let read = || async {
         let r = server
-            .client
-            .post(format!(
-                "{}/v1.0/communications/getPresencesByUserId",
-                server.url
-            ))
-            .bearer_auth(&token)
-            .json(&json!({ "ids": users }))
-            .send()
-            .await
-            .unwrap();
-        let r = reply(r).await;
+            .send(
+                reqwest::Method::POST,
+                "/v1.0/communications/getPresencesByUserId",
+                &token,
+                Some(json!({ "ids": users })),
+            )
+            .await;
         r.ok_json()["value"]
             .as_array()
             .unwrap()
@@ -277,7 +211,7 @@ async fn an_undecodable_row_reads_as_presence_unknown_in_a_bulk_read_until_a_wri
             pair("Busy", "InACall"),
         ]
     );
-    server.set_busy(&token, users[1]).await.ok_empty();
+    set_busy(&server, &token, users[1]).await.ok_empty();
     assert_eq!(read().await, vec![pair("Busy", "InACall"); 3]);
 }
 
@@ -377,23 +311,23 @@ async fn readyz_is_503_while_writes_fail_on_a_full_disk_and_ready_once_there_is_
     };
     // Declared after the mount: dropped (killed) before it is unmounted.
     let data = disk.path().join("data");
-    let server = Server::start(&data);
+    let server = start(&data);
     let token = app_token(&data, Uuid::new_v4());
-    server.set_busy(&token, Uuid::new_v4()).await.ok_empty();
-    assert_eq!(server.readyz().await.ok_json()["status"], "ready");
+    set_busy(&server, &token, Uuid::new_v4()).await.ok_empty();
+    assert_eq!(readyz(&server).await.ok_json()["status"], "ready");
     let filler = disk.path().join("filler");
     fill(&filler);
 
-    let failed = server.set_busy(&token, Uuid::new_v4()).await;
+    let failed = set_busy(&server, &token, Uuid::new_v4()).await;
 
     failed.error(500, "generalException");
-    let r = server.readyz().await;
+    let r = readyz(&server).await;
     assert_eq!(
         r.error(503, "serviceNotAvailable"),
         "The store cannot serve requests."
     );
     assert_eq!(
-        server.readyz().await.status,
+        readyz(&server).await.status,
         503,
         "still full: the probe write fails too"
     );
@@ -401,10 +335,10 @@ async fn readyz_is_503_while_writes_fail_on_a_full_disk_and_ready_once_there_is_
     std::fs::remove_file(&filler).unwrap();
 
     assert_eq!(
-        server.readyz().await.ok_json()["status"],
+        readyz(&server).await.ok_json()["status"],
         "ready",
         "the probe write succeeds once there is room"
     );
-    server.set_busy(&token, Uuid::new_v4()).await.ok_empty();
+    set_busy(&server, &token, Uuid::new_v4()).await.ok_empty();
     drop(server);
 }

@@ -19,6 +19,7 @@ mod jwks;
 mod notifications;
 mod permissions;
 mod presence;
+mod process;
 mod receiver;
 mod robustness;
 mod time_rules;
