@@ -15,7 +15,7 @@ use crate::domain::{
     check_certificate_id, check_client_state, subscription_expiry, ChangeType, DomainError,
     NotificationUrl, PresenceResource, SubscriptionLimits, UrlField,
 };
-use crate::store::memory::conflict_with;
+use crate::store::conflict_with;
 use crate::store::{StoreError, Subscription, SubscriptionConflict};
 
 /// How long a receiver has to answer the validation request (SPEC §7).

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::records::{conflict_with, deadline};
 use super::{
     observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Store, StoreError,
     Subscription, SubscriptionConflict,
@@ -128,16 +129,6 @@ impl MemoryStore {
         self.inner
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
-    }
-}
-
-/// The lifecycle deadline of a subscription: reauthorization time until it
-/// has been queued, then its expiry.
-pub(crate) fn deadline(s: &Subscription, reauthorize_before: chrono::TimeDelta) -> Instant {
-    if s.reauthorization_sent {
-        s.expires_at
-    } else {
-        s.expires_at - reauthorize_before
     }
 }
 
@@ -420,35 +411,4 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }
-}
-
-/// Whether `new` conflicts with an existing live subscription of the same
-/// creator and application (SPEC §7): the same resource and change type
-/// always (Graph: "Duplicate subscriptions are not allowed", whatever the
-/// URL); under Graph's limits any other one too. Different users of one
-/// application may watch the same people.
-pub(crate) fn conflict_with<'a>(
-    existing: impl Iterator<Item = &'a Subscription>,
-    new: &Subscription,
-    one_per_user_and_app: bool,
-) -> Option<SubscriptionConflict> {
-    let mut other = None;
-    for s in existing {
-        if s.tenant != new.tenant
-            || s.app_id != new.app_id
-            || s.creator_id != new.creator_id
-            || s.expires_at <= new.created_at
-        {
-            continue;
-        }
-        if s.resource.eq_ignore_ascii_case(&new.resource)
-            && s.change_type.eq_ignore_ascii_case(&new.change_type)
-        {
-            return Some(SubscriptionConflict::SameCombination(s.id));
-        }
-        if one_per_user_and_app {
-            other = Some(SubscriptionConflict::OnePerUserAndApp(s.id));
-        }
-    }
-    other
 }

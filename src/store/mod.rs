@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use crate::domain::Change;
+pub(crate) use records::conflict_with;
 pub use records::{
     observe, Delivery, Event, LifecycleEvent, NewDelivery, Observed, Payload, Subscription,
     SubscriptionConflict,

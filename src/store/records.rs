@@ -1,6 +1,7 @@
 //! What the store keeps for change notifications (SPEC §7, §8): the event
-//! log, subscriptions, and the outbox of webhook deliveries. Plain data;
-//! the rules that make them live in `domain` and `notify`.
+//! log, subscriptions, and the outbox of webhook deliveries: plain data,
+//! plus what every backend decides the same way about it (what a write
+//! meant for watchers, subscription conflicts, lifecycle deadlines).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -177,4 +178,45 @@ pub fn observe(user: Uuid, before: &UserFacts, after: &UserFacts) -> Observed {
             sequence_number: is.sequence_number,
         },
     }
+}
+
+/// The lifecycle deadline of a subscription: reauthorization time until it
+/// has been queued, then its expiry.
+pub(crate) fn deadline(s: &Subscription, reauthorize_before: chrono::TimeDelta) -> Instant {
+    if s.reauthorization_sent {
+        s.expires_at
+    } else {
+        s.expires_at - reauthorize_before
+    }
+}
+
+/// Whether `new` conflicts with an existing live subscription of the same
+/// creator and application (SPEC §7): the same resource and change type
+/// always (Graph: "Duplicate subscriptions are not allowed", whatever the
+/// URL); under Graph's limits any other one too. Different users of one
+/// application may watch the same people.
+pub(crate) fn conflict_with<'a>(
+    existing: impl Iterator<Item = &'a Subscription>,
+    new: &Subscription,
+    one_per_user_and_app: bool,
+) -> Option<SubscriptionConflict> {
+    let mut other = None;
+    for s in existing {
+        if s.tenant != new.tenant
+            || s.app_id != new.app_id
+            || s.creator_id != new.creator_id
+            || s.expires_at <= new.created_at
+        {
+            continue;
+        }
+        if s.resource.eq_ignore_ascii_case(&new.resource)
+            && s.change_type.eq_ignore_ascii_case(&new.change_type)
+        {
+            return Some(SubscriptionConflict::SameCombination(s.id));
+        }
+        if one_per_user_and_app {
+            other = Some(SubscriptionConflict::OnePerUserAndApp(s.id));
+        }
+    }
+    other
 }

@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::codec::{decode, encode, unreadable};
-use super::memory::{conflict_with, deadline};
+use super::records::{conflict_with, deadline};
 use super::{
     observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
     StoreError, Subscription, SubscriptionConflict,
