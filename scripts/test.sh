@@ -3,7 +3,8 @@
 #   unit tests (domain, auth, store contract on every backend), the HTTP
 #   integration tests (real listener, real SQLite, real binary, kill -9), and
 #   the official Microsoft Graph SDK suites (Python msgraph-sdk, JavaScript
-#   @microsoft/microsoft-graph-client) against the real binary.
+#   @microsoft/microsoft-graph-client) against the real binary, and
+#   schemathesis against the binary's own OpenAPI document.
 # Installs what the suites need (system packages via apt-get when missing, a
 # Python venv in .venv-sdk, npm ci from the committed lockfile).
 set -euo pipefail
@@ -34,4 +35,8 @@ cargo test --locked
 # --- Official SDK suites against the binary cargo test just built.
 echo "test.sh: official Graph SDK suites"
 PRESENCED_BIN="$repo/target/debug/presenced" scripts/sdk-tests.sh
+
+# --- Schemathesis against the server's own OpenAPI document.
+echo "test.sh: schemathesis"
+PRESENCED_BIN="$repo/target/debug/presenced" scripts/schemathesis.sh
 echo "test.sh: all suites passed"

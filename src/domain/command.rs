@@ -9,7 +9,7 @@ use super::change::Change;
 use super::duration::parse_duration;
 use super::facts::{Preferred, Session, SessionKind, StatusMessage, WorkLocationLayer};
 use super::status::StatusMessageInput;
-use super::vocab::{PreferredPair, SessionPair, WorkLocationType};
+use super::vocab::{Activity, Availability, PreferredPair, SessionPair, WorkLocationType};
 use super::zone::{parse_local_date_time, TimeZoneName};
 use super::DomainError;
 use crate::clock::{latest_instant, Instant};
@@ -59,12 +59,20 @@ pub fn own_session(session_id: &str, app_id: &str) -> Result<(), DomainError> {
 }
 
 /// Body of setPresence.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetPresenceBody {
+    /// The calling application's id.
+    #[schema(format = Uuid)]
     session_id: String,
+    /// One of the valid pairs with `activity` (SPEC §4).
+    #[schema(value_type = Availability)]
     availability: String,
+    /// One of the valid pairs with `availability` (SPEC §4).
+    #[schema(value_type = Activity)]
     activity: String,
+    /// ISO 8601 duration, PT5M to PT4H; PT5M when absent.
+    #[schema(example = "PT1H")]
     expiration_duration: Option<String>,
 }
 
@@ -85,9 +93,11 @@ impl SetPresenceBody {
 }
 
 /// Body of clearPresence.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClearPresenceBody {
+    /// The calling application's id.
+    #[schema(format = Uuid)]
     session_id: String,
 }
 
@@ -103,11 +113,17 @@ impl ClearPresenceBody {
 }
 
 /// Body of setUserPreferredPresence.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetPreferredBody {
+    /// One of the valid preferred pairs with `activity` (SPEC §4).
+    #[schema(value_type = Availability)]
     availability: String,
+    /// One of the valid preferred pairs with `availability` (SPEC §4).
+    #[schema(value_type = Activity)]
     activity: String,
+    /// ISO 8601 duration, PT5M to P30D; the pair's default when absent.
+    #[schema(example = "PT8H")]
     expiration_duration: Option<String>,
 }
 
@@ -130,33 +146,46 @@ impl SetPreferredBody {
 }
 
 /// Body of setStatusMessage.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetStatusMessageBody {
+    /// The message and its expiry.
+    #[schema(inline)]
     status_message: StatusMessageBody,
 }
 
 /// `statusMessage` of setStatusMessage.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StatusMessageBody {
+    /// The message; empty content clears it.
+    #[schema(inline)]
     message: Option<ItemBody>,
+    /// When it stops showing; never when absent.
+    #[schema(inline)]
     expiry_date_time: Option<DateTimeTimeZone>,
 }
 
 /// Graph's `itemBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ItemBody {
+    /// At most 280 characters of text (html is reduced to its text).
     content: Option<String>,
+    /// `text` (the default) or `html`.
+    #[schema(example = "text")]
     content_type: Option<String>,
 }
 
 /// Graph's `dateTimeTimeZone`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DateTimeTimeZone {
+    /// Local date and time, `YYYY-MM-DDTHH:MM:SS[.fffffff]`.
+    #[schema(example = "2026-12-24T17:00:00")]
     date_time: String,
+    /// An IANA or Windows zone name; UTC when absent.
+    #[schema(example = "Europe/Berlin")]
     time_zone: Option<String>,
 }
 
@@ -213,10 +242,13 @@ impl SetStatusMessageBody {
 }
 
 /// Body of setManualLocation / setAutomaticLocation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationBody {
+    /// Where the user works.
+    #[schema(value_type = WorkLocationType)]
     work_location_type: String,
+    /// An optional place id (building, desk), at most 256 characters.
     place_id: Option<String>,
 }
 

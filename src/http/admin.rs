@@ -5,29 +5,32 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::error::GraphError;
 use super::extract::{authenticate, GraphJson, GraphPath};
+use super::model::{
+    ClockTime, ExplainedSession, PreferredPresence, Presence, PresenceExplanation, SessionOwner,
+    Status,
+};
 use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::clock::{Instant, ManualClock};
 use crate::domain::{
-    effective, last_seen, parse_duration, parse_guid, session_lifetime, Change, Session,
-    SessionKind, SessionPair, UserKey,
+    effective, last_seen, parse_duration, parse_guid, session_lifetime, Activity, Availability,
+    Change, Session, SessionKind, SessionPair, UserKey,
 };
 
 /// `GET /_presenced/healthz`: the process is up.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
 /// `GET /_presenced/readyz`: the store answers reads and takes writes; 503
 /// `serviceNotAvailable` while it cannot (its writer stopped, or its last
 /// write transaction failed: a full disk, a read-only file system), and
 /// ready again once a write succeeds (the store probes with one).
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, GraphError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, GraphError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");
         GraphError::new(
@@ -36,7 +39,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, GraphE
             "The store cannot serve requests.",
         )
     })?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Status { status: "ready" }))
 }
 
 /// An authenticated caller holding the `Presenced.Admin` application role.
@@ -68,20 +71,26 @@ impl axum::extract::FromRequestParts<AppState> for Emulator {
     }
 }
 
-fn clock_body(now: Instant) -> Json<Value> {
-    Json(json!({ "now": render::utc_timestamp(now) }))
+fn clock_body(now: Instant) -> Json<ClockTime> {
+    Json(ClockTime {
+        now: render::utc_timestamp(now),
+    })
 }
 
 /// `GET /_presenced/clock`: the emulator clock's time.
-pub async fn get_clock(Emulator(clock): Emulator, _admin: Admin) -> Json<Value> {
+pub async fn get_clock(Emulator(clock): Emulator, _admin: Admin) -> Json<ClockTime> {
     clock_body(crate::clock::Clock::now(&clock))
 }
 
 /// Body of `POST /_presenced/clock`: exactly one of the two.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveClock {
+    /// An ISO 8601 duration to move forward by.
+    #[schema(example = "PT5M")]
     advance: Option<String>,
+    /// An RFC 3339 instant to move forward to.
+    #[schema(example = "2026-11-27T09:00:00Z")]
     set: Option<String>,
 }
 
@@ -96,7 +105,7 @@ pub async fn move_clock(
     Emulator(clock): Emulator,
     _admin: Admin,
     GraphJson(body): GraphJson<MoveClock>,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<ClockTime>, GraphError> {
     // One move at a time: the new time is saved durably before it shows,
     // so a restart never comes back earlier than what readers have seen.
     let _one_at_a_time = state.clock_moves.lock().await;
@@ -172,11 +181,17 @@ fn client_key(admin: &Admin, id: &str, name: &str) -> Result<UserKey, GraphError
 }
 
 /// Body of a simulated client session.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientSessionBody {
+    /// The client's availability.
+    #[schema(value_type = Availability)]
     availability: String,
+    /// The client's activity.
+    #[schema(value_type = Activity)]
     activity: String,
+    /// ISO 8601 duration, PT5M to PT4H; PT5M when absent.
+    #[schema(example = "PT1H")]
     expiration_duration: Option<String>,
 }
 
@@ -189,7 +204,7 @@ pub async fn put_client_session(
     admin: Admin,
     GraphPath((id, name)): GraphPath<(String, String)>,
     GraphJson(body): GraphJson<ClientSessionBody>,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<Presence>, GraphError> {
     let key = client_key(&admin, &id, &name)?;
     let now = state.clock.now();
     let pair = SessionPair::parse_client(&body.availability, &body.activity)?;
@@ -233,7 +248,7 @@ pub async fn explain_presence(
     State(state): State<AppState>,
     Reader(principal): Reader,
     GraphPath(id): GraphPath<String>,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<PresenceExplanation>, GraphError> {
     let user = parse_guid(&id)?;
     authorize(&principal, Operation::Read, Some(user))?;
     let now = state.clock.now();
@@ -245,35 +260,41 @@ pub async fn explain_presence(
         })
         .await?;
     let e = effective(&facts, now);
-    let mut out = render::presence(user, &e, principal.user() == Some(user));
-    let sessions: Vec<Value> = facts
+    let sessions = facts
         .sessions
         .iter()
         .filter(|s| s.is_live(now))
         .map(|s| {
             let (availability, activity) = s.state_at(now);
-            json!({
-                "kind": match s.kind { SessionKind::Application => "application", SessionKind::Client => "client" },
-                "id": s.id,
-                "availability": availability,
-                "activity": activity,
-                "reportedAvailability": s.pair.availability(),
-                "reportedActivity": s.pair.activity(),
-                "lastActiveDateTime": render::utc_timestamp(s.last_active),
-                "expirationDateTime": render::utc_timestamp(s.expires_at),
-            })
+            ExplainedSession {
+                kind: match s.kind {
+                    SessionKind::Application => SessionOwner::Application,
+                    SessionKind::Client => SessionOwner::Client,
+                },
+                id: s.id.clone(),
+                availability,
+                activity,
+                reported_availability: s.pair.availability(),
+                reported_activity: s.pair.activity(),
+                last_active_date_time: render::utc_timestamp(s.last_active),
+                expiration_date_time: render::utc_timestamp(s.expires_at),
+            }
         })
         .collect();
-    out["sessions"] = json!(sessions);
-    out["preferredPresence"] = match &facts.preferred {
-        Some(p) if now < p.expires_at => json!({
-            "availability": p.pair.availability(),
-            "activity": p.pair.activity(),
-            "expirationDateTime": render::utc_timestamp(p.expires_at),
-        }),
-        _ => Value::Null,
-    };
-    out["lastSeenDateTime"] = json!(last_seen(&facts, now).map(render::utc_timestamp));
-    out["now"] = json!(render::utc_timestamp(now));
-    Ok(Json(out))
+    let preferred_presence = facts
+        .preferred
+        .as_ref()
+        .filter(|p| now < p.expires_at)
+        .map(|p| PreferredPresence {
+            availability: p.pair.availability(),
+            activity: p.pair.activity(),
+            expiration_date_time: render::utc_timestamp(p.expires_at),
+        });
+    Ok(Json(PresenceExplanation {
+        presence: render::presence(user, &e, principal.user() == Some(user)),
+        sessions,
+        preferred_presence,
+        last_seen_date_time: last_seen(&facts, now).map(render::utc_timestamp),
+        now: render::utc_timestamp(now),
+    }))
 }

@@ -3,8 +3,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
+use super::model::{ErrorDetail, ErrorResponse, InnerError};
 use crate::auth::AuthError;
 use crate::clock::Instant;
 use crate::domain::DomainError;
@@ -75,17 +75,17 @@ impl GraphError {
 
     /// Renders `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
     pub fn render(&self, date: Instant, request_id: &str, client_request_id: &str) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "innerError": {
-                    "date": date.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                    "request-id": request_id,
-                    "client-request-id": client_request_id,
-                }
-            }
-        });
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                inner_error: InnerError {
+                    date: date.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                    request_id: request_id.to_string(),
+                    client_request_id: client_request_id.to_string(),
+                },
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

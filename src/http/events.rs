@@ -46,7 +46,8 @@ fn render_item(item: FeedItem, principal: &Principal) -> SseEvent {
             SseEvent::default()
                 .event("presence")
                 .id(e.seq.to_string())
-                .data(body.to_string())
+                .json_data(&body)
+                .unwrap_or_else(|_| SseEvent::default().comment("unrenderable presence"))
         }
     }
 }

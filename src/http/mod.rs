@@ -9,6 +9,8 @@ pub mod admin;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod model;
+pub mod openapi;
 pub mod presence;
 pub mod render;
 pub mod serve;
@@ -81,12 +83,11 @@ pub struct AppState {
     pub throttle: Option<Arc<throttle::Throttle>>,
 }
 
-/// The Graph actions reachable under each presence path, by their short
-/// name and by their namespaced name (`microsoft.graph.setPresence`), which
-/// some SDKs (Go, PowerShell) use.
-fn actions() -> Router<AppState> {
-    let mut router = Router::new();
-    for (name, handler) in [
+/// The Graph actions on a presence, by name, with their handlers. The
+/// router mounts each under every presence path; the OpenAPI document
+/// describes the same list ([`openapi`]).
+pub(crate) fn action_table() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    vec![
         ("setPresence", post(presence::set_presence)),
         ("clearPresence", post(presence::clear_presence)),
         ("setUserPreferredPresence", post(presence::set_preferred)),
@@ -105,7 +106,15 @@ fn actions() -> Router<AppState> {
             "clearAutomaticLocation",
             post(presence::clear_automatic_location),
         ),
-    ] {
+    ]
+}
+
+/// The Graph actions reachable under each presence path, by their short
+/// name and by their namespaced name (`microsoft.graph.setPresence`), which
+/// some SDKs (Go, PowerShell) use.
+fn actions() -> Router<AppState> {
+    let mut router = Router::new();
+    for (name, handler) in action_table() {
         router = router
             .route(&format!("/{name}"), handler.clone())
             .route(&format!("/microsoft.graph.{name}"), handler);
@@ -158,6 +167,7 @@ pub fn router(state: AppState) -> Router {
             get(subscriptions::jwks),
         )
         .route("/_presenced/events", get(events::stream))
+        .route("/_presenced/openapi.json", get(openapi::serve))
         .route(
             "/_presenced/clock",
             get(admin::get_clock).post(admin::move_clock),

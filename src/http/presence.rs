@@ -4,12 +4,12 @@
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::error::GraphError;
 use super::extract::{Call, JsonBody};
+use super::model::{Presence, PresenceCollection};
 use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation};
@@ -36,7 +36,7 @@ fn context(call: &Call, user: Uuid) -> String {
 pub async fn get_presence(
     State(state): State<AppState>,
     call: Call,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<Presence>, GraphError> {
     let user = call.subject()?;
     tracing::Span::current().record("user", tracing::field::display(user));
     authorize(&call.principal, Operation::Read, Some(user))?;
@@ -57,8 +57,10 @@ pub async fn get_presence(
 }
 
 /// Body of getPresencesByUserId.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct IdsBody {
+    /// 1 to 650 user ids (GUIDs).
+    #[schema(min_items = 1, max_items = 650)]
     ids: Vec<String>,
 }
 
@@ -68,7 +70,7 @@ pub async fn get_many(
     State(state): State<AppState>,
     call: Call,
     body: JsonBody,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<PresenceCollection>, GraphError> {
     authorize(&call.principal, Operation::ReadMany, None)?;
     let body: IdsBody = body.parse()?;
     if body.ids.is_empty() {
@@ -88,15 +90,19 @@ pub async fn get_many(
         .map(|id| parse_guid(id))
         .collect::<Result<Vec<_>, _>>()?;
     let facts = state.service.facts_for(call.tenant(), &ids).await?;
-    let value: Vec<Value> = ids
+    let value = ids
         .iter()
         .zip(&facts)
         .map(|(user, f)| render::presence(*user, &effective(f, call.now), call.is_self(*user)))
         .collect();
-    Ok(Json(json!({
-        "@odata.context": format!("{}/{}/$metadata#Collection(microsoft.graph.presence)", call.base, call.version.as_str()),
-        "value": value,
-    })))
+    Ok(Json(PresenceCollection {
+        odata_context: format!(
+            "{}/{}/$metadata#Collection(microsoft.graph.presence)",
+            call.base,
+            call.version.as_str()
+        ),
+        value,
+    }))
 }
 
 /// Resolves the subject of a write and checks the caller may write it.

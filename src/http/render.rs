@@ -1,8 +1,11 @@
-//! The presence resource as Graph renders it (SPEC §2).
+//! The presence resource as Graph renders it (SPEC §2), as the typed
+//! bodies of [`super::model`].
 
-use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::model::{
+    DateTimeTimeZone, ItemBody, OutOfOfficeSettings, Presence, PresenceStatusMessage, WorkLocation,
+};
 use crate::clock::Instant;
 use crate::domain::{format_local, EffectivePresence, StatusMessage, TimeZoneName};
 
@@ -14,45 +17,55 @@ pub fn utc_timestamp(t: Instant) -> String {
     format!("{}Z", format_local(t.naive_utc()))
 }
 
-fn status_message(m: &StatusMessage, owner_view: bool) -> Value {
-    let mut out = json!({
-        "message": { "content": m.content, "contentType": "text" },
-    });
-    if owner_view {
-        let expiry = match m.expires_at {
-            None => json!({ "dateTime": NO_EXPIRY, "timeZone": "UTC" }),
-            Some(t) => {
-                let zone = m
-                    .expiry_zone
-                    .as_deref()
-                    .and_then(|z| TimeZoneName::parse(z).ok())
-                    .unwrap_or_else(TimeZoneName::utc);
-                json!({ "dateTime": format_local(zone.to_local(t)), "timeZone": zone.name() })
+fn status_message(m: &StatusMessage, owner_view: bool) -> PresenceStatusMessage {
+    let expiry = owner_view.then(|| match m.expires_at {
+        None => DateTimeTimeZone {
+            date_time: NO_EXPIRY.to_string(),
+            time_zone: "UTC".to_string(),
+        },
+        Some(t) => {
+            let zone = m
+                .expiry_zone
+                .as_deref()
+                .and_then(|z| TimeZoneName::parse(z).ok())
+                .unwrap_or_else(TimeZoneName::utc);
+            DateTimeTimeZone {
+                date_time: format_local(zone.to_local(t)),
+                time_zone: zone.name().to_string(),
             }
-        };
-        out["expiryDateTime"] = expiry;
-        out["publishedDateTime"] = json!(utc_timestamp(m.published_at));
+        }
+    });
+    PresenceStatusMessage {
+        message: ItemBody {
+            content: m.content.clone(),
+            content_type: "text",
+        },
+        expiry_date_time: expiry,
+        published_date_time: owner_view.then(|| utc_timestamp(m.published_at)),
     }
-    out
 }
 
 /// The presence resource of `user`. `owner_view` shows the status
 /// message's expiry and publication time, which only the subject sees.
-pub fn presence(user: Uuid, e: &EffectivePresence, owner_view: bool) -> Value {
+pub fn presence(user: Uuid, e: &EffectivePresence, owner_view: bool) -> Presence {
     let (location_type, source, place_id) = &e.work_location;
-    json!({
-        "id": user.to_string(),
-        "availability": e.availability,
-        "activity": e.activity,
-        "sequenceNumber": e.sequence_number,
-        "outOfOfficeSettings": { "message": null, "isOutOfOffice": false },
-        "statusMessage": e.status.as_ref().map(|m| status_message(m, owner_view)),
-        "workLocation": {
-            "workLocationType": location_type,
-            "source": source,
-            "placeId": place_id,
+    Presence {
+        odata_context: None,
+        id: user,
+        availability: e.availability,
+        activity: e.activity,
+        sequence_number: e.sequence_number.clone(),
+        out_of_office_settings: OutOfOfficeSettings {
+            message: None,
+            is_out_of_office: false,
         },
-    })
+        status_message: e.status.as_ref().map(|m| status_message(m, owner_view)),
+        work_location: WorkLocation {
+            work_location_type: *location_type,
+            source: *source,
+            place_id: place_id.clone(),
+        },
+    }
 }
 
 /// [`presence`] with its `@odata.context`.
@@ -61,11 +74,9 @@ pub fn presence_entity(
     user: Uuid,
     e: &EffectivePresence,
     owner_view: bool,
-) -> Value {
-    let mut out = json!({ "@odata.context": context });
-    if let (Some(obj), Value::Object(fields)) = (out.as_object_mut(), presence(user, e, owner_view))
-    {
-        obj.extend(fields);
+) -> Presence {
+    Presence {
+        odata_context: Some(context),
+        ..presence(user, e, owner_view)
     }
-    out
 }

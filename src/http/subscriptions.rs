@@ -6,11 +6,12 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::GraphError;
 use super::extract::{authenticate, request_base, versioned_path, ApiVersion, JsonBody};
+use super::model::{self, SubscriptionCollection};
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
 use crate::notify::subscriptions::{Caller, CreateBody, PatchBody, SubscriptionError};
@@ -75,32 +76,32 @@ impl FromRequestParts<AppState> for SubscriptionCall {
 
 /// A subscription as Graph renders it. `clientState` is left out of lists
 /// (SPEC §7) and `encryptionCertificate` is never echoed.
-fn render(s: &Subscription, with_client_state: bool) -> Value {
-    json!({
-        "id": s.id,
-        "resource": s.resource,
-        "applicationId": s.app_id,
-        "changeType": s.change_type,
-        "clientState": if with_client_state { json!(s.client_state) } else { Value::Null },
-        "notificationUrl": s.notification_url,
-        "notificationQueryOptions": null,
-        "lifecycleNotificationUrl": s.lifecycle_url,
-        "expirationDateTime": utc_timestamp(s.expires_at),
-        "creatorId": s.creator_id,
-        "includeResourceData": s.include_resource_data,
-        "latestSupportedTlsVersion": s.latest_supported_tls_version,
-        "encryptionCertificate": null,
-        "encryptionCertificateId": s.encryption_certificate_id,
-        "notificationUrlAppId": s.notification_url_app_id,
-    })
+fn render(s: &Subscription, with_client_state: bool) -> model::Subscription {
+    model::Subscription {
+        odata_context: None,
+        id: s.id,
+        resource: s.resource.clone(),
+        application_id: s.app_id.clone(),
+        change_type: s.change_type.clone(),
+        client_state: s.client_state.clone().filter(|_| with_client_state),
+        notification_url: s.notification_url.clone(),
+        notification_query_options: None,
+        lifecycle_notification_url: s.lifecycle_url.clone(),
+        expiration_date_time: utc_timestamp(s.expires_at),
+        creator_id: s.creator_id.clone(),
+        include_resource_data: s.include_resource_data,
+        latest_supported_tls_version: s.latest_supported_tls_version.clone(),
+        encryption_certificate: None,
+        encryption_certificate_id: s.encryption_certificate_id.clone(),
+        notification_url_app_id: s.notification_url_app_id.clone(),
+    }
 }
 
-fn entity(call: &SubscriptionCall, s: &Subscription) -> Value {
-    let mut out = json!({ "@odata.context": call.context("/$entity") });
-    if let (Some(obj), Value::Object(fields)) = (out.as_object_mut(), render(s, true)) {
-        obj.extend(fields);
+fn entity(call: &SubscriptionCall, s: &Subscription) -> model::Subscription {
+    model::Subscription {
+        odata_context: Some(call.context("/$entity")),
+        ..render(s, true)
     }
-    out
 }
 
 /// Create subscription: `POST /subscriptions` → `201`.
@@ -108,7 +109,7 @@ pub async fn create(
     State(state): State<AppState>,
     call: SubscriptionCall,
     body: JsonBody,
-) -> Result<(StatusCode, Json<Value>), GraphError> {
+) -> Result<(StatusCode, Json<model::Subscription>), GraphError> {
     authorize(&call.principal, Operation::Subscribe, None)?;
     let body: CreateBody = body.parse()?;
     let s = state
@@ -122,19 +123,19 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     call: SubscriptionCall,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<SubscriptionCollection>, GraphError> {
     let all = state.notifier.list_subscriptions(&call.caller()).await?;
-    let value: Vec<Value> = all.iter().map(|s| render(s, false)).collect();
-    Ok(Json(
-        json!({ "@odata.context": call.context(""), "value": value }),
-    ))
+    Ok(Json(SubscriptionCollection {
+        odata_context: call.context(""),
+        value: all.iter().map(|s| render(s, false)).collect(),
+    }))
 }
 
 /// Get subscription: `GET /subscriptions/{id}`.
 pub async fn get(
     State(state): State<AppState>,
     call: SubscriptionCall,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<model::Subscription>, GraphError> {
     let s = state
         .notifier
         .get_subscription(&call.caller(), call.id()?)
@@ -147,7 +148,7 @@ pub async fn update(
     State(state): State<AppState>,
     call: SubscriptionCall,
     body: JsonBody,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<Json<model::Subscription>, GraphError> {
     let body: PatchBody = body.parse()?;
     let s = state
         .notifier

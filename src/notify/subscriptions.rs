@@ -112,29 +112,49 @@ fn validation_message(f: ValidationFailure) -> &'static str {
 }
 
 /// Body of `POST /subscriptions`. Wire names as Graph's.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
+    /// Required: `updated`.
+    #[schema(example = "updated")]
     change_type: Option<String>,
+    /// Required: an https URL (or http on loopback) that answers the
+    /// validation handshake.
+    #[schema(example = "https://example.com/notify")]
     notification_url: Option<String>,
+    /// Required: `/communications/presences/{id}` or
+    /// `/communications/presences?$filter=id in ('{id}', …)`.
+    #[schema(example = "/communications/presences/66825e03-7ef5-42da-9069-724602c31f6b")]
     resource: Option<String>,
+    /// Required: RFC 3339, at most one hour ahead under Graph's limits.
+    #[schema(example = "2026-11-27T10:00:00Z")]
     expiration_date_time: Option<String>,
+    /// Echoed in every notification; at most 255 characters.
     client_state: Option<String>,
+    /// Where lifecycle notifications go.
     lifecycle_notification_url: Option<String>,
+    /// Rich notifications: encrypted resource data.
     #[serde(default)]
     include_resource_data: bool,
+    /// Base64 DER X.509 certificate with an RSA key (rich notifications).
     encryption_certificate: Option<String>,
+    /// The certificate's id, echoed in notifications (rich notifications).
     encryption_certificate_id: Option<String>,
+    /// `v1_0` to `v1_3`; `v1_2` when absent.
     latest_supported_tls_version: Option<String>,
+    /// The application id expected in validation tokens.
     notification_url_app_id: Option<String>,
+    /// Not supported for presence; must be absent or null.
     notification_query_options: Option<String>,
 }
 
 /// Body of `PATCH /subscriptions/{id}`: only these may change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchBody {
+    /// The new expiry, RFC 3339.
     expiration_date_time: Option<String>,
+    /// A new notification URL (validated again).
     notification_url: Option<String>,
 }
 

@@ -17,6 +17,7 @@ mod errors;
 mod integrity;
 mod jwks;
 mod notifications;
+mod openapi;
 mod permissions;
 mod presence;
 mod process;
