@@ -6,6 +6,7 @@
 //! identity providers publish such keys next to their signing keys.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,6 +129,8 @@ fn select(keys: &[&VerifyingKey], kid: Option<&str>, kind: KeyKind) -> Option<De
 pub(crate) struct KeyStore {
     file_keys: Vec<VerifyingKey>,
     url: Option<UrlSource>,
+    /// Counts replacements of the URL keys; see [`KeyStore::generation`].
+    generation: AtomicU64,
 }
 
 /// A JWKS URL with its last fetched keys.
@@ -188,7 +191,24 @@ impl KeyStore {
             }
             None => None,
         };
-        Ok(Some(Self { file_keys, url }))
+        Ok(Some(Self {
+            file_keys,
+            url,
+            generation: AtomicU64::new(0),
+        }))
+    }
+
+    /// The generation of the key set: it changes whenever a refetch
+    /// replaces the URL keys, and only then (file keys never change). The
+    /// token cache keeps a verification only while the generation it was
+    /// made under is current, because a refetch may drop the key that
+    /// signed a cached token.
+    ///
+    /// Read it *before* looking a key up: it is bumped while the new keys'
+    /// write lock is held, so a lookup that saw the old keys can only have
+    /// been preceded by a read of the old generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The key that verifies a token with this `kid` and algorithm kind.
@@ -219,7 +239,9 @@ impl KeyStore {
                 match fetch(&source.client, &source.url).await {
                     Ok(keys) => {
                         tracing::info!(url = %source.url, keys = keys.len(), "refetched JWKS keys");
-                        *source.keys.write().await = Arc::new(keys);
+                        let mut current = source.keys.write().await;
+                        *current = Arc::new(keys);
+                        self.generation.fetch_add(1, Ordering::Release);
                     }
                     Err(e) => tracing::warn!(url = %source.url, error = %e, "JWKS refetch failed"),
                 }

@@ -8,9 +8,15 @@
 //! and yields a [`Principal`]. [`authorize`] then decides whether that
 //! principal may perform an [`Operation`] on a user.
 //!
+//! A verifier remembers the tokens it accepted (`cache.rs`, bounded by
+//! [`TOKEN_CACHE_CAPACITY`]), so a client that sends the same token on
+//! every request pays for its signature once; a hit still checks
+//! `exp`/`nbf` against `now`, and a forged token never matches an entry.
+//!
 //! [`mint_hs256`] and [`MintClaims`] make development tokens for
 //! `presenced token` and the tests.
 
+mod cache;
 mod error;
 mod jwks;
 mod mint;
@@ -23,6 +29,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+pub use cache::TokenCacheStats;
 pub use error::AuthError;
 pub use mint::{mint_hs256, MintClaims};
 pub use policy::{authorize, Operation};
@@ -46,6 +53,12 @@ pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 /// Minimum time between two refetches of the JWKS URL triggered by an
 /// unknown `kid`, in seconds.
 pub const JWKS_REFETCH_INTERVAL_SECS: i64 = 60;
+
+/// How many verified tokens a [`TokenVerifier`] remembers (about; see
+/// `auth/cache.rs`). An entry is a few hundred bytes, so this is a few MB at
+/// most, and covers the tokens of 10,000 clients that each reuse theirs
+/// until it expires, which is what Graph SDKs do.
+pub const TOKEN_CACHE_CAPACITY: usize = 10_000;
 
 /// Who a verified token speaks for (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,11 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::cache::{digest, TokenCacheStats, Verified, VerifiedTokens};
 use super::jwks::{KeyKind, KeyStore};
 use super::{
     AuthConfig, AuthError, Principal, PrincipalKind, DEFAULT_AUDIENCES, PERSONAL_ACCOUNT_TENANT,
+    TOKEN_CACHE_CAPACITY,
 };
 use crate::clock::Instant;
 
@@ -39,6 +41,10 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 
 /// Verifies bearer tokens. Built once at start; `Send + Sync`, share it
 /// through an `Arc`.
+///
+/// Remembers the tokens it accepted (up to [`TOKEN_CACHE_CAPACITY`]) so that
+/// a token sent again is checked only for `exp`/`nbf`; see `auth/cache.rs`
+/// for why that gives the same answers as the full check.
 pub struct TokenVerifier {
     hs256: Option<DecodingKey>,
     jwks: Option<KeyStore>,
@@ -46,6 +52,9 @@ pub struct TokenVerifier {
     issuer: Option<String>,
     /// Seconds of clock skew allowed on `exp` and `nbf`.
     leeway: i64,
+    /// Tokens already verified. Belongs to this verifier: the settings above
+    /// never change, so what it holds stays valid for them.
+    cache: VerifiedTokens,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -56,6 +65,7 @@ impl std::fmt::Debug for TokenVerifier {
             .field("audiences", &self.audiences)
             .field("issuer", &self.issuer)
             .field("leeway", &self.leeway)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -86,7 +96,20 @@ impl TokenVerifier {
             audiences,
             issuer: config.issuer,
             leeway: i64::try_from(config.leeway_secs).unwrap_or(i64::MAX),
+            cache: VerifiedTokens::new(TOKEN_CACHE_CAPACITY),
         })
+    }
+
+    /// The same verifier with an empty token cache of `capacity` entries.
+    #[cfg(test)]
+    pub(crate) fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = VerifiedTokens::new(capacity);
+        self
+    }
+
+    /// Hits, misses and size of the token cache.
+    pub fn cache_stats(&self) -> TokenCacheStats {
+        self.cache.stats()
     }
 
     /// Verifies `token` (the raw JWT, without "Bearer ") against wall time
@@ -98,7 +121,32 @@ impl TokenVerifier {
     /// makes it delegated (and requires `oid`), `roles` alone makes it an
     /// application token. A token with neither is refused as
     /// [`AuthError::Forbidden`]: it is authentic but grants nothing.
+    ///
+    /// A token this verifier accepted before, under the same keys, is only
+    /// checked for `exp` and `nbf` against `now`; the answer is the same.
     pub async fn verify(&self, token: &str, now: Instant) -> Result<Principal, AuthError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            // Refused by `split` without a look at keys; not worth hashing.
+            return self.verify_fully(token, now).await.map(|v| v.principal);
+        }
+        let key = digest(token);
+        // Read before the key lookup in `verify_fully`: see
+        // `KeyStore::generation`.
+        let generation = self.jwks.as_ref().map_or(0, KeyStore::generation);
+        if let Some(answer) = self
+            .cache
+            .lookup(&key, generation, now.timestamp(), self.leeway)
+        {
+            return answer;
+        }
+        let verified = self.verify_fully(token, now).await?;
+        let principal = verified.principal.clone();
+        self.cache.insert(key, verified, generation);
+        Ok(principal)
+    }
+
+    /// Every check of [`Self::verify`], without the cache.
+    async fn verify_fully(&self, token: &str, now: Instant) -> Result<Verified, AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingToken);
         }
@@ -136,17 +184,14 @@ impl TokenVerifier {
     }
 
     /// Checks the claims of a token whose signature is good.
-    fn principal(&self, claims: &Claims, now: Instant) -> Result<Principal, AuthError> {
+    fn principal(&self, claims: &Claims, now: Instant) -> Result<Verified, AuthError> {
         let now = now.timestamp();
         let exp = numeric_date(claims, "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
-        if now >= exp.saturating_add(self.leeway) {
-            return Err(AuthError::Expired);
-        }
-        if let Some(nbf) = numeric_date(claims, "nbf")? {
-            if now < nbf.saturating_sub(self.leeway) {
-                return Err(AuthError::NotYetValid);
-            }
-        }
+        // `exp` first, before `nbf` is read: an expired token is `Expired`
+        // whatever its `nbf` holds.
+        check_times(exp, None, now, self.leeway)?;
+        let nbf = numeric_date(claims, "nbf")?;
+        check_times(exp, nbf, now, self.leeway)?;
         self.check_audience(claims)?;
 
         let tenant = guid(claims, "tid")?.ok_or(AuthError::MissingClaim("tid"))?;
@@ -182,12 +227,16 @@ impl TokenVerifier {
                 ))
             }
         };
-        Ok(Principal {
-            tenant,
-            app_id,
-            kind,
-            scopes,
-            roles: roles.unwrap_or_default(),
+        Ok(Verified {
+            principal: Principal {
+                tenant,
+                app_id,
+                kind,
+                scopes,
+                roles: roles.unwrap_or_default(),
+            },
+            exp,
+            nbf,
         })
     }
 
@@ -220,6 +269,25 @@ impl TokenVerifier {
 
 fn malformed(what: &str) -> AuthError {
     AuthError::Malformed(what.to_owned())
+}
+
+/// The time checks, shared by the full verification and cache hits so both
+/// answer alike: `now` (seconds since the epoch) must be before `exp` and,
+/// when there is an `nbf`, not before it, each with `leeway` seconds of
+/// allowance. `exp` is checked first.
+pub(super) fn check_times(
+    exp: i64,
+    nbf: Option<i64>,
+    now: i64,
+    leeway: i64,
+) -> Result<(), AuthError> {
+    if now >= exp.saturating_add(leeway) {
+        return Err(AuthError::Expired);
+    }
+    if nbf.is_some_and(|nbf| now < nbf.saturating_sub(leeway)) {
+        return Err(AuthError::NotYetValid);
+    }
+    Ok(())
 }
 
 /// Splits a compact JWT and decodes its header and claims as JSON objects.

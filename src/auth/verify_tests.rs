@@ -873,3 +873,6 @@ async fn critical_header_extensions_are_refused_even_when_signed() {
         "{err:?}"
     );
 }
+
+#[path = "cache_tests.rs"]
+mod cache;
