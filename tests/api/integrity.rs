@@ -1,6 +1,6 @@
 //! Data integrity with the real binary: one server per data dir, a damaged
 //! database refuses to start and says what to do, and readiness follows
-//! whether writes succeed (a full disk).
+//! whether writes succeed (a full disk, a file system gone read-only).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -338,6 +338,158 @@ async fn readyz_is_503_while_writes_fail_on_a_full_disk_and_ready_once_there_is_
         readyz(&server).await.ok_json()["status"],
         "ready",
         "the probe write succeeds once there is room"
+    );
+    set_busy(&server, &token, Uuid::new_v4()).await.ok_empty();
+    drop(server);
+}
+
+/// An ext4 file system in a loop-mounted image file (root only), mounted
+/// with `errors=remount-ro` so that the kernel's test hook
+/// (`/sys/fs/ext4/<dev>/trigger_fs_error`) turns it read-only under a running
+/// server, the way a failing disk does. Unmounted when dropped.
+struct Ext4Image {
+    dir: tempfile::TempDir,
+    device: String,
+}
+
+impl Ext4Image {
+    /// Creates and mounts a 32 MiB image; `None`, saying why, when this
+    /// process cannot (not root, no loop devices, no mkfs.ext4).
+    fn mount() -> Option<Self> {
+        let uid = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            eprintln!("skipped: loop-mounting an ext4 image needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(32 << 20)
+            .unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .stderr(Stdio::null())
+            .status();
+        if !made.as_ref().is_ok_and(|s| s.success()) {
+            eprintln!("skipped: cannot run mkfs.ext4 ({made:?})");
+            return None;
+        }
+        let this = Self {
+            dir,
+            device: String::new(),
+        };
+        this.mount_image()
+    }
+
+    fn mount_image(mut self) -> Option<Self> {
+        let mounted = Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(self.dir.path().join("disk.img"))
+            .arg(self.path())
+            .stderr(Stdio::null())
+            .status();
+        if !mounted.as_ref().is_ok_and(|s| s.success()) {
+            eprintln!("skipped: cannot loop-mount an ext4 image ({mounted:?})");
+            return None;
+        }
+        let source = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(self.path())
+            .output()
+            .ok()?;
+        let source = String::from_utf8_lossy(&source.stdout).trim().to_string();
+        self.device = source.rsplit('/').next().unwrap_or_default().to_string();
+        Some(self)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// Makes the file system read-only now, as an I/O error would; false
+    /// when the kernel has no such hook.
+    fn fail(&self) -> bool {
+        std::fs::write(
+            format!("/sys/fs/ext4/{}/trigger_fs_error", self.device),
+            "1",
+        )
+        .is_ok()
+    }
+
+    /// Unmounts and mounts the image again (read-write).
+    fn remount(self) -> Option<Self> {
+        let _ = Command::new("umount").arg(self.path()).status();
+        self.mount_image()
+    }
+}
+
+impl Drop for Ext4Image {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(self.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        }
+    }
+}
+
+/// `GET` a user's presence as the application.
+async fn presence_of(server: &Proc, token: &str, user: Uuid) -> Reply {
+    server
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1.0/users/{user}/presence"),
+            token,
+            None,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_file_system_gone_read_only_makes_readyz_503_keeps_reads_and_loses_no_acknowledged_write()
+{
+    let Some(disk) = Ext4Image::mount() else {
+        return;
+    };
+    let data = disk.path().join("data");
+    let server = start(&data);
+    let tenant = Uuid::new_v4();
+    let token = app_token(&data, tenant);
+    let user = Uuid::new_v4();
+    set_busy(&server, &token, user).await.ok_empty();
+    assert_eq!(readyz(&server).await.ok_json()["status"], "ready");
+    if !disk.fail() {
+        eprintln!("skipped: this kernel has no ext4 trigger_fs_error hook");
+        return;
+    }
+
+    set_busy(&server, &token, Uuid::new_v4())
+        .await
+        .error(500, "generalException");
+    readyz(&server).await.error(503, "serviceNotAvailable");
+    let read = presence_of(&server, &token, user).await;
+    assert_eq!(
+        read.ok_json()["availability"],
+        "Busy",
+        "reads still answer while writes fail"
+    );
+    drop(server);
+
+    let disk = disk.remount().expect("the image mounts again");
+    let data = disk.path().join("data");
+    let server = start(&data);
+    assert_eq!(readyz(&server).await.ok_json()["status"], "ready");
+    let read = presence_of(&server, &token, user).await;
+    assert_eq!(
+        read.ok_json()["activity"],
+        "InACall",
+        "the acknowledged write survived"
     );
     set_busy(&server, &token, Uuid::new_v4()).await.ok_empty();
     drop(server);
