@@ -117,10 +117,8 @@ impl Notifier {
                 Some(s) => s.clone(),
                 None => {
                     let s = self
-                        .store
-                        .subscription(d.tenant, d.subscription)
-                        .await?
-                        .map(Arc::new);
+                        .subscription_for_delivery(d.tenant, d.subscription)
+                        .await?;
                     subscriptions.insert(d.subscription, s.clone());
                     s
                 }
@@ -179,7 +177,22 @@ impl Notifier {
             };
             let this = self.clone();
             self.tasks.spawn(async move {
-                if let Err(e) = this.send(post).await {
+                let failure = this.post(&post).await;
+                let mut permit = Some(permit);
+                if failure.is_none() {
+                    // Delivered: the lane and the endpoint slot are free for
+                    // the next POST while the removal of these rows waits
+                    // for its commit (they stay in flight, so no round
+                    // takes them again). A failed POST keeps its lane until
+                    // its retry is recorded, so newer items do not overtake
+                    // it in a burst.
+                    if let Ok(mut busy) = this.busy.lock() {
+                        busy.remove(&lane);
+                    }
+                    permit = None;
+                    this.bus.deliveries_queued();
+                }
+                if let Err(e) = this.record(post, failure).await {
                     tracing::error!(error = %e, "recording a delivery outcome failed");
                 }
                 if let (Ok(mut in_flight), Ok(mut busy)) = (this.in_flight.lock(), this.busy.lock())
@@ -215,18 +228,15 @@ impl Notifier {
         semaphore.try_acquire_owned().ok()
     }
 
-    /// Sends one POST and records the outcome: delivered rows are removed;
-    /// failed ones are retried later or, after 4 hours, dropped and
-    /// reported as `missed`.
-    async fn send(&self, post: Post) -> Result<(), StoreError> {
+    /// Sends one POST: `None` when the receiver took it, else why not.
+    async fn post(&self, post: &Post) -> Option<String> {
         let retry = post.items.iter().any(|(d, _)| d.attempts > 0);
         let timeout = if retry {
             RETRY_TIMEOUT
         } else {
             FIRST_ATTEMPT_TIMEOUT
         };
-        let body = self.body(&post);
-        let ids: Vec<u64> = post.items.iter().map(|(d, _)| d.id).collect();
+        let body = self.body(post);
         let started = std::time::Instant::now();
         let outcome = self
             .client
@@ -242,8 +252,18 @@ impl Notifier {
             Err(e) if e.is_timeout() => Some(format!("no answer within {timeout:?}")),
             Err(e) => Some(format!("unreachable: {}", without_url(&e))),
         };
+        if failure.is_none() {
+            tracing::debug!(url = %redacted(&post.url), items = post.items.len(), elapsed = ?started.elapsed(), "delivered");
+        }
+        failure
+    }
+
+    /// Records the outcome of a POST: delivered rows are removed; failed
+    /// ones are retried later or, after 4 hours, dropped and reported as
+    /// `missed`.
+    async fn record(&self, post: Post, failure: Option<String>) -> Result<(), StoreError> {
         let Some(failure) = failure else {
-            tracing::debug!(url = %redacted(&post.url), items = ids.len(), elapsed = ?started.elapsed(), "delivered");
+            let ids: Vec<u64> = post.items.iter().map(|(d, _)| d.id).collect();
             return self.store.remove_deliveries(&ids).await;
         };
         let now = self.clock.now();

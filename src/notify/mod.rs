@@ -8,6 +8,7 @@
 //! [`crate::app::App`] that started them.
 
 mod bus;
+mod cache;
 pub mod crypto;
 pub mod delivery;
 pub mod feed;
@@ -76,6 +77,8 @@ pub struct Notifier {
     /// (subscription, lifecycle) lanes with a POST in flight.
     busy: Mutex<HashSet<(uuid::Uuid, bool)>>,
     endpoints: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Parsed subscriptions for the delivery rounds.
+    subscriptions: cache::SubscriptionCache,
     pass: tokio::sync::Mutex<()>,
     last_prune: tokio::sync::Mutex<Option<Instant>>,
     dropped: AtomicU64,
@@ -120,6 +123,7 @@ impl Notifier {
             in_flight: Mutex::default(),
             busy: Mutex::default(),
             endpoints: Mutex::default(),
+            subscriptions: cache::SubscriptionCache::default(),
             pass: tokio::sync::Mutex::new(()),
             last_prune: tokio::sync::Mutex::new(None),
             dropped: AtomicU64::new(0),
@@ -130,6 +134,47 @@ impl Notifier {
     pub fn start(self: &Arc<Self>) {
         self.tasks.spawn(self.clone().schedule());
         self.tasks.spawn(self.clone().deliver());
+    }
+
+    /// Subscription `id` for a delivery round: from the cache, else from
+    /// the store (then cached).
+    async fn subscription_for_delivery(
+        &self,
+        tenant: uuid::Uuid,
+        id: uuid::Uuid,
+    ) -> Result<Option<Arc<crate::store::Subscription>>, crate::store::StoreError> {
+        if let Some(s) = self.subscriptions.get(id) {
+            return Ok(Some(s));
+        }
+        let generation = self.subscriptions.generation();
+        let s = self.store.subscription(tenant, id).await?.map(Arc::new);
+        if let Some(s) = &s {
+            self.subscriptions.keep(generation, s.clone());
+        }
+        Ok(s)
+    }
+
+    /// Stores a changed subscription; false if it no longer exists.
+    async fn update_stored(
+        &self,
+        s: crate::store::Subscription,
+    ) -> Result<bool, crate::store::StoreError> {
+        let id = s.id;
+        let updated = self.store.update_subscription(s).await;
+        self.subscriptions.forget(id);
+        updated
+    }
+
+    /// Deletes a stored subscription (and its pending deliveries); false if
+    /// it no longer existed.
+    async fn delete_stored(
+        &self,
+        tenant: uuid::Uuid,
+        id: uuid::Uuid,
+    ) -> Result<bool, crate::store::StoreError> {
+        let deleted = self.store.delete_subscription(tenant, id).await;
+        self.subscriptions.forget(id);
+        deleted
     }
 
     /// The public keys that verify `validationTokens` (JWKS).

@@ -63,8 +63,7 @@ impl Notifier {
             .await?
         {
             if subscription.expires_at <= until {
-                self.store
-                    .delete_subscription(subscription.tenant, subscription.id)
+                self.delete_stored(subscription.tenant, subscription.id)
                     .await?;
                 tracing::info!(subscription = %subscription.id, "subscription expired and was deleted");
                 report.expired += 1;
@@ -83,7 +82,7 @@ impl Notifier {
                     report.reauthorizations += 1;
                 }
                 subscription.reauthorization_sent = true;
-                self.store.update_subscription(subscription).await?;
+                self.update_stored(subscription).await?;
             }
         }
         self.prune_events(until).await?;

@@ -351,7 +351,7 @@ impl Notifier {
             }
             s.notification_url = text;
         }
-        if !self.store.update_subscription(s.clone()).await? {
+        if !self.update_stored(s.clone()).await? {
             return Err(SubscriptionError::NotFound);
         }
         self.bus.reschedule();
@@ -365,7 +365,7 @@ impl Notifier {
         id: Uuid,
     ) -> Result<(), SubscriptionError> {
         let s = self.get_subscription(caller, id).await?;
-        if !self.store.delete_subscription(s.tenant, s.id).await? {
+        if !self.delete_stored(s.tenant, s.id).await? {
             return Err(SubscriptionError::NotFound);
         }
         Ok(())
@@ -380,7 +380,7 @@ impl Notifier {
     ) -> Result<(), SubscriptionError> {
         let mut s = self.get_subscription(caller, id).await?;
         s.reauthorization_sent = false;
-        if !self.store.update_subscription(s).await? {
+        if !self.update_stored(s).await? {
             return Err(SubscriptionError::NotFound);
         }
         self.bus.reschedule();

@@ -1,0 +1,132 @@
+//! [`SubscriptionCache`]: parsed subscriptions for the delivery rounds.
+//!
+//! A round groups due outbox rows by subscription and needs each one's URL,
+//! resource and keys. Reading them from the store every round cost a
+//! b-tree search over ~30 KB rows and a parse each (BENCHMARKS.md, change
+//! notifications part 1). The notifier keeps them here instead; the store
+//! stays the record.
+//!
+//! Exactness: every change of a stored subscription goes through the
+//! notifier's `update_stored`/`delete_stored`, which [`forget`] it after
+//! the store has it. A round that read a subscription from the store keeps
+//! it only if nothing was forgotten since the read began (a generation
+//! count), so a read that raced an update can never put the old version
+//! back.
+//!
+//! [`forget`]: SubscriptionCache::forget
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use uuid::Uuid;
+
+use crate::store::Subscription;
+
+/// Subscriptions by id, with the generation that guards inserts.
+#[derive(Debug, Default)]
+pub(crate) struct SubscriptionCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    generation: u64,
+    by_id: HashMap<Uuid, Arc<Subscription>>,
+}
+
+impl SubscriptionCache {
+    /// The cached subscription `id`, if any.
+    pub(crate) fn get(&self, id: Uuid) -> Option<Arc<Subscription>> {
+        self.inner.lock().ok()?.by_id.get(&id).cloned()
+    }
+
+    /// The generation to pass to [`Self::keep`] for a store read that
+    /// starts now.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.lock().map_or(u64::MAX, |i| i.generation)
+    }
+
+    /// Keeps `s`, read from the store after [`Self::generation`] returned
+    /// `generation`, unless a subscription was forgotten since.
+    pub(crate) fn keep(&self, generation: u64, s: Arc<Subscription>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if inner.generation == generation {
+                inner.by_id.insert(s.id, s);
+            }
+        }
+    }
+
+    /// Drops subscription `id` (changed or deleted in the store).
+    pub(crate) fn forget(&self, id: Uuid) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.generation = inner.generation.wrapping_add(1);
+            inner.by_id.remove(&id);
+        }
+    }
+
+    /// How many subscriptions are cached.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().map_or(0, |i| i.by_id.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(url: &str) -> Arc<Subscription> {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        Arc::new(Subscription {
+            id: Uuid::from_u128(7),
+            tenant: Uuid::from_u128(1),
+            app_id: "app".into(),
+            creator_id: "app".into(),
+            owner: None,
+            resource: "/communications/presences/x".into(),
+            users: vec![],
+            change_type: "updated".into(),
+            client_state: None,
+            notification_url: url.into(),
+            lifecycle_url: None,
+            expires_at: at,
+            include_resource_data: false,
+            encryption_certificate: None,
+            encryption_certificate_id: None,
+            latest_supported_tls_version: "v1_2".into(),
+            notification_url_app_id: None,
+            reauthorization_sent: false,
+            created_at: at,
+        })
+    }
+
+    #[test]
+    fn a_kept_subscription_is_served_until_forgotten() {
+        let cache = SubscriptionCache::default();
+        let s = subscription("https://a.example/");
+        cache.keep(cache.generation(), s.clone());
+        assert_eq!(
+            cache.get(s.id).map(|c| c.notification_url.clone()),
+            Some("https://a.example/".into())
+        );
+        cache.forget(s.id);
+        assert!(cache.get(s.id).is_none());
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_kept() {
+        let cache = SubscriptionCache::default();
+        let before_read = cache.generation();
+        let stale = subscription("https://old.example/");
+        // The subscription changes in the store while the round reads it.
+        cache.forget(stale.id);
+        cache.keep(before_read, stale.clone());
+        assert!(
+            cache.get(stale.id).is_none(),
+            "the stale copy must not be kept"
+        );
+        assert_eq!(cache.len(), 0);
+        cache.keep(cache.generation(), subscription("https://new.example/"));
+        assert_eq!(cache.len(), 1);
+    }
+}
