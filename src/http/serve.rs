@@ -60,9 +60,23 @@ const RESERVED_FILES: u64 = 128;
 const FALLBACK_MAX_CONNECTIONS: usize = 10_000;
 /// How often connections are checked against the timeouts.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
-/// hyper's own buffer limit: beyond it hyper answers a bare 431. Our layer
-/// answers Graph-shaped 431s below it (see `http::limit_request_size`).
-const HYPER_MAX_BUF: usize = 128 * 1024;
+/// hyper's own buffer limit: beyond it hyper answers a bare 431. It leaves
+/// room for the longest head our own layer still answers with a Graph-shaped
+/// 414 or 431 (a URI and headers at their limits, see
+/// `http::limit_declared_length`), and no more: an unfinished head holds up
+/// to this much memory until the header timeout.
+const HYPER_MAX_BUF: usize = super::MAX_URI_BYTES + super::MAX_HEADER_BYTES + 8 * 1024;
+/// The most bytes of unfinished request heads all connections together may
+/// hold. Beyond it a connection whose unfinished head is over
+/// [`SMALL_HEAD`] is closed when it sends more: a flood of huge stalled
+/// heads cannot take the server's memory, while ordinary requests (whose
+/// heads are small and arrive at once) are never refused for it.
+const HEAD_BUDGET: usize = 64 * 1024 * 1024;
+/// An unfinished head this small is never closed for the [`HEAD_BUDGET`].
+const SMALL_HEAD: usize = 16 * 1024;
+/// How long a new connection waits for an evicted one to close before it is
+/// refused.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 impl Default for ConnectionPolicy {
     fn default() -> Self {
@@ -118,6 +132,9 @@ struct Watch {
     head_since: AtomicU64,
     /// Whether it has served a request.
     served: AtomicBool,
+    /// Bytes of the unfinished request head read so far (counted in the
+    /// registry's total too).
+    head_bytes: AtomicUsize,
     /// Closes the connection.
     close: CancellationToken,
 }
@@ -129,6 +146,7 @@ impl Watch {
             idle_since: AtomicU64::new(now),
             head_since: AtomicU64::new(0),
             served: AtomicBool::new(false),
+            head_bytes: AtomicUsize::new(0),
             close: CancellationToken::new(),
         }
     }
@@ -162,13 +180,11 @@ struct Registry {
     /// Set at shutdown: a connection with nothing in flight closes at once
     /// (an idle HTTP/2 client may never read the server's GOAWAY).
     stopping: AtomicBool,
+    /// Bytes of unfinished request heads of all connections.
+    head_bytes: AtomicUsize,
 }
 
 impl Registry {
-    fn len(&self) -> usize {
-        self.connections.lock().map_or(0, |c| c.len())
-    }
-
     /// Closes the connection that has waited longest for a request; `false`
     /// when every connection is busy.
     fn evict_longest_waiting(&self) -> bool {
@@ -195,7 +211,24 @@ impl Registry {
 struct Watched<S> {
     inner: S,
     watch: Arc<Watch>,
+    registry: Arc<Registry>,
     epoch: Instant,
+}
+
+impl<S> Watched<S> {
+    /// Counts `n` bytes of an unfinished head; an error when the heads of
+    /// all connections are over [`HEAD_BUDGET`] and this one is not small.
+    fn count_head_bytes(&self, n: usize) -> std::io::Result<()> {
+        let mine = self.watch.head_bytes.fetch_add(n, Ordering::AcqRel) + n;
+        let all = self.registry.head_bytes.fetch_add(n, Ordering::AcqRel) + n;
+        if all > HEAD_BUDGET && mine > SMALL_HEAD {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "unfinished request heads are over the server's memory budget",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -206,14 +239,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before
-            && self.watch.active.load(Ordering::Acquire) == 0
-            && self.watch.head_since.load(Ordering::Acquire) == 0
-        {
-            let now = millis(self.epoch).max(1);
-            self.watch.head_since.store(now, Ordering::Release);
+        let read = buf.filled().len() - before;
+        if read > 0 && self.watch.active.load(Ordering::Acquire) == 0 {
+            if self.watch.head_since.load(Ordering::Acquire) == 0 {
+                let now = millis(self.epoch).max(1);
+                self.watch.head_since.store(now, Ordering::Release);
+            }
+            if let Err(e) = self.count_head_bytes(read) {
+                return Poll::Ready(Err(e));
+            }
         }
         result
+    }
+}
+
+impl<S> Drop for Watched<S> {
+    fn drop(&mut self) {
+        let pending = self.watch.head_bytes.swap(0, Ordering::AcqRel);
+        self.registry
+            .head_bytes
+            .fetch_sub(pending, Ordering::AcqRel);
     }
 }
 
@@ -255,9 +300,13 @@ struct Busy {
 }
 
 impl Busy {
-    fn start(watch: Arc<Watch>, epoch: Instant) -> Self {
+    /// A request has started on the connection of `watch`: its head is
+    /// complete, so its bytes no longer count against the head budget.
+    fn start(watch: Arc<Watch>, registry: &Registry, epoch: Instant) -> Self {
         watch.active.fetch_add(1, Ordering::AcqRel);
         watch.head_since.store(0, Ordering::Release);
+        let done = watch.head_bytes.swap(0, Ordering::AcqRel);
+        registry.head_bytes.fetch_sub(done, Ordering::AcqRel);
         Self { watch, epoch }
     }
 }
@@ -323,6 +372,7 @@ pub async fn serve(
         .max_buf_size(HYPER_MAX_BUF);
     builder.http2().timer(TokioTimer::new());
     let watcher = tokio::spawn(watch_connections(registry.clone(), policy, epoch));
+    let slots = Arc::new(tokio::sync::Semaphore::new(policy.max_connections.max(1)));
     let mut next_id: u64 = 0;
     let mut refused: u64 = 0;
     let mut last_accept_warning: Option<Instant> = None;
@@ -345,7 +395,19 @@ pub async fn serve(
                 continue;
             }
         };
-        if registry.len() >= policy.max_connections && !registry.evict_longest_waiting() {
+        // One permit per open socket, given back when the socket is closed
+        // (not merely asked to close), so the cap bounds open files.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) if registry.evict_longest_waiting() => {
+                tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
             refused += 1;
             if last_accept_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
                 tracing::warn!(
@@ -357,7 +419,7 @@ pub async fn serve(
             }
             drop(stream);
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
         next_id += 1;
         let id = next_id;
@@ -370,6 +432,7 @@ pub async fn serve(
             builder: builder.clone(),
             watcher: graceful.watcher(),
             watch,
+            registry: registry.clone(),
             epoch,
         };
         let registry = registry.clone();
@@ -393,6 +456,8 @@ pub async fn serve(
             if let Ok(mut connections) = registry.connections.lock() {
                 connections.remove(&id);
             }
+            // The socket is closed (dropped with its connection) by now.
+            drop(permit);
         });
     }
     drop(listener);
@@ -421,6 +486,7 @@ struct Connection {
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
     watch: Arc<Watch>,
+    registry: Arc<Registry>,
     epoch: Instant,
 }
 
@@ -436,17 +502,19 @@ impl Connection {
             builder,
             watcher,
             watch,
+            registry,
             epoch,
         } = self;
         let io = TokioIo::new(Watched {
             inner: stream,
             watch: watch.clone(),
+            registry: registry.clone(),
             epoch,
         });
         let service = {
             let watch = watch.clone();
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let busy = Busy::start(watch.clone(), epoch);
+                let busy = Busy::start(watch.clone(), &registry, epoch);
                 let router = router.clone();
                 async move {
                     let response: Response = router
@@ -540,7 +608,7 @@ mod tests {
     fn a_busy_connection_never_expires_and_is_never_evicted() {
         let registry = Registry::default();
         let w = Arc::new(Watch::new(0));
-        let busy = Busy::start(w.clone(), Instant::now());
+        let busy = Busy::start(w.clone(), &registry, Instant::now());
         registry.connections.lock().unwrap().insert(1, w.clone());
         assert!(!w.expired(u64::MAX, &policy()));
         assert!(!registry.evict_longest_waiting());
@@ -548,6 +616,55 @@ mod tests {
         assert!(w.served.load(Ordering::Acquire));
         assert!(registry.evict_longest_waiting());
         assert!(w.close.is_cancelled());
+    }
+
+    #[test]
+    fn over_the_head_budget_only_connections_with_big_unfinished_heads_are_closed() {
+        let registry = Arc::new(Registry::default());
+        let watched = |registry: &Arc<Registry>| Watched {
+            inner: (),
+            watch: Arc::new(Watch::new(0)),
+            registry: registry.clone(),
+            epoch: Instant::now(),
+        };
+        let flooder = watched(&registry);
+        let mut sent = 0;
+        while flooder.count_head_bytes(8 * 1024).is_ok() {
+            sent += 8 * 1024;
+            assert!(sent <= HEAD_BUDGET, "the budget was never enforced");
+        }
+        assert!(sent + 8 * 1024 > HEAD_BUDGET);
+        let ordinary = watched(&registry);
+        assert!(
+            ordinary.count_head_bytes(2 * 1024).is_ok(),
+            "a small head is never refused"
+        );
+        drop(flooder);
+        drop(ordinary);
+        assert_eq!(
+            registry.head_bytes.load(Ordering::Acquire),
+            0,
+            "closed connections give their bytes back"
+        );
+    }
+
+    #[test]
+    fn a_started_request_no_longer_counts_its_head() {
+        let registry = Arc::new(Registry::default());
+        let watch = Arc::new(Watch::new(0));
+        let conn = Watched {
+            inner: (),
+            watch: watch.clone(),
+            registry: registry.clone(),
+            epoch: Instant::now(),
+        };
+        conn.count_head_bytes(4000).unwrap();
+        assert_eq!(registry.head_bytes.load(Ordering::Acquire), 4000);
+        let busy = Busy::start(watch, &registry, Instant::now());
+        assert_eq!(registry.head_bytes.load(Ordering::Acquire), 0);
+        drop(busy);
+        drop(conn);
+        assert_eq!(registry.head_bytes.load(Ordering::Acquire), 0);
     }
 
     #[test]
