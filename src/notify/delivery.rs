@@ -61,6 +61,10 @@ impl Notifier {
     /// anything not yet sent stays in the outbox for the next start.
     pub(crate) async fn deliver(self: Arc<Self>) {
         loop {
+            // A scheduler pass (say 100 000 fades falling due at once) runs
+            // first: rounds started beside it would compete with it for the
+            // CPU and the store, and it queues what they would send anyway.
+            drop(self.pass.lock().await);
             let mut blocked = false;
             let next = match self.deliver_due(&mut blocked).await {
                 Ok(()) => self.store.next_delivery_at(&self.in_flight_ids()).await,
