@@ -1,16 +1,321 @@
 #!/usr/bin/env bash
-# The benchmarks, as BENCHMARKS.md reports them: the store and `effective`
-# (benches/throughput.rs), then change notifications end to end
-# (benches/notify.rs). Both build with the release profile (thin LTO), print
-# tables and assert no timing; the numbers go into BENCHMARKS.md by hand.
-# The notify bench reads PRESENCED_BENCH_PARTS, PRESENCED_BENCH_FADE_USERS and
-# PRESENCED_BENCH_DRAIN_SECS from the environment (see its header).
+# The benchmarks, as BENCHMARKS.md reports them (issue #14). Prints figures;
+# asserts no timing (the test script does not run this). Sections:
+#
+#  http     presenced against a bare axum baseline (examples/baseline.rs),
+#           both release builds on 127.0.0.1, the same wrk load alternately
+#           (baseline, presenced, baseline, presenced, …), one line per
+#           scenario: the median requests/s of each and their ratio.
+#           get: GET /v1.0/users/{id}/presence over users with a session;
+#           set: setPresence over the same users, every write a change,
+#           answered by presenced only once fsync'd.
+#  bulk     getPresencesByUserId with 650 loaded ids: latency percentiles,
+#           one connection (sequential), then BENCH_BULK_CONNS.
+#  memory   per configuration USERSxSESSIONS: a fresh presenced, RSS before
+#           and after loading the sessions through setPresence over HTTP
+#           (wrk, 64 connections, one app token per session), then the
+#           restart: SIGTERM, start on the same data dir, time until
+#           /_presenced/readyz answers 200 and a loaded user reads Busy.
+#  cargo    the in-process benches: throughput, notify (notification
+#           figures; reads PRESENCED_BENCH_PARTS, PRESENCED_BENCH_FADE_USERS,
+#           PRESENCED_BENCH_DRAIN_SECS, see benches/notify.rs) and the
+#           criterion micro benches (effective, codec, store batch).
+#
+# Environment (defaults in brackets):
+#  BENCH_SECTIONS     sections to run ["http bulk memory cargo"]
+#  BENCH_DURATION     seconds per measured wrk run [10]
+#  BENCH_WARMUP       seconds of unmeasured load per server and scenario [2]
+#  BENCH_ROUNDS       measured runs per server and scenario [3]
+#  BENCH_CONNS        wrk connections for http [64]
+#  BENCH_USERS        users loaded for http and bulk [10000]
+#  BENCH_BULK_CONNS   extra concurrency levels for bulk [16]
+#  BENCH_MEM_CONFIGS  USERSxSESSIONS list ["100000x1 10000x10"]; the issue's
+#                     figures: "100000x10 1000000x1" (loading runs at about
+#                     8 000-10 000 writes/s on 2 cores: minutes, not hours)
+#  BENCH_CARGO        cargo benches to run ["throughput notify micro"]
+#  BENCH_KEEP         1 keeps the temp dir (data dirs, server logs) [0]
+#  RUST_LOG           passed to presenced [unset: presenced=info, as deployed]
+# Quick look: BENCH_DURATION=3 BENCH_WARMUP=1 BENCH_ROUNDS=1
+#   BENCH_MEM_CONFIGS=10000x1 BENCH_CARGO= scripts/bench.sh
 set -euo pipefail
+shopt -s inherit_errexit
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-echo "bench.sh: cargo bench --bench throughput"
-cargo bench --bench throughput
-echo
-echo "bench.sh: cargo bench --bench notify"
-cargo bench --bench notify
+sections="${BENCH_SECTIONS:-http bulk memory cargo}"
+duration="${BENCH_DURATION:-10}"
+warmup="${BENCH_WARMUP:-2}"
+rounds="${BENCH_ROUNDS:-3}"
+conns="${BENCH_CONNS:-64}"
+users="${BENCH_USERS:-10000}"
+bulk_conns="${BENCH_BULK_CONNS:-16}"
+mem_configs="${BENCH_MEM_CONFIGS:-100000x1 10000x10}"
+cargo_benches="${BENCH_CARGO-throughput notify micro}"
+
+tenant=8f2b7e1c-0d5a-4a3b-9a57-2b5c3f2e9d10
+lua="$repo/benches/wrk/presence.lua"
+bin="$repo/target/release/presenced"
+baseline_bin="$repo/target/release/examples/baseline"
+
+has() { [[ " $sections " == *" $1 "* ]]; }
+say() { echo "bench.sh: $*" >&2; }
+now_ns() { date +%s%N; }
+ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
+# The id of user i in group salt (benches/wrk/presence.lua spells it the same).
+user_id() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
+# The app id of session j (the sessionId setPresence requires).
+app_id() { printf '22553876-f5ab-4529-bffb-%012x' "$1"; }
+
+if has http || has bulk || has memory; then
+  command -v wrk >/dev/null || { say "needs wrk (apt-get install -y wrk)"; exit 1; }
+  command -v curl >/dev/null || { say "needs curl"; exit 1; }
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/presenced-bench.XXXXXX")"
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
+    say "kept $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD…: runs CMD in the background (output in $work/NAME.*),
+# waits for its "… listening on URL" line; sets $started_pid, $started_url.
+start() {
+  local name="$1"; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  started_pid=$!
+  pids+=("$started_pid")
+  local line deadline=$((SECONDS + 600))
+  while ((SECONDS < deadline)); do
+    line="$(grep -m1 ' listening on ' "$work/$name.out" 2>/dev/null || true)"
+    if [[ -n "$line" ]]; then
+      started_url="${line##* }"
+      return 0
+    fi
+    kill -0 "$started_pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  say "$name did not start:"; cat "$work/$name.err" >&2
+  exit 1
+}
+
+# start_presenced NAME DATA_DIR: as deployed, with its default log filter
+# (presenced=info) unless RUST_LOG says otherwise; logs go to a file.
+start_presenced() {
+  start "$1" env -u PRESENCED_JWT_SECRET "$bin" serve --listen 127.0.0.1:0 --data-dir "$2"
+}
+
+# forget PID: a reaped child, which cleanup must not signal (its pid may
+# have been reused).
+forget() {
+  local kept=() pid
+  for pid in "${pids[@]}"; do
+    [[ "$pid" == "$1" ]] || kept+=("$pid")
+  done
+  pids=("${kept[@]}")
+}
+
+stop() { # PID: SIGTERM and wait for the exit
+  kill -TERM "$1"
+  wait "$1" || true
+  forget "$1"
+}
+
+app_token() { # DATA_DIR SESSION_INDEX
+  env -u PRESENCED_JWT_SECRET "$bin" token --data-dir "$1" --tenant "$tenant" \
+    --app "$(app_id "$2")" --roles "Presence.ReadWrite.All" --ttl PT4H
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# wrk_run URL CONNS SECS [VAR=VALUE…]: one wrk run of presence.lua; prints
+# its wrk-result line (key=value …) and refuses a run with errors.
+wrk_run() {
+  local url="$1" c="$2" secs="$3"; shift 3
+  local out
+  out="$(env "$@" wrk -t1 -c"$c" -d"${secs}s" --timeout 30s -s "$lua" "$url")"
+  local result
+  result="$(grep '^wrk-result ' <<<"$out" || true)"
+  if [[ -z "$result" ]]; then
+    say "wrk printed no result:"; echo "$out" >&2; exit 1
+  fi
+  if [[ "$(field status_errors "$result")" != 0 || "$(field socket_errors "$result")" != 0 ]]; then
+    say "wrk run against $url ($*) had errors: $result"; exit 1
+  fi
+  echo "$result"
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# load URL SALT USERS TOKENS APPS: one session per token for every user,
+# through setPresence with 64 connections; sets $load_secs. wrk runs until
+# its -d even after the script's thread stops, so the script marks the last
+# answer in a file and wrk is interrupted (it then reports as usual).
+load() {
+  local url="$1" salt="$2" n="$3" tokens="$4" apps="$5"
+  local sessions=$(( $(wc -w <<<"$tokens") * n ))
+  local marker="$work/load-done" out="$work/load.out"
+  rm -f "$marker"
+  local started wrk_pid
+  started="$(now_ns)"
+  WRK_MODE=load WRK_SALT="$salt" WRK_USERS="$n" WRK_TOKENS="$tokens" WRK_APPS="$apps" \
+    WRK_DONE_FILE="$marker" wrk -t1 -c64 -d"$(( sessions / 200 + 60 ))s" --timeout 30s \
+    -s "$lua" "$url" >"$out" &
+  wrk_pid=$!
+  pids+=("$wrk_pid")
+  while [[ ! -e "$marker" ]] && kill -0 "$wrk_pid" 2>/dev/null; do
+    sleep 0.02
+  done
+  local ms
+  ms="$(ms_since "$started")"
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" || true
+  forget "$wrk_pid"
+  local result
+  result="$(grep '^wrk-result ' "$out" || true)"
+  if [[ ! -e "$marker" || "$(field status_errors "$result")" != 0 || "$(field socket_errors "$result")" != 0 ]]; then
+    say "loading $sessions sessions failed:"; cat "$out" >&2; exit 1
+  fi
+  load_secs="$(awk -v ms="$ms" 'BEGIN {printf "%.2f", ms / 1000}')"
+}
+
+# reads URL TOKEN USER: the GET of a loaded user answers 200 Busy.
+reads_busy() {
+  curl -fs "$1/v1.0/users/$3/presence" -H "Authorization: Bearer $2" 2>/dev/null \
+    | grep -q '"availability":"Busy"'
+}
+
+cores="$(nproc)"
+say "$(date -u +%FT%TZ), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo '+dirty'), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if has http || has bulk || has memory; then
+  say "cargo build --release --bin presenced --example baseline"
+  cargo build --release --bin presenced --example baseline
+fi
+
+if has http || has bulk; then
+  data="$work/http-data"
+  start baseline "$baseline_bin" 127.0.0.1:0
+  base_pid="$started_pid" base_url="$started_url"
+  start_presenced presenced "$data"
+  pres_pid="$started_pid" pres_url="$started_url"
+  token="$(app_token "$data" 0)"
+  app="$(app_id 0)"
+  common=(WRK_SALT=1 WRK_USERS="$users" WRK_TOKENS="$token" WRK_APPS="$app")
+  load "$pres_url" 1 "$users" "$token" "$app"
+  reads_busy "$pres_url" "$token" "$(user_id 1 $((users - 1)))" \
+    || { say "user $((users - 1)) does not read Busy after loading"; exit 1; }
+  say "loaded $users users x 1 session into presenced in $load_secs s"
+fi
+
+if has http; then
+  echo
+  echo "## http: requests/s, median of $rounds x ${duration}s, wrk -t1 -c$conns (ratio = presenced / baseline)"
+  printf '%-10s %14s %14s %8s\n' scenario baseline_rps presenced_rps ratio
+  for scenario in get set; do
+    wrk_run "$base_url" "$conns" "$warmup" WRK_MODE="$scenario" "${common[@]}" >/dev/null
+    wrk_run "$pres_url" "$conns" "$warmup" WRK_MODE="$scenario" "${common[@]}" >/dev/null
+    base_runs="" pres_runs=""
+    for ((r = 0; r < rounds; r++)); do
+      result="$(wrk_run "$base_url" "$conns" "$duration" WRK_MODE="$scenario" "${common[@]}")"
+      base_runs+=" $(field rps "$result")"
+      result="$(wrk_run "$pres_url" "$conns" "$duration" WRK_MODE="$scenario" "${common[@]}")"
+      pres_runs+=" $(field rps "$result")"
+    done
+    b="$(median <<<"$base_runs")" p="$(median <<<"$pres_runs")"
+    printf '%-10s %14.0f %14.0f %7.2fx\n' "$scenario" "$b" "$p" "$(awk -v b="$b" -v p="$p" 'BEGIN {print p / b}')"
+    say "$scenario runs: baseline$base_runs; presenced$pres_runs"
+  done
+fi
+
+if has bulk; then
+  echo
+  echo "## bulk: getPresencesByUserId, 650 ids among $users users, ${duration}s per row (ms)"
+  printf '%-12s %9s %8s %8s %8s %8s %8s\n' connections requests rps p50 p99 p99.9 max
+  for c in 1 $bulk_conns; do
+    result="$(wrk_run "$pres_url" "$c" "$duration" WRK_MODE=bulk WRK_IDS=650 "${common[@]}")"
+    printf '%-12s %9d %8.0f %8.2f %8.2f %8.2f %8.2f\n' "$c" "$(field requests "$result")" \
+      "$(field rps "$result")" \
+      "$(awk -v u="$(field p50_us "$result")" 'BEGIN {print u / 1000}')" \
+      "$(awk -v u="$(field p99_us "$result")" 'BEGIN {print u / 1000}')" \
+      "$(awk -v u="$(field p999_us "$result")" 'BEGIN {print u / 1000}')" \
+      "$(awk -v u="$(field max_us "$result")" 'BEGIN {print u / 1000}')"
+  done
+fi
+
+if has http || has bulk; then
+  stop "$base_pid"
+  stop "$pres_pid"
+fi
+
+if has memory; then
+  echo
+  echo "## memory and restart: sessions loaded through setPresence (wrk, 64 connections), RSS in MiB"
+  printf '%-14s %9s %8s %8s %10s %9s %9s %8s %8s %8s %8s %9s\n' \
+    'users x sess' sessions load_s writes/s rss_before rss_after B/session db_MiB stop_s listen_s ready_s rss_ready
+  n=0
+  for config in $mem_configs; do
+    n=$((n + 1))
+    mem_users="${config%x*}" per_user="${config#*x}"
+    data="$work/mem-data-$n"
+    start_presenced "mem$n" "$data"
+    pid="$started_pid" url="$started_url"
+    tokens="" apps=""
+    for ((j = 0; j < per_user; j++)); do
+      tokens+="$(app_token "$data" "$j") " apps+="$(app_id "$j") "
+    done
+    first_token="${tokens%% *}"
+    # Warm the server with the same 64 connections first (reads of users
+    # never written: no facts stored), so RSS before counts its buffers.
+    wrk_run "$url" 64 2 WRK_MODE=get WRK_SALT=99 WRK_USERS=1000 WRK_TOKENS="$first_token" >/dev/null
+    sleep 1
+    before="$(rss_kb "$pid")"
+    load "$url" 2 "$mem_users" "$tokens" "$apps"
+    sleep 1
+    after="$(rss_kb "$pid")"
+    sessions=$((mem_users * per_user))
+    last_user="$(user_id 2 $((mem_users - 1)))"
+    reads_busy "$url" "$first_token" "$last_user" || { say "last user does not read Busy"; exit 1; }
+    started="$(now_ns)"
+    stop "$pid"
+    stop_ms="$(ms_since "$started")"
+    db_kb="$(du -sk "$data" | cut -f1)"
+    started="$(now_ns)"
+    start_presenced "mem$n-restart" "$data"
+    pid="$started_pid" url="$started_url"
+    listen_ms="$(ms_since "$started")"
+    deadline=$((SECONDS + 600))
+    until curl -fs -o /dev/null "$url/_presenced/readyz" && reads_busy "$url" "$first_token" "$last_user"; do
+      ((SECONDS < deadline)) || { say "not ready 600 s after the restart"; exit 1; }
+      sleep 0.01
+    done
+    ready_ms="$(ms_since "$started")"
+    rss_ready="$(rss_kb "$pid")"
+    stop "$pid"
+    awk -v u="$mem_users" -v k="$per_user" -v s="$sessions" -v secs="$load_secs" -v b="$before" -v a="$after" \
+      -v db="$db_kb" -v st="$stop_ms" -v l="$listen_ms" -v r="$ready_ms" -v rr="$rss_ready" 'BEGIN {
+      printf "%-14s %9d %8.1f %8.0f %10.1f %9.1f %9.0f %8.1f %8.2f %8.2f %8.2f %9.1f\n",
+        u " x " k, s, secs, s / secs, b / 1024, a / 1024, (a - b) * 1024 / s, db / 1024,
+        st / 1000, l / 1000, r / 1000, rr / 1024 }'
+  done
+fi
+
+if has cargo; then
+  for bench in $cargo_benches; do
+    echo
+    say "cargo bench --bench $bench"
+    cargo bench --bench "$bench"
+  done
+fi
