@@ -78,6 +78,7 @@ where
     notify::delete_removes_a_subscription_its_watches_and_its_deliveries(make().await).await;
     notify::a_presence_change_queues_one_delivery_per_live_watching_subscription(make().await)
         .await;
+    notify::a_renewed_subscription_watches_again_and_a_shortened_one_stops(make().await).await;
     notify::deliveries_are_due_by_next_at_with_limit_and_skip(make().await).await;
     notify::subscriptions_fall_due_for_reauthorization_then_expiry(make().await).await;
     notify::a_kept_secret_is_the_first_candidate(make().await).await;
@@ -669,6 +670,50 @@ mod backends {
         let applied = store.upsert_session(k, away, at).await.unwrap();
         assert_eq!(applied.visibility, Visibility::Presence);
         assert_eq!((applied.event, applied.queued), (Some(1), 1));
+    }
+
+    /// `subscription_expiry` is repaired at open: a build that changed
+    /// subscriptions without it (an older one) cannot leave a subscription
+    /// unwatched, renewed or deleted in the wrong way.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_repairs_the_subscription_expiry_table_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let s = notify::subscription(k.tenant, "app", "alice", &[k.user]);
+        let gone = notify::subscription(k.tenant, "other", "alice", &[k.user]);
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store
+                .create_subscription(s.clone(), true)
+                .await
+                .unwrap()
+                .unwrap();
+            store.close();
+        }
+        {
+            let conn = rusqlite::Connection::open(SqliteStore::file_in(dir.path())).unwrap();
+            conn.execute_batch("DELETE FROM subscription_expiry;")
+                .unwrap();
+            conn.execute(
+                "INSERT INTO subscription_expiry (id, expires_at) VALUES (?1, 0)",
+                [gone.id.as_bytes()],
+            )
+            .unwrap();
+        }
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+
+        let at = notify::t0_plus(1);
+        let applied = store.upsert_session(k, notify::busy(at), at).await.unwrap();
+        assert_eq!(applied.queued, 1, "the subscription watches again");
+        let rows: i64 = rusqlite::Connection::open(SqliteStore::file_in(dir.path()))
+            .unwrap()
+            .query_row("SELECT count(*) FROM subscription_expiry", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "the row of a subscription that is gone was dropped"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -831,6 +831,39 @@ pub(super) async fn a_presence_change_queues_one_delivery_per_live_watching_subs
     }
 }
 
+pub(super) async fn a_renewed_subscription_watches_again_and_a_shortened_one_stops(
+    store: Arc<dyn Store>,
+) {
+    let k = key();
+    let now = t0_plus(10);
+    let lapsed = Subscription {
+        expires_at: now,
+        ..subscription(k.tenant, "a", "alice", &[k.user])
+    };
+    create(&store, &lapsed, true).await;
+    let first = store.upsert_session(k, busy(now), now).await.unwrap();
+    assert_eq!(first.queued, 0, "an expired subscription watches nothing");
+
+    let renewed = Subscription {
+        expires_at: now + TimeDelta::hours(1),
+        ..lapsed.clone()
+    };
+    assert!(store.update_subscription(renewed).await.unwrap());
+    let away = session(
+        "app",
+        Availability::Away,
+        Activity::Away,
+        now,
+        TimeDelta::hours(1),
+    );
+    let second = store.upsert_session(k, away, now).await.unwrap();
+    assert_eq!(second.queued, 1, "the renewal counts at once");
+
+    assert!(store.update_subscription(lapsed).await.unwrap());
+    let third = store.upsert_session(k, busy(now), now).await.unwrap();
+    assert_eq!(third.queued, 0, "so does an expiry moved into the past");
+}
+
 pub(super) async fn deliveries_are_due_by_next_at_with_limit_and_skip(store: Arc<dyn Store>) {
     let s = subscription(Uuid::new_v4(), "app", "alice", &[Uuid::new_v4()]);
     create(&store, &s, true).await;
