@@ -816,6 +816,8 @@ mod backends {
         futures_util::future::join_all(pending).await
     }
 
+    /// Rows damaged at rest are met when the store opens (it loads every
+    /// user's facts), and read as unreadable from then on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_an_undecodable_row_reads_as_presence_unknown_for_that_user_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -841,6 +843,8 @@ mod backends {
             blob(users[2])
         ))
         .unwrap();
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
 
         let all = store.facts_for(tenant, &users).await.unwrap();
 
@@ -871,6 +875,178 @@ mod backends {
             2,
             "each undecodable row met is counted"
         );
+        store.facts_for(tenant, &users).await.unwrap();
+        assert_eq!(store.corrupt_rows(), 2, "met once, when loading");
+    }
+
+    /// The resident copy reads exactly what the rows decode to after a
+    /// restart: every kind of fact, instants with nanoseconds (cut to the
+    /// microsecond, as stored, but the status message's), client sessions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_reopened_store_reads_exactly_what_was_read_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = t0() + TimeDelta::nanoseconds(123_456_789);
+        let (a, b, c) = (key(), key(), key());
+        let before = {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let client = Session {
+                kind: SessionKind::Client,
+                id: "desktop".into(),
+                pair: SessionPair::parse_client("Busy", "InAMeeting").unwrap(),
+                last_active: now,
+                expires_at: now + TimeDelta::hours(1),
+            };
+            store.upsert_session(a, client, now).await.unwrap();
+            store
+                .upsert_session(a, busy_for_an_hour(now), now)
+                .await
+                .unwrap();
+            let preferred = Preferred {
+                pair: PreferredPair::new(Availability::Away, Activity::Away).unwrap(),
+                set_at: now,
+                expires_at: now + TimeDelta::days(1),
+            };
+            store
+                .apply(a, Change::SetPreferred(preferred), now)
+                .await
+                .unwrap();
+            let status = StatusMessage {
+                content: "back at 3".into(),
+                expires_at: Some(now + TimeDelta::hours(2)),
+                expiry_zone: Some("W. Europe Standard Time".into()),
+                published_at: now,
+            };
+            store
+                .apply(b, Change::SetStatusMessage(Some(status)), now)
+                .await
+                .unwrap();
+            let layer = WorkLocationLayer {
+                location_type: WorkLocationType::Office,
+                place_id: Some("b1".into()),
+                set_at: now,
+            };
+            store
+                .apply(c, Change::SetManualLocation(layer), now)
+                .await
+                .unwrap();
+            store
+                .upsert_session(c, busy_for_an_hour(now), now)
+                .await
+                .unwrap();
+            store
+                .remove_session(c, SessionKind::Application, "app", now)
+                .await
+                .unwrap();
+            let before = store.facts_for(a.tenant, &[a.user]).await.unwrap();
+            let mut all = vec![before[0].clone()];
+            all.push(store.facts(b).await.unwrap());
+            all.push(store.facts(c).await.unwrap());
+            all
+        };
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+
+        let after = vec![
+            store.facts(a).await.unwrap(),
+            store.facts(b).await.unwrap(),
+            store.facts(c).await.unwrap(),
+        ];
+        assert_eq!(after, before);
+        assert_eq!(after[0].sessions.len(), 2);
+        assert!(after[1].status.is_some());
+        assert!(after[2].last_seen.is_some() && after[2].work_location.manual.is_some());
+        assert_eq!(store.corrupt_rows(), 0);
+    }
+
+    /// A row damaged at rest is unreadable once loaded; a write replaces it
+    /// in the resident copy and in the file alike.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_row_damaged_at_rest_is_replaced_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, other) = (key(), key());
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            for user in [k, other] {
+                store
+                    .upsert_session(user, busy_for_an_hour(t0()), t0())
+                    .await
+                    .unwrap();
+            }
+        }
+        raw(dir.path())
+            .execute_batch(&format!(
+                "UPDATE users SET facts = x'00ff' WHERE user = {}",
+                blob(k.user)
+            ))
+            .unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(store.facts(k).await.unwrap().unreadable);
+        assert!(!store.facts(other).await.unwrap().unreadable);
+        let later = notify::t0_plus(1);
+
+        let applied = store
+            .upsert_session(k, busy_for_an_hour(later), later)
+            .await
+            .unwrap();
+
+        assert!(applied.before.unreadable);
+        assert_eq!(store.facts(k).await.unwrap(), applied.after);
+        assert_eq!(applied.after.version, 2);
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.facts(k).await.unwrap(), applied.after);
+        assert_eq!(store.corrupt_rows(), 0);
+    }
+
+    /// A write that is rolled back, alone or with its whole batch, leaves
+    /// nothing in the resident copy; the next write of the same user reads
+    /// and builds on the committed facts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reads_never_see_a_write_that_did_not_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (k, lost) = (key(), key());
+        let first = store
+            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .await
+            .unwrap();
+        let conn = raw(dir.path());
+        conn.execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.user = {}
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;
+             CREATE TRIGGER lose_all BEFORE INSERT ON users WHEN NEW.user = {}
+             BEGIN SELECT RAISE(ROLLBACK, 'lost'); END;",
+            blob(k.user),
+            blob(lost.user)
+        ))
+        .unwrap();
+        let later = notify::t0_plus(1);
+        let away = session(
+            "app",
+            Availability::Away,
+            Activity::Away,
+            later,
+            TimeDelta::hours(1),
+        );
+
+        let alone = store.upsert_session(k, away.clone(), later).await;
+        let whole = write_in_one_batch(
+            dir.path(),
+            &store,
+            vec![(k, away.clone()), (lost, away.clone())],
+        )
+        .await;
+
+        assert!(alone.is_err(), "{alone:?}");
+        assert!(whole.iter().all(|r| r.is_err()), "{whole:?}");
+        assert_eq!(store.facts(k).await.unwrap(), first.after);
+        assert_eq!(store.facts(lost).await.unwrap().version, 0);
+        conn.execute_batch("DROP TRIGGER refuse; DROP TRIGGER lose_all")
+            .unwrap();
+        let applied = store.upsert_session(k, away.clone(), later).await.unwrap();
+        assert_eq!(applied.before, first.after);
+        assert_eq!(applied.after.version, 2);
+        assert_eq!(store.facts(k).await.unwrap(), applied.after);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ mod codec;
 mod contract;
 pub mod memory;
 mod records;
+mod resident;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -4,9 +4,16 @@
 //! channel; the writer takes everything that is waiting, applies it in one
 //! transaction and commits once (group commit), then answers every request
 //! in the batch. A request is therefore answered only after its write is
-//! durable, without paying one fsync per request. Reads use a small pool of
-//! read-only connections on blocking threads and never wait behind writes
-//! (WAL readers see the last committed state).
+//! durable, without paying one fsync per request.
+//!
+//! Reads of users' facts (getPresence, bulk reads) never touch SQLite: the
+//! store keeps a resident copy of every user's facts (`resident.rs`),
+//! loaded when it opens and updated by the writer thread for every user a
+//! batch changed, after the commit and before the batch is answered. A read
+//! is a map lookup on the calling task. The other reads (events,
+//! subscriptions, the outbox, the schedule) use a small pool of read-only
+//! connections on blocking threads and never wait behind writes (WAL
+//! readers see the last committed state).
 //!
 //! Integrity, because one bad byte must not take down more than it has to:
 //! - Opening runs `PRAGMA quick_check` and refuses a damaged file with a
@@ -22,7 +29,9 @@
 //! - A user row whose facts do not decode is logged, counted
 //!   ([`SqliteStore::corrupt_rows`]) and read as
 //!   [`UserFacts::unreadable`] (PresenceUnknown for that user alone); the
-//!   next write for the user replaces it.
+//!   next write for the user replaces it. Rows are met when the store opens
+//!   (loading the resident copy) and when the writer reads a row to change
+//!   it.
 //! - A failed write transaction marks the store not ready
 //!   ([`SqliteStore::writes_failing`]) until a later commit succeeds;
 //!   readiness probes with a small write while marked, so a server taken
@@ -39,6 +48,7 @@ use uuid::Uuid;
 
 use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
+use super::resident::{Compact, Interner, Resident};
 use super::{
     observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
     StoreError, Subscription, SubscriptionConflict,
@@ -50,6 +60,8 @@ use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
 const MAX_BATCH: usize = 1024;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// Users put into the resident copy at once while loading.
+const LOAD_CHUNK: usize = 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -186,7 +198,8 @@ struct WriteOp {
 /// writer thread, the readers and readiness.
 #[derive(Debug, Default)]
 struct Health {
-    /// Reads that met a user row whose facts do not decode.
+    /// Rows met (loading, writing, reading events) whose facts do not
+    /// decode.
     corrupt_rows: AtomicU64,
     /// The last write transaction failed (BEGIN, COMMIT, or SQLite rolled
     /// it back): disk full, read-only file system, I/O errors.
@@ -214,6 +227,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
+    /// Every user's facts as last committed: what reads of facts answer.
+    resident: Arc<Resident>,
     health: Arc<Health>,
     /// Holds the data dir's exclusive lock (see [`lock_data_dir`]); released
     /// when dropped, after the writer thread has finished (declared last:
@@ -275,12 +290,19 @@ impl SqliteStore {
             .map_err(unavailable)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(unavailable)?;
-        let (tx, rx) = mpsc::channel();
         let health = Arc::new(Health::default());
-        let writer_health = health.clone();
+        let (resident, ids) = load(&conn, &health)?;
+        let resident = Arc::new(resident);
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            health: health.clone(),
+            resident: resident.clone(),
+            ids,
+        };
         let writer_thread = std::thread::Builder::new()
             .name("presenced-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &writer_health))
+            .spawn(move || writer.run(rx))
             .map_err(unavailable)?;
         Ok(Self {
             writer: Mutex::new(Some(tx)),
@@ -289,6 +311,7 @@ impl SqliteStore {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            resident,
             health,
             _lock: lock,
         })
@@ -303,9 +326,12 @@ impl SqliteStore {
         }
     }
 
-    /// How many times, since open, a read met a stored row (a user's facts,
-    /// an event) that could not be decoded and answered PresenceUnknown for
-    /// it instead. Each occurrence is also logged at `warn`.
+    /// How many times, since open, the store met a stored row (a user's
+    /// facts, an event) that could not be decoded and read it as
+    /// PresenceUnknown instead: each damaged user row once when the store
+    /// opens, and again each time the writer reads it to change it; each
+    /// damaged event each time it is read. Each occurrence is also logged
+    /// at `warn`.
     pub fn corrupt_rows(&self) -> u64 {
         self.health.corrupt_rows.load(Ordering::Relaxed)
     }
@@ -341,7 +367,9 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer thread inside a group-committed transaction
-    /// and answers once it is durable.
+    /// and answers once it is durable. `f` must not change the `users`
+    /// table: the resident copy of users' facts only learns of the writes
+    /// of [`Job::Apply`] and [`Job::Settle`].
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         now: Instant,
@@ -520,27 +548,90 @@ fn read_facts(conn: &Connection, key: UserKey, health: &Health) -> Result<UserFa
     let mut stmt = conn
         .prepare_cached("SELECT version, facts FROM users WHERE tenant = ?1 AND user = ?2")
         .map_err(unavailable)?;
-    let row = stmt
+    let facts = stmt
         .query_row(params![key.tenant.as_bytes(), key.user.as_bytes()], |r| {
-            // Column conversions are checked below, per row, not here:
-            // here an error would fail the whole read.
-            Ok((r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)))
+            Ok(facts_in_row(r, 0, key, health))
         })
         .optional()
         .map_err(unavailable)?;
-    let Some((version, bytes)) = row else {
-        return Ok(UserFacts::default());
-    };
-    let version = version.ok().and_then(|v| u64::try_from(v).ok());
+    Ok(facts.unwrap_or_default())
+}
+
+/// Decodes the `version` and `facts` columns of a `users` row, at `column`
+/// and the one after it. Conversions are checked here, per row: an error
+/// must not fail a whole read or load. A row that does not decode is
+/// counted, logged and read as [`UserFacts::unreadable`].
+fn facts_in_row(
+    row: &rusqlite::Row<'_>,
+    column: usize,
+    key: UserKey,
+    health: &Health,
+) -> UserFacts {
+    let version = row
+        .get::<_, i64>(column)
+        .ok()
+        .and_then(|v| u64::try_from(v).ok());
+    let bytes = row
+        .get_ref(column + 1)
+        .map_err(|e| e.to_string())
+        .and_then(|v| v.as_blob().map_err(|e| e.to_string()));
     let decoded = match (version, bytes) {
-        (Some(version), Ok(bytes)) => decode(&bytes, version),
+        (Some(version), Ok(bytes)) => decode(bytes, version),
         (None, _) => Err(StoreError::Corrupt("version is not a count".into())),
         (_, Err(e)) => Err(StoreError::Corrupt(format!("facts column: {e}"))),
     };
-    decoded.or_else(|e| {
+    decoded.unwrap_or_else(|e| {
         health.unreadable_row("facts", key, &e);
-        Ok(unreadable(version.unwrap_or(0)))
+        unreadable(version.unwrap_or(0))
     })
+}
+
+/// Reads every user's facts into a new resident copy, row by row: a row
+/// that does not decode is counted, logged and kept as unreadable (the
+/// user reads as PresenceUnknown until a write replaces it), as a read
+/// used to do. Also returns the interner that shared the session ids, for
+/// the writer to go on with.
+fn load(conn: &Connection, health: &Health) -> Result<(Resident, Interner), StoreError> {
+    let started = std::time::Instant::now();
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    let resident = Resident::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut ids = Interner::default();
+    let mut stmt = conn
+        .prepare("SELECT tenant, user, version, facts FROM users")
+        .map_err(unavailable)?;
+    let mut rows = stmt.query([]).map_err(unavailable)?;
+    let mut batch = Vec::with_capacity(LOAD_CHUNK);
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let key = match (row.get_ref(0), row.get_ref(1)) {
+            (Ok(tenant), Ok(user)) => tenant
+                .as_blob()
+                .ok()
+                .zip(user.as_blob().ok())
+                .and_then(|(t, u)| Some((Uuid::from_slice(t).ok()?, Uuid::from_slice(u).ok()?))),
+            _ => None,
+        };
+        let Some((tenant, user)) = key else {
+            // No read can ask for it (keys are 16-byte ids), so it is only
+            // reported.
+            tracing::warn!("a users row whose key is not two ids is ignored");
+            continue;
+        };
+        let key = UserKey { tenant, user };
+        let facts = facts_in_row(row, 2, key, health);
+        batch.push((key, Compact::of(&facts, &mut ids)));
+        if batch.len() == LOAD_CHUNK {
+            resident.publish(batch.drain(..));
+        }
+    }
+    resident.publish(batch);
+    tracing::info!(
+        users = resident.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "loaded users' facts"
+    );
+    Ok((resident, ids))
 }
 
 /// Forgets the schedule of a user whose facts cannot be read: nothing about
@@ -744,22 +835,48 @@ fn put_subscription(tx: &Connection, s: &Subscription) -> Result<(), StoreError>
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, health: &Health) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+/// The writer thread's state: the only write connection, and the resident
+/// copy it keeps equal to what it commits.
+struct Writer {
+    conn: Connection,
+    health: Arc<Health>,
+    resident: Arc<Resident>,
+    /// Shares session ids among the entries the writer builds.
+    ids: Interner,
+}
+
+/// A user's facts as one operation of a batch left them, published to the
+/// resident copy once the batch commits.
+type Changed = (UserKey, Compact);
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<WriteOp>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            let results = self.write_batch(&mut batch);
+            for (op, result) in batch.into_iter().zip(results) {
+                // The requester may have gone away; the write stands regardless.
+                let _ = op.reply.send(result);
             }
         }
-        let results = write_batch(&mut conn, &mut batch, health);
-        for (op, result) in batch.into_iter().zip(results) {
-            // The requester may have gone away; the write stands regardless.
-            let _ = op.reply.send(result);
-        }
+        tracing::debug!("sqlite writer stopped");
     }
-    tracing::debug!("sqlite writer stopped");
+
+    /// [`write_batch`], then, once it committed, the users it changed into
+    /// the resident copy, before anyone is answered: a client told its
+    /// write succeeded reads it back. A batch that did not commit changes
+    /// nothing there.
+    fn write_batch(&mut self, batch: &mut [WriteOp]) -> Vec<Result<Done, StoreError>> {
+        let (results, committed) = write_batch(&mut self.conn, batch, &self.health, &mut self.ids);
+        self.resident.publish(committed);
+        results
+    }
 }
 
 /// Applies a batch in one transaction, each operation in a savepoint of
@@ -777,22 +894,29 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, health: &Healt
 /// would take the earlier operations' writes with it. Those also mark the
 /// store's writes as failing for readiness, until a commit that writes
 /// succeeds.
+///
+/// Also returns, for the resident copy, the facts each committed operation
+/// left its user with, in batch order: empty when the transaction failed,
+/// and never holding an operation that was rolled back.
 fn write_batch(
     conn: &mut Connection,
     batch: &mut [WriteOp],
     health: &Health,
-) -> Vec<Result<Done, StoreError>> {
+    ids: &mut Interner,
+) -> (Vec<Result<Done, StoreError>>, Vec<Changed>) {
     let ops = batch.len();
-    let fail_all = |why: &dyn std::fmt::Display| -> Vec<Result<Done, StoreError>> {
+    let fail_all = |why: &dyn std::fmt::Display| {
         tracing::error!(error = %why, ops, "sqlite write transaction failed");
         health.writes_failing.store(true, Ordering::Relaxed);
-        (0..ops).map(|_| Err(unavailable("write failed"))).collect()
+        let failed = (0..ops).map(|_| Err(unavailable("write failed"))).collect();
+        (failed, Vec::new())
     };
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(&e),
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut changed = Vec::new();
     let mut wrote = false;
     for op in batch.iter_mut() {
         if let Err(e) = run_cached(&tx, OP_BEGIN) {
@@ -800,10 +924,11 @@ fn write_batch(
             return fail_all(&e);
         }
         let changes = tx.total_changes();
+        let changed_before = changed.len();
         let now = op.now;
         // A bug in one operation must not kill the only writer.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_op(&tx, &mut op.job, now, health)
+            run_op(&tx, &mut op.job, now, health, ids, &mut changed)
         }))
         .unwrap_or_else(|_| {
             tracing::error!("a store write panicked; it was rolled back");
@@ -817,6 +942,8 @@ fn write_batch(
             wrote |= tx.total_changes() != changes;
             run_cached(&tx, OP_KEEP).map_err(|e| e.to_string())
         } else {
+            // Rolled back: whatever it left for the resident copy goes too.
+            changed.truncate(changed_before);
             tx.execute_batch(OP_UNDO).map_err(|e| e.to_string())
         };
         if let Err(e) = ended {
@@ -832,7 +959,7 @@ fn write_batch(
             if wrote && health.writes_failing.swap(false, Ordering::Relaxed) {
                 tracing::info!("sqlite writes succeed again");
             }
-            results
+            (results, changed)
         }
         Err(e) => fail_all(&e),
     }
@@ -840,11 +967,17 @@ fn write_batch(
 
 /// Runs one operation of a batch on the batch's transaction (inside its
 /// savepoint).
+/// The facts a successful presence change or settle leaves its user with
+/// are pushed on `changed`, also when it met an unreadable row it did not
+/// replace (a settle), so the resident copy reads that user as unreadable
+/// too.
 fn run_op(
     tx: &rusqlite::Transaction<'_>,
     job: &mut Job,
     now: Instant,
     health: &Health,
+    ids: &mut Interner,
+    changed: &mut Vec<Changed>,
 ) -> Result<Done, StoreError> {
     match job {
         Job::Apply { key, change } => {
@@ -862,6 +995,7 @@ fn run_op(
             };
             change.clone().apply_to(&mut after, now)?;
             let applied = record(tx, *key, before, after, now)?;
+            changed.push((*key, Compact::of(&applied.after, ids)));
             Ok(Done::Applied(Box::new(applied)))
         }
         Job::Settle { key } => {
@@ -869,6 +1003,7 @@ fn run_op(
             if before.unreadable {
                 // Nothing to fade or expire in facts nobody can read.
                 unschedule(tx, *key)?;
+                changed.push((*key, Compact::of(&before, ids)));
                 return Ok(Done::Settled(None));
             }
             let mut after = before.clone();
@@ -876,6 +1011,7 @@ fn run_op(
                 return Ok(Done::Settled(None));
             }
             let applied = record(tx, *key, before, after, now)?;
+            changed.push((*key, Compact::of(&applied.after, ids)));
             Ok(Done::Settled(Some(Box::new(applied))))
         }
         Job::SaveEmulatorTime => tx
@@ -908,25 +1044,14 @@ impl Store for SqliteStore {
         }
     }
 
+    /// From the resident copy: no SQLite, no blocking thread.
     async fn facts_for(&self, tenant: Uuid, users: &[Uuid]) -> Result<Vec<UserFacts>, StoreError> {
-        let users = users.to_vec();
-        let health = self.health.clone();
-        self.read(move |conn| {
-            // One read transaction: a consistent snapshot across all ids.
-            // Rolled back (a no-op for reads) when dropped, on every path.
-            let tx = conn.unchecked_transaction().map_err(unavailable)?;
-            users
-                .iter()
-                .map(|user| {
-                    let key = UserKey {
-                        tenant,
-                        user: *user,
-                    };
-                    read_facts(&tx, key, &health)
-                })
-                .collect()
-        })
-        .await
+        Ok(self.resident.facts_for(tenant, users))
+    }
+
+    /// From the resident copy: no SQLite, no blocking thread.
+    async fn facts(&self, key: UserKey) -> Result<UserFacts, StoreError> {
+        Ok(self.resident.facts(key))
     }
 
     async fn settle(&self, key: UserKey, at: Instant) -> Result<Option<Applied>, StoreError> {
