@@ -10,8 +10,7 @@
 //!   application sessions (one of them faded), a live preferred presence
 //!   and a status message with an expiry and a time zone.
 //! - `codec`: encoding and decoding the stored form of the same users
-//!   (`src/store/codec.rs`, compiled into this bench from its source: the
-//!   module is private to the crate).
+//!   (`presenced::store::codec`).
 //! - `store_batch`: N setPresence-shaped `upsert_session` calls issued at
 //!   once to a `SqliteStore` in a temp dir (WAL, `synchronous=FULL`); the
 //!   writer thread folds them into group commits, so this times a batch
@@ -33,26 +32,7 @@ use presenced::store::sqlite::SqliteStore;
 use presenced::store::Store;
 use uuid::Uuid;
 
-/// The store's codec, compiled from `src/store/codec.rs` against the
-/// public items it names: its `crate::clock`, `crate::domain` and
-/// `super::StoreError` resolve to the shims below. If the codec starts
-/// naming something private, expose `encode`/`decode` instead.
-#[path = "../src/store/codec.rs"]
-#[allow(dead_code)]
-mod codec;
-
-/// What the codec imports from `super`.
-use presenced::store::StoreError;
-
-/// What the codec imports from `crate::clock`.
-mod clock {
-    pub(crate) use presenced::clock::Instant;
-}
-
-/// What the codec imports from `crate::domain`.
-mod domain {
-    pub(crate) use presenced::domain::*;
-}
+use presenced::store::codec;
 
 /// Session counts per user in the `effective` and `codec` groups.
 const SESSIONS: &[usize] = &[1, 3, 10];

@@ -1,6 +1,7 @@
 //! The stored form of [`UserFacts`]: compact JSON with short keys, decoded
 //! back into domain types. Kept here so the domain carries no storage
-//! concerns; shared by every backend that stores bytes.
+//! concerns; shared by every backend that stores bytes. `encode` and
+//! `decode` are public for the benchmarks (`benches/micro.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +97,7 @@ fn pair(av: &str, ac: &str) -> Result<(Availability, Activity), StoreError> {
 }
 
 /// Encodes facts (without the version, which backends store beside them).
-pub(crate) fn encode(facts: &UserFacts) -> Vec<u8> {
+pub fn encode(facts: &UserFacts) -> Vec<u8> {
     debug_assert!(
         !facts.unreadable,
         "unreadable facts are a read-side answer, never stored"
@@ -141,7 +142,7 @@ pub(crate) fn encode(facts: &UserFacts) -> Vec<u8> {
 }
 
 /// Decodes facts stored by [`encode`], attaching `version`.
-pub(crate) fn decode(bytes: &[u8], version: u64) -> Result<UserFacts, StoreError> {
+pub fn decode(bytes: &[u8], version: u64) -> Result<UserFacts, StoreError> {
     let stored: Stored =
         serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let layer = |l: StoredLayer| -> Result<WorkLocationLayer, StoreError> {

@@ -9,7 +9,7 @@
 //! and durable before it answers) and [`memory::MemoryStore`] (tests). The
 //! shared conformance suite lives in `contract.rs`.
 
-mod codec;
+pub mod codec;
 #[cfg(test)]
 mod contract;
 pub mod memory;
