@@ -177,7 +177,7 @@ impl App {
             .await?,
         );
         notifier.start();
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             store: store.clone(),
             service: PresenceService::new(store.clone(), bus.clone()),
             notifier: notifier.clone(),
@@ -195,7 +195,7 @@ impl App {
                 trust_forwarded: config.trust_forwarded_headers,
                 bound: std::sync::OnceLock::new(),
             }),
-        };
+        });
         let tls = config
             .tls
             .as_ref()

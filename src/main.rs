@@ -2,6 +2,13 @@
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: allocation was about a sixth
+/// of the CPU time of a getPresence under load with glibc malloc, and
+/// mimalloc gives freed memory back to the system (glibc kept the peak of
+/// a connection flood resident).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = presenced::cli::Cli::parse();

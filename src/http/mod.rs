@@ -56,9 +56,29 @@ const MAX_CLIENT_REQUEST_ID: usize = 128;
 /// once a write is queued it is never abandoned half-way.
 pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares. Cheap to clone: one reference count (axum
+/// clones the state for every extractor of every request, and cloning
+/// each part on its own showed in profiles).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Shares `parts` with every handler.
+    pub fn new(parts: Shared) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// The store (readiness, the emulator clock's persistence).
     pub store: Arc<dyn Store>,
     /// The one write path, and reads.
