@@ -32,7 +32,7 @@ fn context(call: &Call, user: Uuid) -> String {
 
 /// Get presence: `GET /me/presence`, `GET /users/{id}/presence`,
 /// `GET /communications/presences/{id}`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user))]
 pub async fn get_presence(
     State(state): State<AppState>,
     call: Call,
@@ -65,7 +65,7 @@ pub struct IdsBody {
 }
 
 /// Get presence of many users: `POST /communications/getPresencesByUserId`.
-#[instrument(skip_all, fields(tenant = %call.tenant()))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant()))]
 pub async fn get_many(
     State(state): State<AppState>,
     call: Call,
@@ -129,7 +129,7 @@ async fn write(
 }
 
 /// setPresence: `POST …/presence/setPresence`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_presence(
     State(state): State<AppState>,
     call: Call,
@@ -144,7 +144,7 @@ pub async fn set_presence(
 }
 
 /// clearPresence: `POST …/presence/clearPresence`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_presence(
     State(state): State<AppState>,
     call: Call,
@@ -159,7 +159,7 @@ pub async fn clear_presence(
 }
 
 /// setUserPreferredPresence: `POST …/presence/setUserPreferredPresence`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_preferred(
     State(state): State<AppState>,
     call: Call,
@@ -173,13 +173,13 @@ pub async fn set_preferred(
 
 /// clearUserPreferredPresence: `POST …/presence/clearUserPreferredPresence`.
 /// Takes `{}` (or no body).
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_preferred(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
     write(&state, &call, Operation::Write, Change::ClearPreferred).await
 }
 
 /// setStatusMessage: `POST …/presence/setStatusMessage`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_status_message(
     State(state): State<AppState>,
     call: Call,
@@ -208,7 +208,7 @@ async fn set_location(
 }
 
 /// setManualLocation: `POST …/presence/setManualLocation`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_manual_location(
     State(state): State<AppState>,
     call: Call,
@@ -218,7 +218,7 @@ pub async fn set_manual_location(
 }
 
 /// setAutomaticLocation: `POST …/presence/setAutomaticLocation`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn set_automatic_location(
     State(state): State<AppState>,
     call: Call,
@@ -228,7 +228,7 @@ pub async fn set_automatic_location(
 }
 
 /// clearLocation: `POST …/presence/clearLocation`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_location(State(state): State<AppState>, call: Call) -> Result<(), GraphError> {
     write(
         &state,
@@ -240,7 +240,7 @@ pub async fn clear_location(State(state): State<AppState>, call: Call) -> Result
 }
 
 /// clearAutomaticLocation: `POST …/presence/clearAutomaticLocation`.
-#[instrument(skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user = ?call.user))]
 pub async fn clear_automatic_location(
     State(state): State<AppState>,
     call: Call,
