@@ -52,6 +52,23 @@ fn render_item(item: FeedItem, principal: &Principal) -> SseEvent {
     }
 }
 
+/// The `Last-Event-ID` a reader resumes from: `None` without the header,
+/// else an event id (a decimal `u64`, surrounding whitespace allowed); any
+/// other value is a 400. Public so the fuzz targets (`fuzz/`) reach it.
+pub fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, GraphError> {
+    match headers.get("last-event-id") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                GraphError::bad_request("Last-Event-ID must be an event id this server sent.")
+            }),
+    }
+}
+
 impl From<FeedError> for GraphError {
     fn from(e: FeedError) -> Self {
         match e {
@@ -96,17 +113,7 @@ pub async fn stream(
             Some(ids)
         }
     };
-    let resume = match headers.get("last-event-id") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    GraphError::bad_request("Last-Event-ID must be an event id this server sent.")
-                })?,
-        ),
-    };
+    let resume = last_event_id(&headers)?;
     let feed = state
         .notifier
         .feed(principal.tenant, users, resume, state.stopping.clone())
@@ -117,4 +124,38 @@ pub async fn stream(
             Some((Ok(render_item(item, &principal)), (feed, principal)))
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderValue, StatusCode};
+
+    fn with(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", HeaderValue::from_bytes(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn last_event_id_is_optional_and_a_decimal_u64() {
+        assert_eq!(last_event_id(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(last_event_id(&with(b" 42\t")).unwrap(), Some(42));
+        assert_eq!(
+            last_event_id(&with(b"18446744073709551615")).unwrap(),
+            Some(u64::MAX)
+        );
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"0x10",
+            b"18446744073709551616",
+            b"4 2",
+            b"\xff",
+        ] {
+            let e = last_event_id(&with(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad:?}");
+            assert!(e.message.contains("Last-Event-ID"), "{bad:?}");
+        }
+    }
 }
