@@ -647,10 +647,13 @@ fn unschedule(conn: &Connection, key: UserKey) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Stores `facts` as `encoded` (their [`encode`]d form, which the caller
+/// may reuse for the event row).
 fn write_facts(
     conn: &Connection,
     key: UserKey,
     facts: &UserFacts,
+    encoded: &[u8],
     now: Instant,
 ) -> Result<(), StoreError> {
     let mut stmt = conn
@@ -669,7 +672,7 @@ fn write_facts(
         key.tenant.as_bytes(),
         key.user.as_bytes(),
         version,
-        encode(facts),
+        encoded,
         next
     ])
     .map_err(unavailable)?;
@@ -687,7 +690,8 @@ fn record(
     after: UserFacts,
     now: Instant,
 ) -> Result<Applied, StoreError> {
-    write_facts(tx, key, &after, now)?;
+    let encoded = encode(&after);
+    write_facts(tx, key, &after, &encoded, now)?;
     let observed = observe(key.user, &before, &after);
     let mut event = None;
     let mut queued = 0;
@@ -702,7 +706,7 @@ fn record(
             key.user.as_bytes(),
             after.settled_at.unwrap_or(now).timestamp_micros(),
             i64::try_from(after.version).map_err(unavailable)?,
-            encode(&after)
+            encoded
         ])
         .map_err(unavailable)?;
         event = u64::try_from(tx.last_insert_rowid()).ok();
