@@ -76,27 +76,11 @@ mod tests {
     use super::*;
 
     fn subscription(url: &str) -> Arc<Subscription> {
-        let at = chrono::DateTime::UNIX_EPOCH;
+        let s = crate::store::sample_subscription(Uuid::from_u128(1), "app", "alice", &[]);
         Arc::new(Subscription {
             id: Uuid::from_u128(7),
-            tenant: Uuid::from_u128(1),
-            app_id: "app".into(),
-            creator_id: "app".into(),
-            owner: None,
-            resource: "/communications/presences/x".into(),
-            users: vec![],
-            change_type: "updated".into(),
-            client_state: None,
             notification_url: url.into(),
-            lifecycle_url: None,
-            expires_at: at,
-            include_resource_data: false,
-            encryption_certificate: None,
-            encryption_certificate_id: None,
-            latest_supported_tls_version: "v1_2".into(),
-            notification_url_app_id: None,
-            reauthorization_sent: false,
-            created_at: at,
+            ..s
         })
     }
 

@@ -452,25 +452,9 @@ mod tests {
     fn item(resource_len: usize) -> Item {
         let at = chrono::DateTime::UNIX_EPOCH;
         let s = Subscription {
-            id: Uuid::new_v4(),
-            tenant: Uuid::new_v4(),
-            app_id: "app".into(),
-            creator_id: "app".into(),
-            owner: None,
             resource: "x".repeat(resource_len),
-            users: vec![],
-            change_type: "updated".into(),
             client_state: None,
-            notification_url: "https://hooks.example/".into(),
-            lifecycle_url: None,
-            expires_at: at,
-            include_resource_data: false,
-            encryption_certificate: None,
-            encryption_certificate_id: None,
-            latest_supported_tls_version: "v1_2".into(),
-            notification_url_app_id: None,
-            reauthorization_sent: false,
-            created_at: at,
+            ..crate::store::sample_subscription(Uuid::new_v4(), "app", "app", &[])
         };
         let d = Delivery {
             id: 1,

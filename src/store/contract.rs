@@ -16,7 +16,7 @@ use crate::domain::{
 };
 
 #[path = "contract_notify.rs"]
-mod notify;
+pub(crate) mod notify;
 
 fn t0() -> Instant {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()

@@ -50,8 +50,9 @@ pub(super) fn busy(at: Instant) -> Session {
 }
 
 /// A live presence subscription of `app` created by `creator` in `tenant`,
-/// watching `users`: created at `t0`, expiring an hour later.
-pub(super) fn subscription(tenant: Uuid, app: &str, creator: &str, users: &[Uuid]) -> Subscription {
+/// watching `users`: created at `t0`, expiring an hour later. Also the
+/// fixture of the notifier's unit tests.
+pub(crate) fn subscription(tenant: Uuid, app: &str, creator: &str, users: &[Uuid]) -> Subscription {
     let ids: Vec<String> = users.iter().map(|u| format!("'{u}'")).collect();
     Subscription {
         id: Uuid::new_v4(),

@@ -12,6 +12,9 @@
 pub mod codec;
 #[cfg(test)]
 mod contract;
+/// A sample subscription for unit tests elsewhere (the contract suite's).
+#[cfg(test)]
+pub(crate) use contract::notify::subscription as sample_subscription;
 pub mod memory;
 mod records;
 mod resident;
