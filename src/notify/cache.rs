@@ -22,6 +22,12 @@ use uuid::Uuid;
 
 use crate::store::Subscription;
 
+/// The most subscriptions kept. A subscription of 650 users is about 60 KB
+/// parsed, so this bounds the cache near 60 MB however many subscriptions
+/// exist (`--subscription-limits none` allows any number); past it an
+/// arbitrary one makes room and is read from the store again when needed.
+const CAPACITY: usize = 1024;
+
 /// Subscriptions by id, with the generation that guards inserts.
 #[derive(Debug, Default)]
 pub(crate) struct SubscriptionCache {
@@ -51,6 +57,11 @@ impl SubscriptionCache {
     pub(crate) fn keep(&self, generation: u64, s: Arc<Subscription>) {
         if let Ok(mut inner) = self.inner.lock() {
             if inner.generation == generation {
+                if inner.by_id.len() >= CAPACITY && !inner.by_id.contains_key(&s.id) {
+                    if let Some(victim) = inner.by_id.keys().next().copied() {
+                        inner.by_id.remove(&victim);
+                    }
+                }
                 inner.by_id.insert(s.id, s);
             }
         }
@@ -95,6 +106,22 @@ mod tests {
         );
         cache.forget(s.id);
         assert!(cache.get(s.id).is_none());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = SubscriptionCache::default();
+        for n in 0..(CAPACITY as u128 + 10) {
+            let s = crate::store::sample_subscription(Uuid::from_u128(1), "app", "alice", &[]);
+            cache.keep(
+                cache.generation(),
+                Arc::new(Subscription {
+                    id: Uuid::from_u128(n),
+                    ..s
+                }),
+            );
+        }
+        assert_eq!(cache.len(), CAPACITY);
     }
 
     #[test]
