@@ -259,30 +259,3 @@ pub struct PreferredPresence {
     /// When it stops applying.
     pub expiration_date_time: String,
 }
-
-/// The JSON Web Key Set of `/_presenced/.well-known/jwks.json`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct JsonWebKeySet {
-    /// The keys.
-    pub keys: Vec<JsonWebKey>,
-}
-
-/// One public key (P-256, ES256).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct JsonWebKey {
-    /// `EC`.
-    pub kty: &'static str,
-    /// `P-256`.
-    pub crv: &'static str,
-    /// The x coordinate, base64url.
-    pub x: String,
-    /// The y coordinate, base64url.
-    pub y: String,
-    /// `sig`.
-    #[serde(rename = "use")]
-    pub use_: &'static str,
-    /// `ES256`.
-    pub alg: &'static str,
-    /// The key id.
-    pub kid: String,
-}

@@ -24,6 +24,7 @@ use super::presence::{IdsBody, MAX_IDS};
 use crate::domain::{
     ClearPresenceBody, LocationBody, SetPreferredBody, SetPresenceBody, SetStatusMessageBody,
 };
+use crate::notify::signing::JsonWebKeySet;
 use crate::notify::subscriptions::{CreateBody, PatchBody};
 
 /// The schemas every operation refers to.
@@ -43,7 +44,7 @@ use crate::notify::subscriptions::{CreateBody, PatchBody};
         model::Status,
         model::ClockTime,
         model::PresenceExplanation,
-        model::JsonWebKeySet,
+        JsonWebKeySet,
         IdsBody,
         SetPresenceBody,
         ClearPresenceBody,
@@ -506,7 +507,7 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
                 "The keys that verify rich notifications' validation tokens.",
                 vec![],
                 None,
-                Success::Json(200, model::JsonWebKeySet::name()),
+                Success::Json(200, JsonWebKeySet::name()),
                 Errors::Public,
                 false,
             ),

@@ -6,7 +6,6 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::GraphError;
@@ -14,6 +13,7 @@ use super::extract::{authenticate, request_base, versioned_path, ApiVersion, Jso
 use super::model::{self, SubscriptionCollection};
 use super::AppState;
 use crate::auth::{authorize, Operation, Principal};
+use crate::notify::signing::JsonWebKeySet;
 use crate::notify::subscriptions::{Caller, CreateBody, PatchBody, SubscriptionError};
 use crate::notify::utc_timestamp;
 use crate::store::{Subscription, SubscriptionConflict};
@@ -183,7 +183,7 @@ pub async fn reauthorize(
 
 /// `GET /_presenced/.well-known/jwks.json`: the keys that verify the
 /// `validationTokens` of rich notifications (SPEC §7). Public.
-pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
+pub async fn jwks(State(state): State<AppState>) -> Json<JsonWebKeySet> {
     Json(state.notifier.jwks())
 }
 

@@ -178,7 +178,7 @@ impl Notifier {
     }
 
     /// The public keys that verify `validationTokens` (JWKS).
-    pub fn jwks(&self) -> serde_json::Value {
+    pub fn jwks(&self) -> signing::JsonWebKeySet {
         self.signer.jwks()
     }
 

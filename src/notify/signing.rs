@@ -98,18 +98,18 @@ impl ValidationTokenSigner {
     }
 
     /// `{"keys":[{"kty":"EC","crv":"P-256","x","y","use":"sig","alg":"ES256","kid"}]}`
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({
-            "keys": [{
-                "kty": "EC",
-                "crv": "P-256",
-                "x": self.x,
-                "y": self.y,
-                "use": "sig",
-                "alg": "ES256",
-                "kid": self.kid,
-            }]
-        })
+    pub fn jwks(&self) -> JsonWebKeySet {
+        JsonWebKeySet {
+            keys: vec![JsonWebKey {
+                kty: "EC",
+                crv: "P-256",
+                x: self.x.clone(),
+                y: self.y.clone(),
+                use_: "sig",
+                alg: "ES256",
+                kid: self.kid.clone(),
+            }],
+        }
     }
 
     /// A token: header alg ES256 + kid + typ JWT; claims aud = app_id, azp =
@@ -140,6 +140,33 @@ impl ValidationTokenSigner {
     }
 }
 
+/// The JSON Web Key Set of `/_presenced/.well-known/jwks.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct JsonWebKeySet {
+    /// The keys.
+    pub keys: Vec<JsonWebKey>,
+}
+
+/// One public key (P-256, ES256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct JsonWebKey {
+    /// `EC`.
+    pub kty: &'static str,
+    /// `P-256`.
+    pub crv: &'static str,
+    /// The x coordinate, base64url.
+    pub x: String,
+    /// The y coordinate, base64url.
+    pub y: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    /// `ES256`.
+    pub alg: &'static str,
+    /// The key id.
+    pub kid: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,15 +184,12 @@ mod tests {
     /// Verifies as a receiver would: key from the JWKS, ES256, audience = app
     /// id, issuer of the tenant, exp and nbf checked against wall time.
     fn verify(
-        jwks: &serde_json::Value,
+        jwks: &JsonWebKeySet,
         token: &str,
         tenant: Uuid,
     ) -> jsonwebtoken::errors::Result<serde_json::Value> {
-        let jwk = &jwks["keys"][0];
-        let key = DecodingKey::from_ec_components(
-            jwk["x"].as_str().unwrap(),
-            jwk["y"].as_str().unwrap(),
-        )?;
+        let jwk = &jwks.keys[0];
+        let key = DecodingKey::from_ec_components(&jwk.x, &jwk.y)?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_audience(&[APP_ID]);
         validation.set_issuer(&[format!("https://sts.windows.net/{tenant}/")]);
@@ -267,7 +291,7 @@ mod tests {
     fn the_jwks_publishes_one_es256_signing_key() {
         let signer = signer();
 
-        let jwks = signer.jwks();
+        let jwks = serde_json::to_value(signer.jwks()).unwrap();
 
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 1);
