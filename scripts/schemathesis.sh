@@ -23,19 +23,10 @@ case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 examples="${SCHEMATHESIS_EXAMPLES:-12}"
 
 # --- A venv of its own, reinstalled only when the pinned version changes.
+# shellcheck source=scripts/venv.sh
+. "$repo/scripts/venv.sh"
 venv="$repo/.venv-schemathesis"
-req="$repo/sdk-tests/schemathesis/requirements.txt"
-if [ ! -x "$venv/bin/python" ]; then
-  echo "schemathesis: creating $venv"
-  python3 -m venv "$venv"
-fi
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "schemathesis: installing $(cat "$req")"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input -r "$req"
-  echo "$want" >"$stamp"
-fi
+ensure_venv "$venv" "$repo/sdk-tests/schemathesis/requirements.txt"
 
 # --- The server.
 work="$(mktemp -d)"

@@ -35,20 +35,10 @@ export PRESENCED_BIN="$bin"
 hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- Python: venv in the git-ignored .venv-sdk, reinstalled only when requirements change.
+# shellcheck source=scripts/venv.sh
+. "$repo/scripts/venv.sh"
 setup_python() {
-  local venv="$repo/.venv-sdk" req="$repo/sdk-tests/python/requirements.txt"
-  local py="${SDK_TESTS_PYTHON:-python3}"
-  if [ ! -x "$venv/bin/python" ]; then
-    echo "sdk-tests: creating $venv"
-    "$py" -m venv "$venv"
-  fi
-  local stamp="$venv/.sdk-tests-requirements.sha256" want_hash
-  want_hash="$(hash_of "$req")"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_hash" ]; then
-    echo "sdk-tests: installing Python requirements"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input -r "$req"
-    echo "$want_hash" >"$stamp"
-  fi
+  ensure_venv "$repo/.venv-sdk" "$repo/sdk-tests/python/requirements.txt" "${SDK_TESTS_PYTHON:-python3}"
 }
 
 # --- JavaScript: npm ci from the committed lockfile, skipped while node_modules matches it.
