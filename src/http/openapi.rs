@@ -185,6 +185,17 @@ fn path_param(name: &str, description: &str, schema: ObjectBuilder) -> Parameter
         .build()
 }
 
+/// The `{id}` path parameter: a GUID.
+fn id_param(description: &str) -> Parameter {
+    path_param(
+        "id",
+        description,
+        string_schema().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Uuid,
+        ))),
+    )
+}
+
 fn version_param() -> Parameter {
     path_param(
         "version",
@@ -194,13 +205,7 @@ fn version_param() -> Parameter {
 }
 
 fn user_param() -> Parameter {
-    path_param(
-        "id",
-        "The user's id.",
-        string_schema().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-            utoipa::openapi::KnownFormat::Uuid,
-        ))),
-    )
+    id_param("The user's id.")
 }
 
 impl Op {
@@ -335,16 +340,7 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
         tag: "subscriptions",
         summary: summary.to_string(),
         params: if with_id {
-            vec![
-                version_param(),
-                path_param(
-                    "id",
-                    "The subscription id.",
-                    string_schema().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                        utoipa::openapi::KnownFormat::Uuid,
-                    ))),
-                ),
-            ]
+            vec![version_param(), id_param("The subscription id.")]
         } else {
             vec![version_param()]
         },
