@@ -335,86 +335,72 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
             },
         ));
     }
-    let subscription = |id: &str, summary: &str, with_id: bool, body, success| Op {
-        id: format!("subscriptions.{id}"),
-        tag: "subscriptions",
-        summary: summary.to_string(),
-        params: if with_id {
-            vec![version_param(), id_param("The subscription id.")]
-        } else {
-            vec![version_param()]
-        },
-        body,
-        success,
-        errors: Errors::Write,
-        authenticated: true,
+    // The `{id}` parameter is documented where the path has one.
+    let subscription = |path: &str, method, id: &str, summary: &str, body, success| {
+        let mut params = vec![version_param()];
+        if path.contains("{id}") {
+            params.push(id_param("The subscription id."));
+        }
+        let op = Op {
+            id: format!("subscriptions.{id}"),
+            tag: "subscriptions",
+            summary: summary.to_string(),
+            params,
+            body,
+            success,
+            errors: Errors::Write,
+            authenticated: true,
+        };
+        (path.to_string(), method, op)
     };
     out.extend([
-        (
-            "/{version}/subscriptions".to_string(),
+        subscription(
+            "/{version}/subscriptions",
             HttpMethod::Post,
-            subscription(
-                "create",
-                "Subscribe to presence changes (after the validation handshake).",
-                false,
-                Some(CreateBody::name()),
-                Success::Json(201, model::Subscription::name()),
-            ),
+            "create",
+            "Subscribe to presence changes (after the validation handshake).",
+            Some(CreateBody::name()),
+            Success::Json(201, model::Subscription::name()),
         ),
-        (
-            "/{version}/subscriptions".to_string(),
+        subscription(
+            "/{version}/subscriptions",
             HttpMethod::Get,
-            subscription(
-                "list",
-                "List the caller's subscriptions.",
-                false,
-                None,
-                Success::Json(200, model::SubscriptionCollection::name()),
-            ),
+            "list",
+            "List the caller's subscriptions.",
+            None,
+            Success::Json(200, model::SubscriptionCollection::name()),
         ),
-        (
-            "/{version}/subscriptions/{id}".to_string(),
+        subscription(
+            "/{version}/subscriptions/{id}",
             HttpMethod::Get,
-            subscription(
-                "get",
-                "Get a subscription.",
-                true,
-                None,
-                Success::Json(200, model::Subscription::name()),
-            ),
+            "get",
+            "Get a subscription.",
+            None,
+            Success::Json(200, model::Subscription::name()),
         ),
-        (
-            "/{version}/subscriptions/{id}".to_string(),
+        subscription(
+            "/{version}/subscriptions/{id}",
             HttpMethod::Patch,
-            subscription(
-                "update",
-                "Renew a subscription or change its notification URL.",
-                true,
-                Some(PatchBody::name()),
-                Success::Json(200, model::Subscription::name()),
-            ),
+            "update",
+            "Renew a subscription or change its notification URL.",
+            Some(PatchBody::name()),
+            Success::Json(200, model::Subscription::name()),
         ),
-        (
-            "/{version}/subscriptions/{id}".to_string(),
+        subscription(
+            "/{version}/subscriptions/{id}",
             HttpMethod::Delete,
-            subscription(
-                "delete",
-                "Delete a subscription.",
-                true,
-                None,
-                Success::Empty(204),
-            ),
+            "delete",
+            "Delete a subscription.",
+            None,
+            Success::Empty(204),
         ),
-        (
-            "/{version}/subscriptions/{id}/reauthorize".to_string(),
+        subscription(
+            "/{version}/subscriptions/{id}/reauthorize",
             HttpMethod::Post,
-            subscription(
-                "reauthorize",
-                "Reauthorize a subscription.",
-                true,
-                None,
-                Success::Empty(204),
-            ),
+            "reauthorize",
+            "Reauthorize a subscription.",
+            None,
+            Success::Empty(204),
         ),
     ]);
     let own = |id: &str, summary: &str, params, body, success, errors, authenticated| Op {
