@@ -132,7 +132,8 @@ CREATE INDEX IF NOT EXISTS outbox_subscription ON outbox (subscription);
 const SYNC_SUBSCRIPTION_EXPIRY: &str = "
 DELETE FROM subscription_expiry WHERE id NOT IN (SELECT id FROM subscriptions);
 INSERT INTO subscription_expiry (id, expires_at) SELECT id, expires_at FROM subscriptions WHERE true
-  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at
+  WHERE expires_at <> excluded.expires_at;
 ";
 
 /// The schema version this build reads and writes (2: the event log,
