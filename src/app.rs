@@ -13,10 +13,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthConfig, TokenVerifier};
 use crate::clock::{wall_now, Clock, ManualClock, SystemClock};
-use crate::config::{Config, SecretSource, SECRET_ENV};
+use crate::config::{Config, SecretSource, StoreSpec, SECRET_ENV};
 use crate::http::{router, AppState};
 use crate::notify::{Bus, Notifier};
 use crate::service::PresenceService;
+use crate::store::memory::MemoryStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -112,9 +113,12 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Opens the store a config names (SQLite in its data dir).
+    /// Opens the store a config names (SQLite in its data dir by default).
     pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(Arc::new(SqliteStore::open(&config.data_dir)?))
+        Ok(match config.store {
+            StoreSpec::Sqlite => Arc::new(SqliteStore::open(&config.data_dir)?),
+            StoreSpec::Memory => Arc::new(MemoryStore::new()),
+        })
     }
 
     /// The presence clock a config asks for: the system clock, or in

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--store` (`sqlite` or `memory`).
+    pub store: Option<String>,
     /// `--jwt-secret-file`.
     pub jwt_secret_file: Option<PathBuf>,
     /// `--jwks-file`.
@@ -109,6 +111,30 @@ impl FileConfig {
     }
 }
 
+/// Which backend keeps the presence facts, subscriptions and deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSpec {
+    /// The embedded SQLite database in the data dir (durable; the default).
+    #[default]
+    Sqlite,
+    /// Process memory only: nothing survives a restart.
+    Memory,
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "sqlite" => Ok(Self::Sqlite),
+            "memory" => Ok(Self::Memory),
+            other => Err(ConfigError::Invalid(format!(
+                "--store '{other}' must be 'sqlite' (the embedded database in --data-dir) or 'memory'"
+            ))),
+        }
+    }
+}
+
 /// Where the HS256 secret comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -129,6 +155,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the SQLite database and the generated secret.
     pub data_dir: PathBuf,
+    /// The store backend.
+    pub store: StoreSpec,
     /// HS256 secret source.
     pub secret: SecretSource,
     /// JWKS file.
@@ -222,6 +250,12 @@ impl Config {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = cli
+            .store
+            .or(file.store)
+            .map(|text| text.parse::<StoreSpec>())
+            .transpose()?
+            .unwrap_or_default();
         let jwks_file = cli.jwks_file.or(file.jwks_file);
         let jwks_url = cli.jwks_url.or(file.jwks_url);
         if let Some(url) = &jwks_url {
@@ -379,6 +413,7 @@ impl Config {
             notify,
             listen,
             data_dir,
+            store,
             secret,
             jwks_file,
             jwks_url,
@@ -561,6 +596,24 @@ mod tests {
         ] {
             assert!(parse_public_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn store_is_sqlite_by_default_and_names_the_choices_when_unknown() {
+        let c = Config::merge(FileConfig::default(), FileConfig::default(), false).unwrap();
+        assert_eq!(c.store, StoreSpec::Sqlite);
+        let cli = FileConfig {
+            store: Some("memory".into()),
+            ..FileConfig::default()
+        };
+        let c = Config::merge(cli, FileConfig::default(), false).unwrap();
+        assert_eq!(c.store, StoreSpec::Memory);
+        let cli = FileConfig {
+            store: Some("postgres".into()),
+            ..FileConfig::default()
+        };
+        let err = Config::merge(cli, FileConfig::default(), false).unwrap_err();
+        assert!(err.to_string().contains("'sqlite'"), "{err}");
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed development token (HS256, with the server's secret).
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
 }
 
 /// Options shared by `serve` and `token`: where the config, data and keys are.
@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free one.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Where presence is kept: `sqlite` (durable, in --data-dir) or
+    /// `memory` (lost at exit) [default: sqlite].
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
     /// JWKS file with RS256/ES256 verification keys.
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<PathBuf>,
@@ -167,8 +171,8 @@ fn secret_env_set() -> bool {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Token(args) => token(args),
+        Command::Serve(args) => serve(*args).await,
+        Command::Token(args) => token(*args),
     }
 }
 
@@ -177,6 +181,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cli = FileConfig {
         listen: args.listen,
         data_dir: args.keys.data_dir,
+        store: args.store,
         jwt_secret_file: args.keys.jwt_secret_file,
         jwks_file: args.jwks_file,
         jwks_url: args.jwks_url,
