@@ -37,6 +37,7 @@
 //!   readiness probes with a small write while marked, so a server taken
 //!   out of rotation for a full disk comes back once there is room again.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -540,24 +541,6 @@ impl ReadPool {
     }
 }
 
-/// One user's facts. A row that is there but does not decode (a wrong type
-/// in a column, bytes that are not our JSON, a value out of range) is that
-/// user's problem alone: it is counted, logged and answered as
-/// [`UserFacts::unreadable`], so a bulk read still answers for everyone
-/// else. Errors of the database itself (I/O, damaged pages) still fail.
-fn read_facts(conn: &Connection, key: UserKey, health: &Health) -> Result<UserFacts, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT version, facts FROM users WHERE tenant = ?1 AND user = ?2")
-        .map_err(unavailable)?;
-    let facts = stmt
-        .query_row(params![key.tenant.as_bytes(), key.user.as_bytes()], |r| {
-            Ok(facts_in_row(r, 0, key, health))
-        })
-        .optional()
-        .map_err(unavailable)?;
-    Ok(facts.unwrap_or_default())
-}
-
 /// Decodes the `version` and `facts` columns of a `users` row, at `column`
 /// and the one after it. Conversions are checked here, per row: an error
 /// must not fail a whole read or load. A row that does not decode is
@@ -878,7 +861,13 @@ impl Writer {
     /// write succeeded reads it back. A batch that did not commit changes
     /// nothing there.
     fn write_batch(&mut self, batch: &mut [WriteOp]) -> Vec<Result<Done, StoreError>> {
-        let (results, committed) = write_batch(&mut self.conn, batch, &self.health, &mut self.ids);
+        let (results, committed) = write_batch(
+            &mut self.conn,
+            batch,
+            &self.health,
+            &self.resident,
+            &mut self.ids,
+        );
         self.resident.publish(committed);
         results
     }
@@ -907,6 +896,7 @@ fn write_batch(
     conn: &mut Connection,
     batch: &mut [WriteOp],
     health: &Health,
+    resident: &Resident,
     ids: &mut Interner,
 ) -> (Vec<Result<Done, StoreError>>, Vec<Changed>) {
     let ops = batch.len();
@@ -921,7 +911,7 @@ fn write_batch(
         Err(e) => return fail_all(&e),
     };
     let mut results = Vec::with_capacity(batch.len());
-    let mut changed = Vec::new();
+    let mut changed = Changes::new(resident);
     let mut wrote = false;
     for op in batch.iter_mut() {
         if let Err(e) = run_cached(&tx, OP_BEGIN) {
@@ -929,11 +919,11 @@ fn write_batch(
             return fail_all(&e);
         }
         let changes = tx.total_changes();
-        let changed_before = changed.len();
+        let changed_before = changed.list.len();
         let now = op.now;
         // A bug in one operation must not kill the only writer.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_op(&tx, &mut op.job, now, health, ids, &mut changed)
+            run_op(&tx, &mut op.job, now, ids, &mut changed)
         }))
         .unwrap_or_else(|_| {
             tracing::error!("a store write panicked; it was rolled back");
@@ -948,7 +938,7 @@ fn write_batch(
             run_cached(&tx, OP_KEEP).map_err(|e| e.to_string())
         } else {
             // Rolled back: whatever it left for the resident copy goes too.
-            changed.truncate(changed_before);
+            changed.list.truncate(changed_before);
             tx.execute_batch(OP_UNDO).map_err(|e| e.to_string())
         };
         if let Err(e) = ended {
@@ -964,29 +954,68 @@ fn write_batch(
             if wrote && health.writes_failing.swap(false, Ordering::Relaxed) {
                 tracing::info!("sqlite writes succeed again");
             }
-            (results, changed)
+            (results, changed.list)
         }
         Err(e) => fail_all(&e),
     }
 }
 
+/// What the operations of a batch so far left their users with, and where
+/// a write finds the facts it builds on.
+struct Changes<'a> {
+    /// The committed facts.
+    resident: &'a Resident,
+    /// Each successful operation's user and facts, in batch order.
+    list: Vec<Changed>,
+    /// The users in `list` (or once in it: a rolled-back operation's user
+    /// stays here, which only costs a scan).
+    touched: HashSet<UserKey>,
+}
+
+impl<'a> Changes<'a> {
+    fn new(resident: &'a Resident) -> Self {
+        Self {
+            resident,
+            list: Vec::new(),
+            touched: HashSet::new(),
+        }
+    }
+
+    /// The facts a write of `key` builds on: what an earlier operation of
+    /// this batch left, else the committed facts. Never the `users` row:
+    /// the writer is its only writer and the resident copy equals it, as
+    /// loaded at open (rows that did not decode read as unreadable) and
+    /// then published after every commit. So a write neither reads nor
+    /// decodes the row; and a row damaged on disk while the store runs is
+    /// overwritten by the next write from the facts the store holds.
+    fn before(&self, key: UserKey) -> UserFacts {
+        if self.touched.contains(&key) {
+            if let Some((_, facts)) = self.list.iter().rev().find(|(k, _)| *k == key) {
+                return facts.facts();
+            }
+        }
+        self.resident.facts(key)
+    }
+
+    fn push(&mut self, key: UserKey, facts: Compact) {
+        self.touched.insert(key);
+        self.list.push((key, facts));
+    }
+}
+
 /// Runs one operation of a batch on the batch's transaction (inside its
-/// savepoint).
-/// The facts a successful presence change or settle leaves its user with
-/// are pushed on `changed`, also when it met an unreadable row it did not
-/// replace (a settle), so the resident copy reads that user as unreadable
-/// too.
+/// savepoint). The facts a successful presence change or settle leaves its
+/// user with are pushed on `changed`.
 fn run_op(
     tx: &rusqlite::Transaction<'_>,
     job: &mut Job,
     now: Instant,
-    health: &Health,
     ids: &mut Interner,
-    changed: &mut Vec<Changed>,
+    changed: &mut Changes<'_>,
 ) -> Result<Done, StoreError> {
     match job {
         Job::Apply { key, change } => {
-            let before = read_facts(tx, *key, health)?;
+            let before = changed.before(*key);
             let mut after = if before.unreadable {
                 // Replaces what could not be read: the change applies to
                 // empty facts, keeping the version moving forward.
@@ -1000,15 +1029,14 @@ fn run_op(
             };
             change.clone().apply_to(&mut after, now)?;
             let applied = record(tx, *key, before, after, now)?;
-            changed.push((*key, Compact::of(&applied.after, ids)));
+            changed.push(*key, Compact::of(&applied.after, ids));
             Ok(Done::Applied(Box::new(applied)))
         }
         Job::Settle { key } => {
-            let before = read_facts(tx, *key, health)?;
+            let before = changed.before(*key);
             if before.unreadable {
                 // Nothing to fade or expire in facts nobody can read.
                 unschedule(tx, *key)?;
-                changed.push((*key, Compact::of(&before, ids)));
                 return Ok(Done::Settled(None));
             }
             let mut after = before.clone();
@@ -1016,7 +1044,7 @@ fn run_op(
                 return Ok(Done::Settled(None));
             }
             let applied = record(tx, *key, before, after, now)?;
-            changed.push((*key, Compact::of(&applied.after, ids)));
+            changed.push(*key, Compact::of(&applied.after, ids));
             Ok(Done::Settled(Some(Box::new(applied))))
         }
         Job::SaveEmulatorTime => tx
