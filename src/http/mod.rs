@@ -217,8 +217,7 @@ fn with_graph_edges(routes: Router) -> Router {
             tracing::error!("a handler panicked");
             GraphError::internal().into_response()
         }))
-        .layer(middleware::from_fn(limit_declared_length))
-        .layer(middleware::from_fn(request_ids))
+        .layer(middleware::from_fn(graph_edges))
         .layer(cors())
 }
 
@@ -253,19 +252,93 @@ async fn method_not_allowed(method: axum::http::Method) -> GraphError {
     )
 }
 
-/// Refuses a body whose declared length is over the limit before reading it,
-/// whether or not the handler would read it.
-async fn limit_declared_length(req: Request, next: Next) -> Response {
-    // Heads over our limits get a Graph-shaped answer with request ids;
-    // hyper's own (bare) 431 only applies far beyond them.
-    let uri_length = req.uri().to_string().len();
+/// The edge of every request, one middleware (each layer costs a boxed
+/// future and a service clone per request): refuses heads and declared
+/// bodies over the limits, then gives the response `request-id` and
+/// `client-request-id` (SPEC §6) and renders a pending Graph error with
+/// them.
+async fn graph_edges(req: Request, next: Next) -> Response {
+    let mut ids = RequestIds::new(&req);
+    let response = match over_limits(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    };
+    ids.stamp(response)
+}
+
+/// A request's ids. The request id is formatted on the stack and becomes a
+/// header value once; the client's id is its own header value, shared.
+struct RequestIds {
+    request_id: HeaderValue,
+    /// `None`: the client sent no usable id, so it is the request id.
+    client_request_id: Option<HeaderValue>,
+}
+
+impl RequestIds {
+    fn new(req: &Request) -> Self {
+        let mut buffer = Uuid::encode_buffer();
+        let text = Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        let request_id = HeaderValue::from_str(text)
+            .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-0000-0000-000000000000"));
+        let client_request_id = req
+            .headers()
+            .get("client-request-id")
+            .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID && v.to_str().is_ok())
+            .cloned();
+        Self {
+            request_id,
+            client_request_id,
+        }
+    }
+
+    /// Renders a pending Graph error with the ids (logging a server error
+    /// once, here) and sets both id headers.
+    fn stamp(&mut self, mut response: Response) -> Response {
+        let client = self.client_request_id.take().unwrap_or_else(|| self.request_id.clone());
+        if let Some(PendingError(err)) = response.extensions_mut().remove::<PendingError>() {
+            // Both are visible ASCII: checked or formatted above.
+            let request_id = self.request_id.to_str().unwrap_or_default();
+            let client_request_id = client.to_str().unwrap_or_default();
+            if err.status.is_server_error() {
+                tracing::error!(%request_id, code = err.code, "request failed");
+            }
+            let headers = std::mem::take(response.headers_mut());
+            response = err.render(wall_now(), request_id, client_request_id);
+            for (name, value) in headers.iter() {
+                if name != axum::http::header::CONTENT_LENGTH
+                    && name != axum::http::header::CONTENT_TYPE
+                {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+        }
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID.clone(), self.request_id.clone());
+        headers.insert(CLIENT_REQUEST_ID.clone(), client);
+        response
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+
+/// Refuses, with a Graph error, a head over our limits (hyper's own bare
+/// 431 only applies far beyond them) or a body whose declared length is
+/// over the limit, before it is read, whether or not the handler would
+/// read it.
+fn over_limits(req: &Request) -> Option<Response> {
+    let uri_length = uri_length(req.uri());
     if uri_length > MAX_URI_BYTES {
-        return GraphError::new(
-            StatusCode::URI_TOO_LONG,
-            "requestUriTooLong",
-            format!("The request URI is {uri_length} bytes long; the limit is {MAX_URI_BYTES}."),
-        )
-        .into_response();
+        return Some(
+            GraphError::new(
+                StatusCode::URI_TOO_LONG,
+                "requestUriTooLong",
+                format!(
+                    "The request URI is {uri_length} bytes long; the limit is {MAX_URI_BYTES}."
+                ),
+            )
+            .into_response(),
+        );
     }
     let header_bytes: usize = req
         .headers()
@@ -273,14 +346,16 @@ async fn limit_declared_length(req: Request, next: Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return GraphError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "requestHeadersTooLarge",
-            format!(
-                "The request headers are {header_bytes} bytes long; the limit is {MAX_HEADER_BYTES}."
-            ),
-        )
-        .into_response();
+        return Some(
+            GraphError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "requestHeadersTooLarge",
+                format!(
+                    "The request headers are {header_bytes} bytes long; the limit is {MAX_HEADER_BYTES}."
+                ),
+            )
+            .into_response(),
+        );
     }
     let declared = req
         .headers()
@@ -288,57 +363,53 @@ async fn limit_declared_length(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return GraphError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "requestTooLarge",
-            format!("The request body is larger than the limit of {MAX_BODY_BYTES} bytes."),
-        )
-        .into_response();
+        return Some(
+            GraphError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "requestTooLarge",
+                format!("The request body is larger than the limit of {MAX_BODY_BYTES} bytes."),
+            )
+            .into_response(),
+        );
     }
-    next.run(req).await
+    None
 }
 
-/// Gives every response `request-id` and `client-request-id` (SPEC §6) and
-/// renders pending Graph errors with them.
-async fn request_ids(req: Request, next: Next) -> Response {
-    let request_id = Uuid::new_v4().to_string();
-    let client_request_id = req
-        .headers()
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID)
-        .map(str::to_string)
-        .unwrap_or_else(|| request_id.clone());
-    let mut response = next.run(req).await;
-    if let Some(PendingError(err)) = response.extensions_mut().remove::<PendingError>() {
-        if err.status.is_server_error() {
-            tracing::error!(%request_id, code = err.code, "request failed");
-        }
-        let headers = std::mem::take(response.headers_mut());
-        response = err.render(wall_now(), &request_id, &client_request_id);
-        for (name, value) in headers.iter() {
-            if name != axum::http::header::CONTENT_LENGTH
-                && name != axum::http::header::CONTENT_TYPE
-            {
-                response.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-    }
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("request-id", &request_id),
-        ("client-request-id", &client_request_id),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
-    response
+/// The length of `uri` as written (`Uri`'s `Display`), without writing it.
+fn uri_length(uri: &axum::http::Uri) -> usize {
+    let prefix = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len(),
+        (None, Some(authority)) => authority.as_str().len(),
+        _ => 0,
+    };
+    let rest = match uri.path_and_query() {
+        Some(pq) => pq.as_str().len(),
+        // An authority-form URI (CONNECT) is written without a path.
+        None if prefix > 0 => 0,
+        None => 1,
+    };
+    prefix + rest
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_length_is_the_length_of_the_written_uri() {
+        for text in [
+            "/v1.0/me/presence",
+            "/v1.0/users?$filter=x%20eq%201",
+            "/",
+            "*",
+            "http://example.com/a/b?c=d",
+            "https://user@example.com:8443/",
+            "example.com:443",
+        ] {
+            let uri: axum::http::Uri = text.parse().unwrap();
+            assert_eq!(uri_length(&uri), uri.to_string().len(), "{text}");
+        }
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_graph_500_with_request_ids() {
