@@ -348,6 +348,7 @@ impl Store for MemoryStore {
         limit: usize,
         skip: &[u64],
     ) -> Result<Vec<Delivery>, StoreError> {
+        let skip: std::collections::HashSet<u64> = skip.iter().copied().collect();
         let inner = self.lock()?;
         let mut due: Vec<Delivery> = inner
             .outbox
@@ -361,6 +362,7 @@ impl Store for MemoryStore {
     }
 
     async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError> {
+        let skip: std::collections::HashSet<u64> = skip.iter().copied().collect();
         let inner = self.lock()?;
         Ok(inner
             .outbox

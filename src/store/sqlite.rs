@@ -1432,7 +1432,8 @@ impl Store for SqliteStore {
         limit: usize,
         skip: &[u64],
     ) -> Result<Vec<Delivery>, StoreError> {
-        let skip = skip.to_vec();
+        // A set: up to `limit + skip.len()` rows are checked against it.
+        let skip: HashSet<u64> = skip.iter().copied().collect();
         let fetch = i64::try_from(limit + skip.len()).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let mut stmt = conn
@@ -1479,7 +1480,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError> {
-        let skip = skip.to_vec();
+        let skip: HashSet<u64> = skip.iter().copied().collect();
         let fetch = i64::try_from(skip.len() + 1).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let mut stmt = conn
