@@ -11,9 +11,13 @@ use super::{Notifier, Until};
 use crate::clock::Instant;
 use crate::store::{LifecycleEvent, NewDelivery, Payload, StoreError};
 
-/// How many due users one pass step settles concurrently (the store's group
-/// commit folds them into few transactions).
-const SETTLE_BATCH: usize = 512;
+/// How many due users one pass step settles concurrently. The store's group
+/// commit folds them into transactions of up to 1,024 writes; a step of
+/// several transactions' worth keeps the writer busy back to back (the
+/// first transaction starts with the few writes queued by then, the next
+/// ones are full), where a step of one transaction's worth waited for
+/// every commit, and read the schedule again, between small batches.
+const SETTLE_BATCH: usize = 4096;
 
 /// How long before expiry `reauthorizationRequired` is sent (SPEC §7).
 pub const REAUTHORIZE_BEFORE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
