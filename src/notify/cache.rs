@@ -75,6 +75,14 @@ impl SubscriptionCache {
         }
     }
 
+    /// Drops every subscription (the store was wiped or replaced).
+    pub(crate) fn forget_all(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.generation = inner.generation.wrapping_add(1);
+            inner.by_id.clear();
+        }
+    }
+
     /// How many subscriptions are cached.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

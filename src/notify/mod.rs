@@ -177,6 +177,29 @@ impl Notifier {
         deleted
     }
 
+    /// Wipes `tenant` (or everything) in the store and forgets the cached
+    /// subscriptions with it ([`Store::reset`]).
+    pub async fn reset(&self, tenant: Option<uuid::Uuid>) -> Result<(), crate::store::StoreError> {
+        let done = self.store.reset(tenant).await;
+        self.subscriptions.forget_all();
+        self.bus.reschedule();
+        done
+    }
+
+    /// Replaces the store's contents and forgets the cached subscriptions
+    /// ([`Store::replace`]); the scheduler is woken by the caller's
+    /// [`Notifier::run_due`].
+    pub async fn replace(
+        &self,
+        contents: crate::store::Contents,
+        now: Instant,
+    ) -> Result<(), crate::store::StoreError> {
+        let done = self.store.replace(contents, now).await;
+        self.subscriptions.forget_all();
+        self.bus.reschedule();
+        done
+    }
+
     /// The public keys that verify `validationTokens` (JWKS).
     pub fn jwks(&self) -> signing::JsonWebKeySet {
         self.signer.jwks()

@@ -17,6 +17,8 @@ use crate::domain::{
 
 #[path = "contract_notify.rs"]
 pub(crate) mod notify;
+#[path = "contract_state.rs"]
+mod state;
 
 fn t0() -> Instant {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
@@ -86,6 +88,11 @@ where
     notify::settling_a_user_whose_only_write_failed_changes_nothing(make().await).await;
     notify::pruning_never_drops_an_event_recorded_after_the_cutoff(make().await).await;
     notify::a_transition_between_microseconds_settles_and_leaves_nothing_due(make().await).await;
+
+    state::contents_hold_every_user_and_subscription(make().await).await;
+    state::a_tenant_reset_wipes_that_tenant_only(make().await).await;
+    state::a_full_reset_wipes_everything_but_secrets_and_the_clock(make().await).await;
+    state::replace_then_contents_round_trips_and_watches(make().await).await;
 }
 
 async fn emulator_time_round_trips(store: Arc<dyn Store>) {

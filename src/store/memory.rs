@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::records::{conflict_with, deadline};
 use super::{
-    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Store, StoreError,
-    Subscription, SubscriptionConflict,
+    observe, Applied, Change, Contents, Delivery, Event, EventBounds, NewDelivery, Store,
+    StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
 use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
@@ -95,6 +95,19 @@ impl Inner {
                 attempts: 0,
             },
         );
+    }
+
+    /// Wipes `tenant`'s data, or everyone's (see [`Store::reset`]).
+    fn reset(&mut self, tenant: Option<Uuid>) {
+        let keep = |t: Uuid| tenant.is_some_and(|wiped| wiped != t);
+        self.users.retain(|k, _| keep(k.tenant));
+        self.events.retain(|e| keep(e.key.tenant));
+        self.subscriptions.retain(|_, s| keep(s.tenant));
+        self.watchers.retain(|k, _| keep(k.tenant));
+        self.outbox.retain(|_, d| keep(d.tenant));
+        if tenant.is_none() {
+            self.pruned_through = self.last_event;
+        }
     }
 
     fn watch(&mut self, s: &Subscription, on: bool) {
@@ -408,6 +421,35 @@ impl Store for MemoryStore {
 
     async fn emulator_time(&self) -> Result<Option<Instant>, StoreError> {
         Ok(self.lock()?.emulator_time)
+    }
+
+    async fn contents(&self) -> Result<Contents, StoreError> {
+        let inner = self.lock()?;
+        let mut users: Vec<(UserKey, UserFacts)> =
+            inner.users.iter().map(|(k, f)| (*k, f.clone())).collect();
+        users.sort_by_key(|(k, _)| *k);
+        let mut subscriptions: Vec<Subscription> = inner.subscriptions.values().cloned().collect();
+        subscriptions.sort_by_key(|s| (s.tenant, s.id));
+        Ok(Contents {
+            users,
+            subscriptions,
+        })
+    }
+
+    async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
+        self.lock()?.reset(tenant);
+        Ok(())
+    }
+
+    async fn replace(&self, contents: Contents, _now: Instant) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        inner.reset(None);
+        inner.users.extend(contents.users);
+        for s in contents.subscriptions {
+            inner.watch(&s, true);
+            inner.subscriptions.insert(s.id, s);
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -83,6 +83,19 @@ pub struct EventBounds {
     pub last: u64,
 }
 
+/// Everything a store holds about presence and subscriptions: what the
+/// emulator's state document (`GET`/`PUT /_presenced/state`) carries.
+/// The event log, queued deliveries, kept secrets and the emulator time
+/// are not part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// Every user with stored facts, ordered by key; users whose stored
+    /// facts cannot be decoded are left out.
+    pub users: Vec<(UserKey, UserFacts)>,
+    /// Every subscription, ordered by tenant and id.
+    pub subscriptions: Vec<Subscription>,
+}
+
 /// The storage contract. Every backend passes `contract.rs`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -257,6 +270,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// The emulator clock's last persisted time.
     async fn emulator_time(&self) -> Result<Option<Instant>, StoreError>;
+
+    /// Every user's facts and every subscription, as one consistent
+    /// snapshot (the emulator's `GET /_presenced/state`).
+    async fn contents(&self) -> Result<Contents, StoreError>;
+
+    /// Wipes `tenant`'s users, subscriptions, queued deliveries and events,
+    /// or every tenant's when `None`, atomically. Kept secrets and the
+    /// emulator time stay. After a wipe of every tenant the whole event
+    /// log counts as pruned (a reader resuming from before it is told to
+    /// start over).
+    async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError>;
+
+    /// Replaces everything with `contents` atomically: a [`Store::reset`]
+    /// of every tenant, then the users' facts and the subscriptions as
+    /// given (each subscription watching its users). `now` schedules the
+    /// users' next transitions that have no settled instant.
+    async fn replace(&self, contents: Contents, now: Instant) -> Result<(), StoreError>;
 
     /// Creates or refreshes a session (setPresence).
     async fn upsert_session(

@@ -51,7 +51,7 @@ use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::resident::{Compact, Interner, Resident};
 use super::{
-    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
+    observe, Applied, Change, Contents, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
     StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
@@ -178,6 +178,11 @@ enum Job {
     Settle { key: UserKey },
     /// Persist the emulator clock's time.
     SaveEmulatorTime,
+    /// Wipe a tenant (or everyone), then write `contents` if given.
+    Replace {
+        tenant: Option<Uuid>,
+        contents: Option<Box<Contents>>,
+    },
     /// Any other write, run inside the batch's transaction (taken when run).
     Run(Option<RunFn>),
 }
@@ -823,6 +828,113 @@ fn put_subscription(tx: &Connection, s: &Subscription) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Makes `s` watch its users (the `watches` rows a change looks up).
+fn watch_users(tx: &Connection, s: &Subscription) -> Result<(), StoreError> {
+    let mut watch = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO watches (tenant, user, subscription) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(unavailable)?;
+    for user in &s.users {
+        watch
+            .execute(params![
+                s.tenant.as_bytes(),
+                user.as_bytes(),
+                s.id.as_bytes()
+            ])
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Deletes `tenant`'s rows (every tenant's when `None`) of users, events,
+/// subscriptions and deliveries ([`Store::reset`]); the wiped users go on
+/// `changed` as empty facts, so the resident copy forgets them too.
+fn wipe(
+    tx: &Connection,
+    tenant: Option<Uuid>,
+    ids: &mut Interner,
+    changed: &mut Vec<Changed>,
+) -> Result<(), StoreError> {
+    let bound: Vec<Vec<u8>> = tenant.iter().map(|t| t.as_bytes().to_vec()).collect();
+    let filter = if tenant.is_some() {
+        " WHERE tenant = ?1"
+    } else {
+        ""
+    };
+    let keys = {
+        let mut stmt = tx
+            .prepare(&format!("SELECT tenant, user FROM users{filter}"))
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(bound.iter()), |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
+    };
+    let empty = Compact::of(&UserFacts::default(), ids);
+    for (t, u) in keys {
+        if let (Ok(tenant), Ok(user)) = (Uuid::from_slice(&t), Uuid::from_slice(&u)) {
+            changed.push((UserKey { tenant, user }, empty.clone()));
+        }
+    }
+    for table in ["users", "events", "outbox", "watches", "subscriptions"] {
+        tx.execute(
+            &format!("DELETE FROM {table}{filter}"),
+            rusqlite::params_from_iter(bound.iter()),
+        )
+        .map_err(unavailable)?;
+    }
+    tx.execute(
+        "DELETE FROM subscription_expiry WHERE id NOT IN (SELECT id FROM subscriptions)",
+        [],
+    )
+    .map_err(unavailable)?;
+    if tenant.is_none() {
+        let last: Option<i64> = tx
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some(last) = last {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value =
+                   CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                params![EVENTS_PRUNED_THROUGH, last.to_string()],
+            )
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `contents` into wiped tables ([`Store::replace`]).
+fn restore(
+    tx: &Connection,
+    contents: Contents,
+    now: Instant,
+    ids: &mut Interner,
+    changed: &mut Vec<Changed>,
+) -> Result<(), StoreError> {
+    for (key, facts) in contents.users {
+        if facts.unreadable {
+            continue;
+        }
+        write_facts(tx, key, &facts, &encode(&facts), now)?;
+        changed.push((key, Compact::of(&facts, ids)));
+    }
+    for s in &contents.subscriptions {
+        put_subscription(tx, s)?;
+        watch_users(tx, s)?;
+    }
+    Ok(())
+}
+
 /// The writer thread's state: the only write connection, and the resident
 /// copy it keeps equal to what it commits.
 struct Writer {
@@ -1056,6 +1168,13 @@ fn run_op(
             )
             .map(|_| Done::Saved)
             .map_err(unavailable),
+        Job::Replace { tenant, contents } => {
+            wipe(tx, *tenant, ids, changed)?;
+            if let Some(contents) = contents.take() {
+                restore(tx, *contents, now, ids, changed)?;
+            }
+            Ok(Done::Saved)
+        }
         Job::Run(f) => match f.take() {
             Some(f) => f(tx),
             None => Err(StoreError::Unavailable("a job ran twice".into())),
@@ -1269,20 +1388,7 @@ impl Store for SqliteStore {
                 return Ok(Err(c));
             }
             put_subscription(tx, &subscription)?;
-            let mut watch = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO watches (tenant, user, subscription) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(unavailable)?;
-            for user in &subscription.users {
-                watch
-                    .execute(params![
-                        subscription.tenant.as_bytes(),
-                        user.as_bytes(),
-                        subscription.id.as_bytes()
-                    ])
-                    .map_err(unavailable)?;
-            }
+            watch_users(tx, &subscription)?;
             Ok(Ok(()))
         })
         .await
@@ -1657,6 +1763,63 @@ impl Store for SqliteStore {
     /// small real write (a changed meta row): a server taken out of rotation
     /// gets no other writes, and must notice by itself that the disk has
     /// room again.
+    async fn contents(&self) -> Result<Contents, StoreError> {
+        let health = self.health.clone();
+        self.read(move |conn| {
+            // One read transaction: users and subscriptions of one moment.
+            let tx = conn.unchecked_transaction().map_err(unavailable)?;
+            let mut users = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare("SELECT tenant, user, version, facts FROM users ORDER BY tenant, user")
+                    .map_err(unavailable)?;
+                let mut rows = stmt.query([]).map_err(unavailable)?;
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    let tenant = uuid(&row.get::<_, Vec<u8>>(0).map_err(unavailable)?)?;
+                    let user = uuid(&row.get::<_, Vec<u8>>(1).map_err(unavailable)?)?;
+                    let key = UserKey { tenant, user };
+                    let facts = facts_in_row(row, 2, key, &health);
+                    if !facts.unreadable {
+                        users.push((key, facts));
+                    }
+                }
+            }
+            let subscriptions = {
+                let mut stmt = tx
+                    .prepare("SELECT record FROM subscriptions ORDER BY tenant, id")
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(unavailable)?;
+                rows.map(|r| parse_subscription(&r.map_err(unavailable)?))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            Ok(Contents {
+                users,
+                subscriptions,
+            })
+        })
+        .await
+    }
+
+    async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
+        let job = Job::Replace {
+            tenant,
+            contents: None,
+        };
+        self.write(job, chrono::DateTime::UNIX_EPOCH)
+            .await
+            .map(|_| ())
+    }
+
+    async fn replace(&self, contents: Contents, now: Instant) -> Result<(), StoreError> {
+        let job = Job::Replace {
+            tenant: None,
+            contents: Some(Box::new(contents)),
+        };
+        self.write(job, now).await.map(|_| ())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         if self.writer_stopped() {
             return Err(StoreError::Unavailable(
