@@ -294,7 +294,10 @@ impl RequestIds {
     /// Renders a pending Graph error with the ids (logging a server error
     /// once, here) and sets both id headers.
     fn stamp(&mut self, mut response: Response) -> Response {
-        let client = self.client_request_id.take().unwrap_or_else(|| self.request_id.clone());
+        let client = self
+            .client_request_id
+            .take()
+            .unwrap_or_else(|| self.request_id.clone());
         if let Some(PendingError(err)) = response.extensions_mut().remove::<PendingError>() {
             // Both are visible ASCII: checked or formatted above.
             let request_id = self.request_id.to_str().unwrap_or_default();
