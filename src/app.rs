@@ -87,6 +87,24 @@ fn create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(secret.into_bytes())
 }
 
+/// Replaces everything with the state document in `path` (`--seed`).
+async fn seed(state: &AppState, path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read --seed {}: {e}", path.display()))?;
+    let Some(clock) = state.clock.manual().cloned() else {
+        anyhow::bail!("--seed needs --manual-clock");
+    };
+    let doc = crate::http::state::StateDocument::from_json(&bytes)
+        .map_err(|e| anyhow::anyhow!("--seed {}: {e}", path.display()))?;
+    let checked = doc
+        .check(clock.now())
+        .map_err(|e| anyhow::anyhow!("--seed {}: {e}", path.display()))?;
+    crate::http::state::import(state, &clock, checked)
+        .await
+        .map_err(|e| anyhow::anyhow!("--seed {}: {}", path.display(), e.message))?;
+    Ok(())
+}
+
 /// How long a graceful shutdown waits for open requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -181,6 +199,8 @@ impl App {
             .await?,
         );
         notifier.start();
+        // Emulator mode is a manual clock, as the admin endpoints see it.
+        let emulated = clock.manual().is_some();
         let state = AppState::new(crate::http::Shared {
             store: store.clone(),
             service: PresenceService::new(store.clone(), bus.clone()),
@@ -194,12 +214,21 @@ impl App {
             throttle: config
                 .rate_limit
                 .map(|limit| Arc::new(crate::http::throttle::Throttle::new(limit))),
+            emulator: emulated.then(|| {
+                Arc::new(crate::http::emulator::EmulatorTools {
+                    faults: crate::http::faults::Faults::new(config.fault_seed),
+                    journal: crate::http::journal::Journal::new(config.journal_size),
+                })
+            }),
             origin: Arc::new(crate::http::extract::Origin {
                 public: config.public_url.clone(),
                 trust_forwarded: config.trust_forwarded_headers,
                 bound: std::sync::OnceLock::new(),
             }),
         });
+        if let Some(path) = &config.seed {
+            seed(&state, path).await?;
+        }
         let tls = config
             .tls
             .as_ref()

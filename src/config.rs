@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `--store` (`sqlite` or `memory`).
     pub store: Option<String>,
+    /// `--in-memory` (the same as `store = "memory"`).
+    pub in_memory: Option<bool>,
     /// `--jwt-secret-file`.
     pub jwt_secret_file: Option<PathBuf>,
     /// `--jwks-file`.
@@ -54,6 +56,12 @@ pub struct FileConfig {
     pub manual_clock: Option<bool>,
     /// `--start-time`.
     pub start_time: Option<String>,
+    /// `--seed` (a state document to load at start).
+    pub seed: Option<PathBuf>,
+    /// `--journal-size` (requests the emulator's journal keeps).
+    pub journal_size: Option<usize>,
+    /// `--fault-seed` (seeds the fault rules' `probability`).
+    pub fault_seed: Option<u64>,
     /// `--subscription-limits` (`graph` or `none`).
     pub subscription_limits: Option<String>,
     /// `--webhook-allow-cidr` (a list).
@@ -171,6 +179,12 @@ pub struct Config {
     pub manual_clock: bool,
     /// Start time of the manual clock (default: wall time at start).
     pub start_time: Option<Instant>,
+    /// A state document that replaces everything at start (emulator mode).
+    pub seed: Option<PathBuf>,
+    /// How many requests the emulator's journal keeps.
+    pub journal_size: usize,
+    /// Seeds the random draws of fault rules with a `probability`.
+    pub fault_seed: Option<u64>,
     /// Change notifications: limits, destinations, event retention.
     pub notify: NotifySettings,
     /// The URL clients reach this server at (base of `@odata.context`),
@@ -254,8 +268,17 @@ impl Config {
             .store
             .or(file.store)
             .map(|text| text.parse::<StoreSpec>())
-            .transpose()?
-            .unwrap_or_default();
+            .transpose()?;
+        let in_memory = cli.in_memory.or(file.in_memory).unwrap_or(false);
+        let store = match (in_memory, store) {
+            (true, Some(StoreSpec::Sqlite)) => {
+                return Err(ConfigError::Invalid(
+                    "--in-memory and --store sqlite contradict each other; give one".into(),
+                ))
+            }
+            (true, _) => StoreSpec::Memory,
+            (false, store) => store.unwrap_or_default(),
+        };
         let jwks_file = cli.jwks_file.or(file.jwks_file);
         let jwks_url = cli.jwks_url.or(file.jwks_url);
         if let Some(url) = &jwks_url {
@@ -291,6 +314,23 @@ impl Config {
         if start_time.is_some() && !manual_clock {
             return Err(ConfigError::Invalid(
                 "--start-time needs --manual-clock".into(),
+            ));
+        }
+        let seed = cli.seed.or(file.seed);
+        let journal_size = cli
+            .journal_size
+            .or(file.journal_size)
+            .unwrap_or(crate::http::journal::DEFAULT_JOURNAL_SIZE);
+        if journal_size > crate::http::journal::MAX_JOURNAL_SIZE {
+            return Err(ConfigError::Invalid(format!(
+                "--journal-size {journal_size} is more than {}",
+                crate::http::journal::MAX_JOURNAL_SIZE
+            )));
+        }
+        let fault_seed = cli.fault_seed.or(file.fault_seed);
+        if seed.is_some() && !manual_clock {
+            return Err(ConfigError::Invalid(
+                "--seed needs --manual-clock (the state document is an emulator feature)".into(),
             ));
         }
         let limits = match cli
@@ -396,6 +436,22 @@ impl Config {
                 ))
             }
         };
+        if store == StoreSpec::Memory {
+            // Nothing may be written to disk: neither the development
+            // secret nor a self-signed certificate can be created in the
+            // data dir, and one that lived only in this process could not
+            // mint tokens (`presenced token`) or be trusted by clients.
+            if matches!(secret, SecretSource::Generated(_)) {
+                return Err(ConfigError::Invalid(format!(
+                    "--in-memory writes nothing to disk, so it cannot create a development secret in the data dir: give --jwt-secret-file FILE or {SECRET_ENV} (and mint tokens with `presenced token --jwt-secret-file FILE`), or use JWKS keys, or run your tests under `presenced exec`, which makes a temporary secret for them"
+                )));
+            }
+            if tls == Some(TlsSource::SelfSigned) {
+                return Err(ConfigError::Invalid(
+                    "--in-memory writes nothing to disk, so it cannot create a self-signed certificate: give --tls-cert and --tls-key".into(),
+                ));
+            }
+        }
         let rate_limit = cli
             .rate_limit
             .or(file.rate_limit)
@@ -421,6 +477,9 @@ impl Config {
             issuer: cli.issuer.or(file.issuer),
             manual_clock,
             start_time,
+            seed,
+            journal_size,
+            fault_seed,
         })
     }
 }
@@ -604,6 +663,7 @@ mod tests {
         assert_eq!(c.store, StoreSpec::Sqlite);
         let cli = FileConfig {
             store: Some("memory".into()),
+            jwt_secret_file: Some("/secret".into()),
             ..FileConfig::default()
         };
         let c = Config::merge(cli, FileConfig::default(), false).unwrap();
@@ -614,6 +674,48 @@ mod tests {
         };
         let err = Config::merge(cli, FileConfig::default(), false).unwrap_err();
         assert!(err.to_string().contains("'sqlite'"), "{err}");
+    }
+
+    #[test]
+    fn in_memory_needs_a_key_it_need_not_write_and_no_self_signed_certificate() {
+        let memory = |extra: FileConfig| {
+            let cli = FileConfig {
+                in_memory: Some(true),
+                ..extra
+            };
+            Config::merge(cli, FileConfig::default(), false)
+        };
+        let err = memory(FileConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("--jwt-secret-file"), "{err}");
+        let with_secret = || FileConfig {
+            jwt_secret_file: Some("/s".into()),
+            ..Default::default()
+        };
+        assert_eq!(memory(with_secret()).unwrap().store, StoreSpec::Memory);
+        let err = memory(FileConfig {
+            tls_self_signed: Some(true),
+            ..with_secret()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--tls-cert"), "{err}");
+        let err = memory(FileConfig {
+            store: Some("sqlite".into()),
+            ..with_secret()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("contradict"), "{err}");
+        let env = Config::merge(
+            FileConfig {
+                store: Some("memory".into()),
+                ..Default::default()
+            },
+            FileConfig::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(env.secret, SecretSource::Env);
     }
 
     #[test]

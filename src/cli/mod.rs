@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// `memory` (lost at exit) [default: sqlite].
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
+    /// Keep everything in memory and write nothing to disk (the same as
+    /// `--store memory`); needs a key it need not create
+    /// (--jwt-secret-file, PRESENCED_JWT_SECRET or JWKS).
+    #[arg(long)]
+    pub in_memory: bool,
     /// JWKS file with RS256/ES256 verification keys.
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<PathBuf>,
@@ -74,6 +79,18 @@ pub struct ServeArgs {
     /// Start time of the manual clock (RFC 3339) [default: now].
     #[arg(long, value_name = "INSTANT")]
     pub start_time: Option<String>,
+    /// A state document (as `GET /_presenced/state` answers) that replaces
+    /// everything at start; needs --manual-clock.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// How many Graph requests the emulator's journal
+    /// (GET /_presenced/requests) keeps [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub journal_size: Option<usize>,
+    /// Seeds the random draws of fault rules with a `probability`, so a
+    /// test sees the same faults every run [default: random].
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
     /// Subscription rules: `graph` (delegated tokens only, one per user and
     /// app, at most 60 minutes) or `none` (application tokens too, any
     /// number, up to 7 days) [default: graph].
@@ -182,6 +199,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.keys.data_dir,
         store: args.store,
+        in_memory: args.in_memory.then_some(true),
         jwt_secret_file: args.keys.jwt_secret_file,
         jwks_file: args.jwks_file,
         jwks_url: args.jwks_url,
@@ -189,6 +207,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         issuer: args.issuer,
         manual_clock: args.manual_clock.then_some(true),
         start_time: args.start_time,
+        seed: args.seed,
+        journal_size: args.journal_size,
+        fault_seed: args.fault_seed,
         subscription_limits: args.subscription_limits,
         webhook_allow_cidr: args.webhook_allow_cidr,
         event_retention: args.event_retention,

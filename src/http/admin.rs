@@ -140,12 +140,39 @@ pub async fn move_clock(
         }
     }
     .map_err(|e| GraphError::bad_request(format!("{e}.")))?;
+    let now = save_and_set(&state, &clock, target).await?;
+    Ok(clock_body(now))
+}
+
+/// Saves `target` as the emulator time, moves the clock there and
+/// processes every transition up to it (the caller holds `clock_moves`).
+async fn save_and_set(
+    state: &AppState,
+    clock: &ManualClock,
+    target: Instant,
+) -> Result<Instant, GraphError> {
     state.store.save_emulator_time(target).await?;
     let now = clock
         .set(target)
         .map_err(|e| GraphError::bad_request(format!("{e}.")))?;
     state.notifier.run_due(now).await?;
-    Ok(clock_body(now))
+    Ok(now)
+}
+
+/// Moves the emulator clock forward to `target` (never backwards: an
+/// earlier target leaves it where it is), as `POST /_presenced/clock`
+/// does; answers the clock's time.
+pub(crate) async fn advance_clock_to(
+    state: &AppState,
+    clock: &ManualClock,
+    target: Instant,
+) -> Result<Instant, GraphError> {
+    let _one_at_a_time = state.clock_moves.lock().await;
+    let now = crate::clock::Clock::now(clock);
+    if target <= now {
+        return Ok(now);
+    }
+    save_and_set(state, clock, target).await
 }
 
 /// Any authenticated caller (authorisation is per handler).

@@ -6,25 +6,29 @@
 //! reads) or `notify` (subscriptions), and render.
 
 pub mod admin;
+pub mod emulator;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod faults;
+pub mod journal;
 pub mod model;
 pub mod openapi;
 pub mod presence;
 pub mod render;
 pub mod serve;
+pub mod state;
 pub mod subscriptions;
 pub mod throttle;
 pub mod tls;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use uuid::Uuid;
@@ -101,6 +105,18 @@ pub struct Shared {
     pub origin: Arc<extract::Origin>,
     /// Graph's throttling, when `--rate-limit` is set.
     pub throttle: Option<Arc<throttle::Throttle>>,
+    /// Fault rules and the request journal, in emulator mode only.
+    pub emulator: Option<Arc<emulator::EmulatorTools>>,
+}
+
+/// A request's ids (SPEC §6), set on it by the outermost middleware for
+/// the layers inside (the emulator's journal).
+#[derive(Debug, Clone, Default)]
+pub struct RequestIds {
+    /// The `request-id` answered.
+    pub request_id: String,
+    /// The `client-request-id` answered.
+    pub client_request_id: String,
 }
 
 /// The Graph actions on a presence, by name, with their handlers. The
@@ -193,6 +209,19 @@ pub fn router(state: AppState) -> Router {
             get(admin::get_clock).post(admin::move_clock),
         )
         .route(
+            "/_presenced/state",
+            get(state::get_state).put(state::put_state),
+        )
+        .route("/_presenced/reset", post(state::reset))
+        .route(
+            "/_presenced/faults",
+            get(faults::list)
+                .post(faults::create)
+                .delete(faults::delete_all),
+        )
+        .route("/_presenced/faults/{id}", delete(faults::delete))
+        .route("/_presenced/requests", get(journal::list))
+        .route(
             "/_presenced/users/{id}/clientSessions/{name}",
             put(admin::put_client_session).delete(admin::delete_client_session),
         )
@@ -200,24 +229,29 @@ pub fn router(state: AppState) -> Router {
             "/_presenced/users/{id}/presence",
             get(admin::explain_presence),
         );
-    let routes = graph
+    let emulated = state.emulator.is_some();
+    let mut routes = graph
         .merge(own)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
-    with_graph_edges(routes)
+        .with_state(state.clone());
+    if emulated {
+        // Faults and the journal cost production requests nothing.
+        routes = routes.layer(middleware::from_fn_with_state(state, emulator::edge));
+    }
+    with_graph_edges(routes, emulated)
 }
 
 /// The layers every response passes through: body limits, panics caught as
 /// 500 `generalException`, request ids and Graph error rendering.
-fn with_graph_edges(routes: Router) -> Router {
+fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             GraphError::internal().into_response()
         }))
-        .layer(middleware::from_fn(graph_edges))
+        .layer(middleware::from_fn_with_state(expose_ids, graph_edges))
         .layer(cors())
 }
 
@@ -257,8 +291,15 @@ async fn method_not_allowed(method: axum::http::Method) -> GraphError {
 /// bodies over the limits, then gives the response `request-id` and
 /// `client-request-id` (SPEC §6) and renders a pending Graph error with
 /// them.
-async fn graph_edges(req: Request, next: Next) -> Response {
-    let mut ids = RequestIds::new(&req);
+///
+/// With `expose_ids` (the emulator's journal wants them) the ids are also
+/// set on the request as [`RequestIds`] for the layers inside; otherwise
+/// requests pay nothing for it.
+async fn graph_edges(State(expose_ids): State<bool>, mut req: Request, next: Next) -> Response {
+    let mut ids = EdgeIds::new(&req);
+    if expose_ids {
+        req.extensions_mut().insert(ids.exposed());
+    }
     let response = match over_limits(&req) {
         Some(refused) => refused,
         None => next.run(req).await,
@@ -268,13 +309,13 @@ async fn graph_edges(req: Request, next: Next) -> Response {
 
 /// A request's ids. The request id is formatted on the stack and becomes a
 /// header value once; the client's id is its own header value, shared.
-struct RequestIds {
+struct EdgeIds {
     request_id: HeaderValue,
     /// `None`: the client sent no usable id, so it is the request id.
     client_request_id: Option<HeaderValue>,
 }
 
-impl RequestIds {
+impl EdgeIds {
     fn new(req: &Request) -> Self {
         let mut buffer = Uuid::encode_buffer();
         let text = Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
@@ -288,6 +329,19 @@ impl RequestIds {
         Self {
             request_id,
             client_request_id,
+        }
+    }
+
+    /// The ids as the layers inside may read them.
+    fn exposed(&self) -> RequestIds {
+        let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_string();
+        let request_id = text(&self.request_id);
+        RequestIds {
+            client_request_id: self
+                .client_request_id
+                .as_ref()
+                .map_or_else(|| request_id.clone(), text),
+            request_id,
         }
     }
 
@@ -427,7 +481,7 @@ mod tests {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes, false)).await });
         let resp = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
         assert_eq!(resp.status(), 500);
         let request_id = resp.headers()["request-id"].to_str().unwrap().to_string();
@@ -460,7 +514,7 @@ mod tests {
             .with_state(std::time::Duration::from_millis(200));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes, false)).await });
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         // Promise 100 bytes, send 5, then stall.
         conn.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nhello")
@@ -481,7 +535,7 @@ mod tests {
         let routes = Router::new().route("/x", post(|| async { "ok" }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes)).await });
+        tokio::spawn(async move { axum::serve(listener, with_graph_edges(routes, false)).await });
         let resp = reqwest::Client::new()
             .request(reqwest::Method::OPTIONS, format!("http://{addr}/x"))
             .header("origin", "https://app.example")

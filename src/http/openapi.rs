@@ -19,6 +19,9 @@ use utoipa::openapi::{
 use utoipa::{OpenApi, ToSchema};
 
 use super::admin::{ClientSessionBody, MoveClock};
+use super::faults::{FaultBody, FaultRule, FaultRuleCollection};
+use super::journal::{JournalCollection, MAX_JOURNAL_SIZE};
+use super::state::StateDocument;
 use super::model;
 use super::presence::{IdsBody, MAX_IDS};
 use crate::domain::{
@@ -55,6 +58,11 @@ use crate::notify::subscriptions::{CreateBody, PatchBody};
         PatchBody,
         MoveClock,
         ClientSessionBody,
+        StateDocument,
+        FaultBody,
+        FaultRule,
+        FaultRuleCollection,
+        JournalCollection,
     ))
 )]
 struct Schemas;
@@ -530,6 +538,131 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
                 Some(MoveClock::name()),
                 Success::Json(200, model::ClockTime::name()),
                 Errors::Write,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/state".to_string(),
+            HttpMethod::Get,
+            own(
+                "getState",
+                "Every tenant's users and subscriptions and the clock, as one versioned document (--manual-clock only; Presenced.Admin).",
+                vec![],
+                None,
+                Success::Json(200, StateDocument::name()),
+                Errors::Read,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/state".to_string(),
+            HttpMethod::Put,
+            own(
+                "putState",
+                "Replace everything with a state document; answers the new state (--manual-clock only; Presenced.Admin).",
+                vec![],
+                Some(StateDocument::name()),
+                Success::Json(200, StateDocument::name()),
+                Errors::Write,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/reset".to_string(),
+            HttpMethod::Post,
+            own(
+                "reset",
+                "Wipe every tenant, or one (--manual-clock only; Presenced.Admin).",
+                vec![Parameter::builder()
+                    .name("tenant")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some("Wipe only this tenant."))
+                    .schema(Some(string_schema().format(Some(
+                        utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Uuid,
+                        ),
+                    ))))
+                    .build()],
+                None,
+                Success::Empty(204),
+                Errors::Read,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/faults".to_string(),
+            HttpMethod::Get,
+            own(
+                "listFaults",
+                "The fault rules, oldest first (--manual-clock only; Presenced.Admin).",
+                vec![],
+                None,
+                Success::Json(200, FaultRuleCollection::name()),
+                Errors::Read,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/faults".to_string(),
+            HttpMethod::Post,
+            own(
+                "createFault",
+                "Add a fault rule: matching Graph requests are answered 429, 500, 503 or 504 (--manual-clock only; Presenced.Admin).",
+                vec![],
+                Some(FaultBody::name()),
+                Success::Json(201, FaultRule::name()),
+                Errors::Write,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/faults".to_string(),
+            HttpMethod::Delete,
+            own(
+                "deleteFaults",
+                "Remove every fault rule (--manual-clock only; Presenced.Admin).",
+                vec![],
+                None,
+                Success::Empty(204),
+                Errors::Read,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/faults/{id}".to_string(),
+            HttpMethod::Delete,
+            own(
+                "deleteFault",
+                "Remove one fault rule (--manual-clock only; Presenced.Admin).",
+                vec![id_param("The rule's id.")],
+                None,
+                Success::Empty(204),
+                Errors::Read,
+                true,
+            ),
+        ),
+        (
+            "/_presenced/requests".to_string(),
+            HttpMethod::Get,
+            own(
+                "listRequests",
+                "The newest Graph requests, newest first, without tokens (--manual-clock only; Presenced.Admin).",
+                vec![Parameter::builder()
+                    .name("limit")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some("How many of the newest requests [default: all kept]."))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::Integer)
+                            .minimum(Some(1))
+                            .maximum(Some(MAX_JOURNAL_SIZE as u64)),
+                    ))
+                    .build()],
+                None,
+                Success::Json(200, JournalCollection::name()),
+                Errors::Read,
                 true,
             ),
         ),

@@ -13,6 +13,8 @@ mod helpers;
 mod binary;
 mod connections;
 mod emulator;
+mod emulator_binary;
+mod emulator_state;
 mod errors;
 mod integrity;
 mod jwks;
