@@ -854,7 +854,7 @@ fn wipe(
     tx: &Connection,
     tenant: Option<Uuid>,
     ids: &mut Interner,
-    changed: &mut Vec<Changed>,
+    changed: &mut Changes<'_>,
 ) -> Result<(), StoreError> {
     let bound: Vec<Vec<u8>> = tenant.iter().map(|t| t.as_bytes().to_vec()).collect();
     let filter = if tenant.is_some() {
@@ -876,7 +876,7 @@ fn wipe(
     let empty = Compact::of(&UserFacts::default(), ids);
     for (t, u) in keys {
         if let (Ok(tenant), Ok(user)) = (Uuid::from_slice(&t), Uuid::from_slice(&u)) {
-            changed.push((UserKey { tenant, user }, empty.clone()));
+            changed.push(UserKey { tenant, user }, empty.clone());
         }
     }
     for table in ["users", "events", "outbox", "watches", "subscriptions"] {
@@ -919,14 +919,14 @@ fn restore(
     contents: Contents,
     now: Instant,
     ids: &mut Interner,
-    changed: &mut Vec<Changed>,
+    changed: &mut Changes<'_>,
 ) -> Result<(), StoreError> {
     for (key, facts) in contents.users {
         if facts.unreadable {
             continue;
         }
         write_facts(tx, key, &facts, &encode(&facts), now)?;
-        changed.push((key, Compact::of(&facts, ids)));
+        changed.push(key, Compact::of(&facts, ids));
     }
     for s in &contents.subscriptions {
         put_subscription(tx, s)?;
