@@ -10,6 +10,9 @@ use crate::clock::Instant;
 use crate::domain::DomainError;
 use crate::store::StoreError;
 
+/// Seconds a client is asked to wait when the store is unavailable.
+const STORE_RETRY_AFTER: u64 = 5;
+
 /// A Graph-style error: status, code and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphError {
@@ -47,6 +50,20 @@ impl GraphError {
             "generalException",
             "An internal server error occurred.",
         )
+    }
+
+    /// 503 `serviceNotAvailable` with `Retry-After`: the store cannot serve
+    /// requests now (Redis unreachable, a failing disk); the cause is
+    /// logged, never sent.
+    pub fn unavailable(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                format!("The service is unavailable; retry after {retry_after} seconds."),
+            )
+        }
     }
 
     /// 429 `TooManyRequests` with `Retry-After` (SPEC §6).
@@ -188,10 +205,41 @@ impl From<StoreError> for GraphError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(message) => GraphError::not_found(message),
-            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %e, "store unavailable");
+                GraphError::unavailable(STORE_RETRY_AFTER)
+            }
+            StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 GraphError::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_503_with_retry_after_and_no_cause() {
+        let e = GraphError::from(StoreError::Unavailable("redis: connection refused".into()));
+        let r = e.render(chrono::DateTime::UNIX_EPOCH, "req", "client");
+
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(e.code, "serviceNotAvailable");
+        assert!(!e.message.contains("redis"), "{}", e.message);
+    }
+
+    #[test]
+    fn corrupt_stored_data_stays_a_500() {
+        let e = GraphError::from(StoreError::Corrupt("bad bytes".into()));
+
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "generalException")
+        );
+        assert_eq!(e.retry_after, None);
     }
 }

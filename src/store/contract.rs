@@ -462,6 +462,37 @@ mod backends {
         .await;
     }
 
+    /// Stores on `target`, each in a fresh namespace (the contract expects
+    /// a fresh store per case).
+    async fn redis_contract(target: crate::store::redis::Target) {
+        use crate::store::redis::RedisStore;
+        run_contract(|| {
+            let target = target.clone();
+            async move {
+                let namespace = format!("contract-{}", Uuid::new_v4());
+                Arc::new(RedisStore::open(&target, &namespace).await.unwrap()) as Arc<dyn Store>
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_store_meets_the_contract() {
+        let server = crate::store::redis::test_server::RedisServer::start();
+        redis_contract(crate::store::redis::Target::Server(server.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_cluster_store_meets_the_contract() {
+        let cluster = crate::store::redis::test_server::RedisCluster::start();
+        redis_contract(crate::store::redis::Target::Cluster(cluster.seeds())).await;
+        let keys = cluster.keys_per_node();
+        assert!(
+            keys.iter().all(|k| *k > 0),
+            "users spread over every master: {keys:?}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_state_survives_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();

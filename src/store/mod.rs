@@ -6,8 +6,9 @@
 //! than reading a clock. Driver types never leave this module.
 //!
 //! Backends: [`sqlite::SqliteStore`] (the embedded default, group-committed
-//! and durable before it answers) and [`memory::MemoryStore`] (tests). The
-//! shared conformance suite lives in `contract.rs`.
+//! and durable before it answers), [`redis::RedisStore`] (one Redis server or
+//! a Redis Cluster shared by several nodes) and [`memory::MemoryStore`]
+//! (tests). The shared conformance suite lives in `contract.rs`.
 
 pub mod codec;
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod contract;
 pub(crate) use contract::notify::subscription as sample_subscription;
 pub mod memory;
 mod records;
+pub mod redis;
 mod resident;
 pub mod sqlite;
 

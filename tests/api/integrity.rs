@@ -320,7 +320,8 @@ async fn readyz_is_503_while_writes_fail_on_a_full_disk_and_ready_once_there_is_
 
     let failed = set_busy(&server, &token, Uuid::new_v4()).await;
 
-    failed.error(500, "generalException");
+    failed.error(503, "serviceNotAvailable");
+    assert_eq!(failed.headers["retry-after"], "5");
     let r = readyz(&server).await;
     assert_eq!(
         r.error(503, "serviceNotAvailable"),
@@ -471,7 +472,7 @@ async fn a_file_system_gone_read_only_makes_readyz_503_keeps_reads_and_loses_no_
 
     set_busy(&server, &token, Uuid::new_v4())
         .await
-        .error(500, "generalException");
+        .error(503, "serviceNotAvailable");
     readyz(&server).await.error(503, "serviceNotAvailable");
     let read = presence_of(&server, &token, user).await;
     assert_eq!(

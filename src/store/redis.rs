@@ -1,0 +1,1728 @@
+//! The Redis backend: one `redis-server` or a Redis Cluster, shared by any
+//! number of presenced nodes.
+//!
+//! # Keys and slots
+//!
+//! Every key starts with a namespace (`presenced` by default, so several
+//! deployments can share one Redis) and carries a hash tag, so the keys one
+//! script touches always sit in one Cluster slot:
+//!
+//! - **Per user** (`<ns>:{t:<tenant>:u:<user>}:…`): the facts hash (`v`
+//!   version, `f` the [`codec`](super::codec) bytes, the same as SQLite's,
+//!   `n` a write counter) and the user's *outbox* list. Users spread over
+//!   every master.
+//! - **Global** (`<ns>:{g}:…`, one fixed tag): the event log and its seq,
+//!   the due-users schedule, subscriptions and their watch sets, the
+//!   delivery queue, kept secrets, the emulator time and the in-flight
+//!   markers. One tag for all of them because a moved outbox entry records
+//!   an event, queues deliveries and reschedules the user in one script.
+//!   This slot is the write hot spot of a cluster (every write touches it
+//!   once); splitting it is future work.
+//!
+//! # One write
+//!
+//! The domain decides what a write means, in Rust, so a write is
+//! optimistic: read the facts and the write counter `n`, apply the change,
+//! then one script on the user's slot stores the new facts *and* an outbox
+//! entry (the event, the change payload for watchers, the next transition)
+//! only if `n` is unchanged; on a conflict the writer reads again and
+//! retries (bounded, with jitter). Two writers on one user therefore never
+//! lose each other's change.
+//!
+//! The event log and the delivery queue live in another slot, so the
+//! outbox entry is then *moved* by a second script on the global slot,
+//! which assigns the event's seq, queues one delivery per live watching
+//! subscription and updates the schedule. Moving is idempotent (the global
+//! slot remembers the last moved `n` of each user) and always moves the
+//! user's whole outbox in `n` order, so events keep the order of the
+//! writes. A third script trims what was moved.
+//!
+//! What if a node dies between the user script and the move? Before its
+//! user script, a writer marks the user in-flight on the global slot (a
+//! count and the Redis server time); it unmarks it after the move. A
+//! sweeper ([`RedisStore::recover_outboxes`], run in the background by every
+//! node) moves the outbox of every user marked longer ago than
+//! [`QUIET`] and clears the mark. A writer gives up before its user
+//! script once [`WRITER_DEADLINE`] (well below `QUIET`) has passed since
+//! it marked the user, so the sweeper never clears a mark under a write
+//! still on its way. The acknowledged write's event and deliveries are
+//! therefore recorded at the latest `QUIET` plus a sweep interval later.
+//!
+//! # Failures
+//!
+//! Every operation answers within [`OPERATION_TIMEOUT`]; an unreachable
+//! Redis is [`StoreError::Unavailable`]. Connections are made lazily and
+//! re-made by themselves, so a node started before Redis, or outliving a
+//! Redis restart, recovers without help.
+//!
+//! Durability is Redis's: with `appendonly yes` and `appendfsync always`
+//! a write is on disk before Redis answers, so before presenced does.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::codec::{decode, encode, unreadable};
+use super::records::{conflict_with, deadline};
+use super::{
+    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
+    StoreError, Subscription, SubscriptionConflict,
+};
+use crate::clock::Instant;
+use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
+
+/// Longest any store operation may take before it is `Unavailable`.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a writer may take from marking a user in-flight to its user
+/// script; past it the write is abandoned (nothing was stored).
+pub const WRITER_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a user must have been marked in-flight before the sweeper
+/// moves its outbox.
+pub const QUIET: Duration = Duration::from_secs(60);
+/// How often each node sweeps for abandoned outboxes.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How often a writer retries after losing a race on its user.
+const MAX_ATTEMPTS: u32 = 100;
+
+/// Where the store lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One server: `redis://HOST:PORT[/DB]` or `rediss://…` (TLS).
+    Server(String),
+    /// Seed nodes of a Redis Cluster, each `redis://HOST:PORT`.
+    Cluster(Vec<String>),
+}
+
+impl fmt::Debug for Target {
+    /// Never shows credentials: only the kind and the node count.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Server(_) => f.write_str("Server(..)"),
+            Target::Cluster(nodes) => write!(f, "Cluster({} seed nodes)", nodes.len()),
+        }
+    }
+}
+
+/// A connection to either kind of deployment.
+#[derive(Clone)]
+enum Conn {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Server(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Server(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Server(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Client {
+    Server(ConnectionManager),
+    Cluster(Box<(ClusterClient, OnceCell<ClusterConnection>)>),
+}
+
+/// The Lua scripts, loaded once.
+struct Scripts {
+    cas: Script,
+    mark: Script,
+    unmark: Script,
+    clear_mark: Script,
+    moves: Script,
+    trim: Script,
+    events: Script,
+    prune: Script,
+    create_subscription: Script,
+    update_subscription: Script,
+    delete_subscription: Script,
+    enqueue: Script,
+    due_deliveries: Script,
+    remove_deliveries: Script,
+    retry_deliveries: Script,
+    save_time: Script,
+}
+
+/// Stores the user's new facts and an outbox entry, if the write counter is
+/// still the one the writer read. Answers `{n, outbox…}`, or `{}` on a
+/// conflict.
+const CAS: &str = r#"
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+if n ~= tonumber(ARGV[1]) then return {} end
+n = n + 1
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'f', ARGV[3], 'n', n)
+redis.call('RPUSH', KEYS[2], n .. ' ' .. ARGV[4])
+local out = redis.call('LRANGE', KEYS[2], 0, -1)
+table.insert(out, 1, tostring(n))
+return out
+"#;
+
+/// Marks a user in-flight (KEYS: pend, pendat; ARGV: user).
+const MARK: &str = r#"
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+return 1
+"#;
+
+/// Ends one writer's in-flight mark.
+const UNMARK: &str = r#"
+local c = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if c <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return c
+"#;
+
+/// The sweeper's: clears a mark unless it was renewed since it was read
+/// (ARGV: user, the score read).
+const CLEAR_MARK: &str = r#"
+local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Moves outbox entries to the global slot (KEYS[1]: the moved-marks hash;
+/// ARGV: prefix, user, tenant, wanted n, then n/entry pairs in order).
+/// Answers "seq queued" for the wanted n.
+const MOVE: &str = r#"
+local P, tu, tenant = ARGV[1], ARGV[2], ARGV[3]
+local last = tonumber(redis.call('HGET', KEYS[1], tu) or '0')
+local res = P .. 'res:' .. tu
+for i = 5, #ARGV, 2 do
+  local n = tonumber(ARGV[i])
+  if n > last then
+    local e = cjson.decode(ARGV[i + 1])
+    local seq, queued = 0, 0
+    if e.ev then
+      seq = redis.call('INCR', P .. 'seq')
+      redis.call('ZADD', P .. 'ev', seq, seq)
+      redis.call('ZADD', P .. 'evt:' .. tenant, seq, seq)
+      redis.call('HSET', P .. 'evd', seq, e.ev)
+    end
+    if e.pay then
+      for _, sid in ipairs(redis.call('SMEMBERS', P .. 'w:' .. tu)) do
+        local exp = redis.call('HGET', P .. 'subexp', sid)
+        if exp and tonumber(exp) > tonumber(e.now) then
+          local id = redis.call('INCR', P .. 'dn')
+          redis.call('HSET', P .. 'd:' .. id, 's', sid, 't', tenant, 'p', e.pay, 'c', e.now, 'n', e.now, 'a', 0)
+          redis.call('ZADD', P .. 'dq', e.now, string.format('%020d', id))
+          redis.call('SADD', P .. 'ds:' .. sid, id)
+          queued = queued + 1
+        end
+      end
+    end
+    if e.due == '' then
+      redis.call('ZREM', P .. 'due', tu)
+    else
+      redis.call('ZADD', P .. 'due', e.due, tu)
+    end
+    redis.call('HSET', KEYS[1], tu, n)
+    redis.call('HSET', res, n, seq .. ' ' .. queued)
+    last = n
+  end
+end
+redis.call('EXPIRE', res, 600)
+return redis.call('HGET', res, ARGV[4])
+"#;
+
+/// Drops the leading outbox entries up to n (ARGV[1]).
+const TRIM: &str = r#"
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local k = 0
+for i, item in ipairs(items) do
+  if tonumber(string.match(item, '^(%d+)')) <= tonumber(ARGV[1]) then k = i else break end
+end
+if k > 0 then redis.call('LTRIM', KEYS[1], k, -1) end
+return k
+"#;
+
+/// Events after ARGV[2] from the index KEYS[1], at most ARGV[3]: flat
+/// seq/blob pairs (ARGV[1]: prefix).
+const EVENTS: &str = r#"
+local seqs = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, seq in ipairs(seqs) do
+  local blob = redis.call('HGET', ARGV[1] .. 'evd', seq)
+  if blob then
+    table.insert(out, seq)
+    table.insert(out, blob)
+  end
+end
+return out
+"#;
+
+/// Drops events (ARGV: prefix, then seq/tenant pairs), raising
+/// `pruned` to the last; answers how many were still there.
+const PRUNE: &str = r#"
+local P = ARGV[1]
+local dropped, top = 0, 0
+for i = 2, #ARGV, 2 do
+  local seq = ARGV[i]
+  if redis.call('ZREM', P .. 'ev', seq) == 1 then dropped = dropped + 1 end
+  redis.call('ZREM', P .. 'evt:' .. ARGV[i + 1], seq)
+  redis.call('HDEL', P .. 'evd', seq)
+  if tonumber(seq) > top then top = tonumber(seq) end
+end
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if top > cur then redis.call('SET', KEYS[1], top) end
+return dropped
+"#;
+
+/// Creates a subscription if no subscription changed since the writer read
+/// them (KEYS[1]: subv; ARGV: prefix, expected subv, id, json, expiry,
+/// tenant, users…).
+const CREATE_SUBSCRIPTION: &str = r#"
+local P = ARGV[1]
+if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', P .. 'subs', ARGV[3], ARGV[4])
+redis.call('HSET', P .. 'subexp', ARGV[3], ARGV[5])
+for i = 7, #ARGV do
+  redis.call('SADD', P .. 'w:' .. ARGV[6] .. ':' .. ARGV[i], ARGV[3])
+end
+redis.call('INCR', KEYS[1])
+return 1
+"#;
+
+/// Replaces a subscription of the same tenant (ARGV: prefix, id, tenant,
+/// json, expiry).
+const UPDATE_SUBSCRIPTION: &str = r#"
+local P = ARGV[1]
+local old = redis.call('HGET', P .. 'subs', ARGV[2])
+if not old or cjson.decode(old).tenant ~= ARGV[3] then return 0 end
+redis.call('HSET', P .. 'subs', ARGV[2], ARGV[4])
+redis.call('HSET', P .. 'subexp', ARGV[2], ARGV[5])
+redis.call('INCR', KEYS[1])
+return 1
+"#;
+
+/// Deletes a subscription of the tenant, its watches and its deliveries
+/// (ARGV: prefix, id, tenant).
+const DELETE_SUBSCRIPTION: &str = r#"
+local P, id = ARGV[1], ARGV[2]
+local old = redis.call('HGET', P .. 'subs', id)
+if not old then return 0 end
+local s = cjson.decode(old)
+if s.tenant ~= ARGV[3] then return 0 end
+for _, u in ipairs(s.users) do
+  redis.call('SREM', P .. 'w:' .. s.tenant .. ':' .. u, id)
+end
+for _, d in ipairs(redis.call('SMEMBERS', P .. 'ds:' .. id)) do
+  redis.call('DEL', P .. 'd:' .. d)
+  redis.call('ZREM', P .. 'dq', string.format('%020d', tonumber(d)))
+end
+redis.call('DEL', P .. 'ds:' .. id)
+redis.call('HDEL', P .. 'subs', id)
+redis.call('HDEL', P .. 'subexp', id)
+redis.call('INCR', KEYS[1])
+return 1
+"#;
+
+/// Queues deliveries (ARGV: prefix, now, then subscription/tenant/payload
+/// triples).
+const ENQUEUE: &str = r#"
+local P, now = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 3 do
+  local id = redis.call('INCR', KEYS[1])
+  redis.call('HSET', P .. 'd:' .. id, 's', ARGV[i], 't', ARGV[i + 1], 'p', ARGV[i + 2], 'c', now, 'n', now, 'a', 0)
+  redis.call('ZADD', P .. 'dq', now, string.format('%020d', id))
+  redis.call('SADD', P .. 'ds:' .. ARGV[i], id)
+end
+return 1
+"#;
+
+/// Due deliveries (KEYS[1]: the queue; ARGV: prefix, now, count): flat
+/// id/subscription/tenant/payload/created/next/attempts groups.
+const DUE_DELIVERIES: &str = r#"
+local out = {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local id = tostring(tonumber(m))
+  local f = redis.call('HMGET', ARGV[1] .. 'd:' .. id, 's', 't', 'p', 'c', 'n', 'a')
+  if f[1] then
+    table.insert(out, id)
+    for j = 1, 6 do table.insert(out, f[j]) end
+  end
+end
+return out
+"#;
+
+/// Removes deliveries (ARGV: prefix, ids…).
+const REMOVE_DELIVERIES: &str = r#"
+local P = ARGV[1]
+for i = 2, #ARGV do
+  local key = P .. 'd:' .. ARGV[i]
+  local s = redis.call('HGET', key, 's')
+  if s then redis.call('SREM', P .. 'ds:' .. s, ARGV[i]) end
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], string.format('%020d', tonumber(ARGV[i])))
+end
+return 1
+"#;
+
+/// Counts a failed attempt and reschedules (ARGV: prefix, next, ids…).
+const RETRY_DELIVERIES: &str = r#"
+local P = ARGV[1]
+for i = 3, #ARGV do
+  local key = P .. 'd:' .. ARGV[i]
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HINCRBY', key, 'a', 1)
+    redis.call('HSET', key, 'n', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[2], string.format('%020d', tonumber(ARGV[i])))
+  end
+end
+return 1
+"#;
+
+/// Keeps the later emulator time.
+const SAVE_TIME: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur or tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"#;
+
+/// An outbox entry: what the global slot records for one user write.
+#[derive(Serialize)]
+struct Entry {
+    /// The next transition, microseconds rounded up, or "" for none.
+    due: String,
+    /// The event blob, when the resource changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ev: Option<String>,
+    /// The change payload, when the presence changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pay: Option<String>,
+    /// The write's instant, microseconds.
+    now: String,
+}
+
+/// An event as stored: who, when, and the facts after the change.
+#[derive(Serialize, Deserialize)]
+struct StoredEvent {
+    t: Uuid,
+    u: Uuid,
+    at: i64,
+    v: u64,
+    f: String,
+}
+
+enum Op {
+    Apply(Change, Instant),
+    Settle(Instant),
+}
+
+/// Presence facts, the event log, subscriptions and deliveries in Redis.
+pub struct RedisStore {
+    client: Client,
+    /// `<ns>:{g}:`, the prefix of every global key.
+    global: String,
+    /// `<ns>`, the start of every per-user key.
+    namespace: String,
+    scripts: Arc<Scripts>,
+    sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Ok(mut sweeper) = self.sweeper.lock() {
+            if let Some(task) = sweeper.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+fn unavailable(e: impl fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn corrupt(e: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("redis: {e}"))
+}
+
+/// Microseconds since the epoch, rounded up.
+fn ceil_micros(t: Instant) -> i64 {
+    let micros = t.timestamp_micros();
+    if t.timestamp_subsec_nanos() % 1_000 == 0 {
+        micros
+    } else {
+        micros.saturating_add(1)
+    }
+}
+
+fn instant(micros: i64) -> Result<Instant, StoreError> {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| corrupt(format!("instant {micros} out of range")))
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| corrupt(format!("'{text}' is not a number")))
+}
+
+/// A Redis score (a float for the protocol) as exact microseconds.
+fn score_micros(text: &str) -> Result<i64, StoreError> {
+    let value: f64 = number(text)?;
+    Ok(value as i64)
+}
+
+impl RedisStore {
+    /// Connects (lazily: a Redis that is down now is found later) to
+    /// `target`, keeping every key under `namespace` (which must not contain
+    /// braces). Starts the background sweeper of abandoned outboxes; must be
+    /// called inside a tokio runtime.
+    pub async fn open(target: &Target, namespace: &str) -> Result<Self, StoreError> {
+        if namespace.is_empty() || namespace.contains(['{', '}']) {
+            return Err(StoreError::Unavailable(
+                "the redis namespace must be non-empty and have no braces".into(),
+            ));
+        }
+        let client = match target {
+            Target::Server(url) => {
+                let client = ::redis::Client::open(url.as_str())
+                    .map_err(|e| unavailable(format!("invalid redis URL ({:?})", e.kind())))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                Client::Server(
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
+                )
+            }
+            Target::Cluster(nodes) => {
+                let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(Duration::from_secs(2))
+                    .response_timeout(Duration::from_secs(2))
+                    .retries(2)
+                    .build()
+                    .map_err(|e| unavailable(format!("invalid cluster nodes ({:?})", e.kind())))?;
+                Client::Cluster(Box::new((client, OnceCell::new())))
+            }
+        };
+        let store = Self {
+            client,
+            global: format!("{namespace}:{{g}}:"),
+            namespace: namespace.to_string(),
+            scripts: Arc::new(Scripts {
+                cas: Script::new(CAS),
+                mark: Script::new(MARK),
+                unmark: Script::new(UNMARK),
+                clear_mark: Script::new(CLEAR_MARK),
+                moves: Script::new(MOVE),
+                trim: Script::new(TRIM),
+                events: Script::new(EVENTS),
+                prune: Script::new(PRUNE),
+                create_subscription: Script::new(CREATE_SUBSCRIPTION),
+                update_subscription: Script::new(UPDATE_SUBSCRIPTION),
+                delete_subscription: Script::new(DELETE_SUBSCRIPTION),
+                enqueue: Script::new(ENQUEUE),
+                due_deliveries: Script::new(DUE_DELIVERIES),
+                remove_deliveries: Script::new(REMOVE_DELIVERIES),
+                retry_deliveries: Script::new(RETRY_DELIVERIES),
+                save_time: Script::new(SAVE_TIME),
+            }),
+            sweeper: std::sync::Mutex::new(None),
+        };
+        Ok(store)
+    }
+
+    /// Starts sweeping abandoned outboxes every [`SWEEP_EVERY`] in the
+    /// background, until the store is dropped.
+    pub fn start_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(store) = weak.upgrade() else { return };
+                if let Err(e) = store.recover_outboxes(QUIET).await {
+                    tracing::warn!(error = %e, "redis outbox sweep failed");
+                }
+            }
+        });
+        if let Ok(mut sweeper) = self.sweeper.lock() {
+            *sweeper = Some(task);
+        }
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        match &self.client {
+            Client::Server(manager) => Ok(Conn::Server(manager.clone())),
+            Client::Cluster(cluster) => {
+                let (client, cell) = &**cluster;
+                let conn = tokio::time::timeout(
+                    OPERATION_TIMEOUT,
+                    cell.get_or_try_init(|| client.get_async_connection()),
+                )
+                .await
+                .map_err(|_| unavailable("connecting to the cluster timed out"))?
+                .map_err(unavailable)?;
+                Ok(Conn::Cluster(conn.clone()))
+            }
+        }
+    }
+
+    /// Runs `f` on a connection within [`OPERATION_TIMEOUT`].
+    async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn, Arc<Scripts>) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        tokio::time::timeout(OPERATION_TIMEOUT, f(conn, self.scripts.clone()))
+            .await
+            .map_err(|_| unavailable("no answer in time"))?
+            .map_err(unavailable)
+    }
+
+    fn user_key(&self, key: UserKey, what: &str) -> String {
+        format!(
+            "{}:{{t:{}:u:{}}}:{what}",
+            self.namespace, key.tenant, key.user
+        )
+    }
+
+    fn g(&self, what: &str) -> String {
+        format!("{}{what}", self.global)
+    }
+
+    /// Reads a user's write counter and facts.
+    async fn read_user(&self, key: UserKey) -> Result<(u64, UserFacts), StoreError> {
+        let hash = self.user_key(key, "u");
+        let (v, f, n): (Option<u64>, Option<Vec<u8>>, Option<u64>) = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("HMGET")
+                    .arg(&hash)
+                    .arg("v")
+                    .arg("f")
+                    .arg("n")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let facts = match (v, f) {
+            (Some(v), Some(f)) => decode(&f, v).unwrap_or_else(|e| {
+                tracing::warn!(tenant = %key.tenant, user = %key.user, error = %e, "unreadable facts in redis");
+                unreadable(v)
+            }),
+            (Some(v), None) => unreadable(v),
+            _ => UserFacts::default(),
+        };
+        Ok((n.unwrap_or(0), facts))
+    }
+
+    async fn mark(&self, tu: &str) -> Result<(), StoreError> {
+        let (pend, pendat) = (self.g("pend"), self.g("pendat"));
+        let tu = tu.to_string();
+        self.with(|mut c, s| async move {
+            s.mark
+                .key(pend)
+                .key(pendat)
+                .arg(tu)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn unmark(&self, tu: &str) -> Result<(), StoreError> {
+        let (pend, pendat) = (self.g("pend"), self.g("pendat"));
+        let tu = tu.to_string();
+        self.with(|mut c, s| async move {
+            s.unmark
+                .key(pend)
+                .key(pendat)
+                .arg(tu)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves `outbox` (raw "n entry" items, in order) to the global slot and
+    /// trims it from the user's; answers (seq, queued) of entry `want`.
+    async fn move_outbox(
+        &self,
+        key: UserKey,
+        outbox: &[String],
+        want: u64,
+    ) -> Result<(Option<u64>, usize), StoreError> {
+        let mut pairs = Vec::with_capacity(outbox.len() * 2);
+        let mut last = 0u64;
+        for item in outbox {
+            let (n, entry) = item
+                .split_once(' ')
+                .ok_or_else(|| corrupt("an outbox entry without its number"))?;
+            last = last.max(number(n)?);
+            pairs.push(n.to_string());
+            pairs.push(entry.to_string());
+        }
+        let moved_key = self.g("mv");
+        let prefix = self.global.clone();
+        let tu = format!("{}:{}", key.tenant, key.user);
+        let tenant = key.tenant.to_string();
+        let answer: Option<String> = self
+            .with(|mut c, s| async move {
+                let mut call = s.moves.key(moved_key);
+                call.arg(prefix).arg(tu).arg(tenant).arg(want);
+                for p in pairs {
+                    call.arg(p);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        let outbox_key = self.user_key(key, "ob");
+        self.with(|mut c, s| async move {
+            s.trim
+                .key(outbox_key)
+                .arg(last)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await?;
+        let Some(answer) = answer else {
+            return Ok((None, 0));
+        };
+        let (seq, queued) = answer
+            .split_once(' ')
+            .ok_or_else(|| corrupt("a move answer"))?;
+        let seq: u64 = number(seq)?;
+        Ok(((seq > 0).then_some(seq), number(queued)?))
+    }
+
+    /// One write on one user, marked in-flight so that a crash between its
+    /// two slots is repaired by the sweeper.
+    async fn write(&self, key: UserKey, op: Op) -> Result<Option<Applied>, StoreError> {
+        let tu = format!("{}:{}", key.tenant, key.user);
+        self.mark(&tu).await?;
+        let result = self.write_marked(key, op, true).await;
+        match &result {
+            // Everything it wrote was moved, or it wrote nothing.
+            Ok(_) | Err(StoreError::NotFound(_)) => self.unmark(&tu).await?,
+            // The mark stays for the sweeper.
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// The write itself; with `move_now` false it stops after the user
+    /// script, as a writer that dies there would (tests only).
+    async fn write_marked(
+        &self,
+        key: UserKey,
+        op: Op,
+        move_now: bool,
+    ) -> Result<Option<Applied>, StoreError> {
+        let started = std::time::Instant::now();
+        for attempt in 0..MAX_ATTEMPTS {
+            if started.elapsed() > WRITER_DEADLINE {
+                break;
+            }
+            let (n, before) = self.read_user(key).await?;
+            let (after, now) = match &op {
+                Op::Apply(change, now) => {
+                    let mut after = if before.unreadable {
+                        tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
+                        UserFacts {
+                            version: before.version,
+                            ..UserFacts::default()
+                        }
+                    } else {
+                        before.clone()
+                    };
+                    change.clone().apply_to(&mut after, *now)?;
+                    (after, *now)
+                }
+                Op::Settle(at) => {
+                    if before.unreadable {
+                        let (due, tu) = (self.g("due"), format!("{}:{}", key.tenant, key.user));
+                        self.with(|mut c, _| async move {
+                            ::redis::cmd("ZREM")
+                                .arg(due)
+                                .arg(tu)
+                                .query_async::<i64>(&mut c)
+                                .await
+                        })
+                        .await?;
+                        return Ok(None);
+                    }
+                    let mut after = before.clone();
+                    if before.version == 0 || !settle(&mut after, *at) {
+                        return Ok(None);
+                    }
+                    (after, *at)
+                }
+            };
+            let observed = observe(key.user, &before, &after);
+            let encoded = encode(&after);
+            let at = after.settled_at.unwrap_or(now);
+            let ev = if observed.visibility == Visibility::Unchanged {
+                None
+            } else {
+                let blob = StoredEvent {
+                    t: key.tenant,
+                    u: key.user,
+                    at: at.timestamp_micros(),
+                    v: after.version,
+                    f: String::from_utf8_lossy(&encoded).into_owned(),
+                };
+                Some(serde_json::to_string(&blob).map_err(corrupt)?)
+            };
+            let pay = if observed.visibility == Visibility::Presence {
+                Some(serde_json::to_string(&observed.payload).map_err(corrupt)?)
+            } else {
+                None
+            };
+            let entry = Entry {
+                due: due_at(&after, at)
+                    .map(|t| ceil_micros(t).to_string())
+                    .unwrap_or_default(),
+                ev,
+                pay,
+                now: now.timestamp_micros().to_string(),
+            };
+            let entry = serde_json::to_string(&entry).map_err(corrupt)?;
+            let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
+            let version = after.version;
+            let answer: Vec<String> = self
+                .with(|mut c, s| async move {
+                    s.cas
+                        .key(hash)
+                        .key(outbox)
+                        .arg(n)
+                        .arg(version)
+                        .arg(encoded)
+                        .arg(entry)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            let Some((written, outbox)) = answer.split_first() else {
+                // Another writer got there first: read again.
+                let spread = 1u64 << attempt.min(5);
+                let pause = rand::random::<u64>() % spread;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                continue;
+            };
+            let (event, queued) = if move_now {
+                self.move_outbox(key, outbox, number(written)?).await?
+            } else {
+                (None, 0)
+            };
+            return Ok(Some(Applied {
+                before,
+                after,
+                visibility: observed.visibility,
+                event,
+                queued,
+            }));
+        }
+        Err(StoreError::Unavailable(format!(
+            "redis: gave up writing user {} after too many concurrent writes",
+            key.user
+        )))
+    }
+
+    /// Moves the outbox of every user marked in-flight for longer than
+    /// `quiet` (a writer that died between its two slots) and clears its
+    /// mark; answers how many users it repaired. Idempotent; every node
+    /// runs it in the background.
+    pub async fn recover_outboxes(&self, quiet: Duration) -> Result<usize, StoreError> {
+        let pendat = self.g("pendat");
+        let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
+        let stale: Vec<(String, String)> = self
+            .with(|mut c, _| async move {
+                let time: (String, String) = ::redis::cmd("TIME").query_async(&mut c).await?;
+                let now_ms = time.0.parse::<i64>().unwrap_or(0) * 1000
+                    + time.1.parse::<i64>().unwrap_or(0) / 1000;
+                ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(&pendat)
+                    .arg("-inf")
+                    .arg(now_ms.saturating_sub(quiet_ms))
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(100)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut repaired = 0;
+        for (tu, score) in stale {
+            let Some((tenant, user)) = tu.split_once(':') else {
+                continue;
+            };
+            let (Ok(tenant), Ok(user)) = (Uuid::parse_str(tenant), Uuid::parse_str(user)) else {
+                continue;
+            };
+            let key = UserKey { tenant, user };
+            let outbox_key = self.user_key(key, "ob");
+            let outbox: Vec<String> = self
+                .with(|mut c, _| async move {
+                    ::redis::cmd("LRANGE")
+                        .arg(outbox_key)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if !outbox.is_empty() {
+                self.move_outbox(key, &outbox, 0).await?;
+            }
+            let (pend, pendat) = (self.g("pend"), self.g("pendat"));
+            self.with(|mut c, s| async move {
+                s.clear_mark
+                    .key(pend)
+                    .key(pendat)
+                    .arg(tu)
+                    .arg(score)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+            repaired += 1;
+        }
+        Ok(repaired)
+    }
+
+    /// Every stored subscription, and the subscriptions' change counter.
+    async fn all_subscriptions(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
+        let (subv, subs) = (self.g("subv"), self.g("subs"));
+        // The counter first: a change after it fails the create script.
+        let (version, records): (Option<u64>, Vec<String>) = self
+            .with(|mut c, _| async move {
+                let version = ::redis::cmd("GET").arg(subv).query_async(&mut c).await?;
+                let records = ::redis::cmd("HVALS").arg(subs).query_async(&mut c).await?;
+                Ok((version, records))
+            })
+            .await?;
+        let subscriptions = records
+            .iter()
+            .map(|r| serde_json::from_str(r).map_err(corrupt))
+            .collect::<Result<Vec<Subscription>, _>>()?;
+        Ok((version.unwrap_or(0), subscriptions))
+    }
+
+    fn parse_event(seq: &str, blob: &str) -> Result<Event, StoreError> {
+        let seq: u64 = number(seq)?;
+        let stored: StoredEvent = serde_json::from_str(blob).map_err(corrupt)?;
+        let facts = decode(stored.f.as_bytes(), stored.v).unwrap_or_else(|e| {
+            tracing::warn!(seq, error = %e, "unreadable event facts in redis");
+            unreadable(stored.v)
+        });
+        Ok(Event {
+            seq,
+            key: UserKey {
+                tenant: stored.t,
+                user: stored.u,
+            },
+            at: instant(stored.at)?,
+            facts,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn apply(
+        &self,
+        key: UserKey,
+        change: Change,
+        now: Instant,
+    ) -> Result<Applied, StoreError> {
+        self.write(key, Op::Apply(change, now))
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("redis: a write recorded nothing".into()))
+    }
+
+    async fn facts_for(&self, tenant: Uuid, users: &[Uuid]) -> Result<Vec<UserFacts>, StoreError> {
+        let reads = users.iter().map(|user| {
+            self.read_user(UserKey {
+                tenant,
+                user: *user,
+            })
+        });
+        let read = futures_util::future::join_all(reads).await;
+        read.into_iter()
+            .map(|r| r.map(|(_, facts)| facts))
+            .collect()
+    }
+
+    async fn settle(&self, key: UserKey, at: Instant) -> Result<Option<Applied>, StoreError> {
+        self.write(key, Op::Settle(at)).await
+    }
+
+    async fn due_users(
+        &self,
+        by: Instant,
+        limit: usize,
+    ) -> Result<Vec<(UserKey, Instant)>, StoreError> {
+        let due = self.g("due");
+        let rows: Vec<(String, String)> = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(due)
+                    .arg("-inf")
+                    .arg(by.timestamp_micros())
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        rows.iter()
+            .map(|(tu, score)| {
+                let (t, u) = tu
+                    .split_once(':')
+                    .ok_or_else(|| corrupt("a scheduled user"))?;
+                let key = UserKey {
+                    tenant: Uuid::parse_str(t).map_err(corrupt)?,
+                    user: Uuid::parse_str(u).map_err(corrupt)?,
+                };
+                Ok((key, instant(score_micros(score)?)?))
+            })
+            .collect()
+    }
+
+    async fn events_since(
+        &self,
+        tenant: Option<Uuid>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let index = match tenant {
+            Some(t) => self.g(&format!("evt:{t}")),
+            None => self.g("ev"),
+        };
+        let prefix = self.global.clone();
+        let flat: Vec<String> = self
+            .with(|mut c, s| async move {
+                s.events
+                    .key(index)
+                    .arg(prefix)
+                    .arg(after)
+                    .arg(limit)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        flat.chunks_exact(2)
+            .map(|pair| Self::parse_event(&pair[0], &pair[1]))
+            .collect()
+    }
+
+    async fn event_bounds(&self) -> Result<EventBounds, StoreError> {
+        let (pruned, seq) = (self.g("pruned"), self.g("seq"));
+        let (pruned, last): (Option<u64>, Option<u64>) = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("MGET")
+                    .arg(pruned)
+                    .arg(seq)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(EventBounds {
+            pruned_through: pruned.unwrap_or(0),
+            last: last.unwrap_or(0),
+        })
+    }
+
+    async fn prune_events(&self, before: Instant) -> Result<u64, StoreError> {
+        const PAGE: usize = 200;
+        let mut dropped = 0;
+        loop {
+            let oldest = self.events_since(None, 0, PAGE).await?;
+            let cut: Vec<&Event> = oldest.iter().take_while(|e| e.at < before).collect();
+            if cut.is_empty() {
+                return Ok(dropped);
+            }
+            let whole_page = cut.len() == PAGE;
+            let mut args = vec![self.global.clone()];
+            for e in &cut {
+                args.push(e.seq.to_string());
+                args.push(e.key.tenant.to_string());
+            }
+            let pruned = self.g("pruned");
+            dropped += self
+                .with(|mut c, s| async move {
+                    let mut call = s.prune.key(pruned);
+                    for a in args {
+                        call.arg(a);
+                    }
+                    call.invoke_async::<u64>(&mut c).await
+                })
+                .await?;
+            if !whole_page {
+                return Ok(dropped);
+            }
+        }
+    }
+
+    async fn create_subscription(
+        &self,
+        subscription: Subscription,
+        one_per_user_and_app: bool,
+    ) -> Result<Result<(), SubscriptionConflict>, StoreError> {
+        let json = serde_json::to_string(&subscription).map_err(corrupt)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let (version, existing) = self.all_subscriptions().await?;
+            if let Some(conflict) =
+                conflict_with(existing.iter(), &subscription, one_per_user_and_app)
+            {
+                return Ok(Err(conflict));
+            }
+            let mut args = vec![
+                self.global.clone(),
+                version.to_string(),
+                subscription.id.to_string(),
+                json.clone(),
+                subscription.expires_at.timestamp_micros().to_string(),
+                subscription.tenant.to_string(),
+            ];
+            args.extend(subscription.users.iter().map(Uuid::to_string));
+            let subv = self.g("subv");
+            let created: i64 = self
+                .with(|mut c, s| async move {
+                    let mut call = s.create_subscription.key(subv);
+                    for a in args {
+                        call.arg(a);
+                    }
+                    call.invoke_async(&mut c).await
+                })
+                .await?;
+            if created == 1 {
+                return Ok(Ok(()));
+            }
+        }
+        Err(StoreError::Unavailable(
+            "redis: gave up creating a subscription after too many concurrent changes".into(),
+        ))
+    }
+
+    async fn subscription(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let subs = self.g("subs");
+        let record: Option<String> = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("HGET")
+                    .arg(subs)
+                    .arg(id.to_string())
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let s: Subscription = serde_json::from_str(&record).map_err(corrupt)?;
+        Ok((s.tenant == tenant).then_some(s))
+    }
+
+    async fn subscriptions_of(
+        &self,
+        tenant: Uuid,
+        app_id: &str,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let (_, all) = self.all_subscriptions().await?;
+        let mut out: Vec<Subscription> = all
+            .into_iter()
+            .filter(|s| s.tenant == tenant && s.app_id == app_id)
+            .collect();
+        out.sort_by_key(|s| (s.created_at, s.id));
+        Ok(out)
+    }
+
+    async fn update_subscription(&self, subscription: Subscription) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(&subscription).map_err(corrupt)?;
+        let args = [
+            self.global.clone(),
+            subscription.id.to_string(),
+            subscription.tenant.to_string(),
+            json,
+            subscription.expires_at.timestamp_micros().to_string(),
+        ];
+        let subv = self.g("subv");
+        let updated: i64 = self
+            .with(|mut c, s| async move {
+                let mut call = s.update_subscription.key(subv);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn delete_subscription(&self, tenant: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let args = [self.global.clone(), id.to_string(), tenant.to_string()];
+        let subv = self.g("subv");
+        let deleted: i64 = self
+            .with(|mut c, s| async move {
+                let mut call = s.delete_subscription.key(subv);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn subscriptions_due(
+        &self,
+        by: Instant,
+        reauthorize_before: chrono::TimeDelta,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let (_, all) = self.all_subscriptions().await?;
+        let mut out: Vec<Subscription> = all
+            .into_iter()
+            .filter(|s| deadline(s, reauthorize_before) <= by)
+            .collect();
+        out.sort_by_key(|s| (deadline(s, reauthorize_before), s.id));
+        Ok(out)
+    }
+
+    async fn next_subscription_deadline(
+        &self,
+        reauthorize_before: chrono::TimeDelta,
+    ) -> Result<Option<Instant>, StoreError> {
+        let (_, all) = self.all_subscriptions().await?;
+        Ok(all.iter().map(|s| deadline(s, reauthorize_before)).min())
+    }
+
+    async fn enqueue(&self, deliveries: Vec<NewDelivery>, now: Instant) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec![self.global.clone(), now.timestamp_micros().to_string()];
+        for d in &deliveries {
+            args.push(d.subscription.to_string());
+            args.push(d.tenant.to_string());
+            args.push(serde_json::to_string(&d.payload).map_err(corrupt)?);
+        }
+        let counter = self.g("dn");
+        self.with(|mut c, s| async move {
+            let mut call = s.enqueue.key(counter);
+            for a in args {
+                call.arg(a);
+            }
+            call.invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: Instant,
+        limit: usize,
+        skip: &[u64],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let (queue, prefix) = (self.g("dq"), self.global.clone());
+        let count = limit.saturating_add(skip.len());
+        let flat: Vec<String> = self
+            .with(|mut c, s| async move {
+                s.due_deliveries
+                    .key(queue)
+                    .arg(prefix)
+                    .arg(now.timestamp_micros())
+                    .arg(count)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out = vec![];
+        for row in flat.chunks_exact(7) {
+            let id: u64 = number(&row[0])?;
+            if skip.contains(&id) {
+                continue;
+            }
+            out.push(Delivery {
+                id,
+                subscription: Uuid::parse_str(&row[1]).map_err(corrupt)?,
+                tenant: Uuid::parse_str(&row[2]).map_err(corrupt)?,
+                payload: serde_json::from_str::<Payload>(&row[3]).map_err(corrupt)?,
+                created_at: instant(number(&row[4])?)?,
+                next_at: instant(number(&row[5])?)?,
+                attempts: number(&row[6])?,
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError> {
+        let queue = self.g("dq");
+        let count = skip.len();
+        let rows: Vec<(String, String)> = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("ZRANGE")
+                    .arg(queue)
+                    .arg(0)
+                    .arg(count)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        for (member, score) in rows {
+            let id: u64 = number(&member)?;
+            if !skip.contains(&id) {
+                return Ok(Some(instant(score_micros(&score)?)?));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn remove_deliveries(&self, ids: &[u64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let queue = self.g("dq");
+        let mut args = vec![self.global.clone()];
+        args.extend(ids.iter().map(u64::to_string));
+        self.with(|mut c, s| async move {
+            let mut call = s.remove_deliveries.key(queue);
+            for a in args {
+                call.arg(a);
+            }
+            call.invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn retry_deliveries(&self, ids: &[u64], next_at: Instant) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let queue = self.g("dq");
+        let mut args = vec![self.global.clone(), next_at.timestamp_micros().to_string()];
+        args.extend(ids.iter().map(u64::to_string));
+        self.with(|mut c, s| async move {
+            let mut call = s.retry_deliveries.key(queue);
+            for a in args {
+                call.arg(a);
+            }
+            call.invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn keep_secret(&self, name: &str, candidate: String) -> Result<String, StoreError> {
+        let secrets = self.g("secrets");
+        let name = name.to_string();
+        let kept: Option<String> = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("HSETNX")
+                    .arg(&secrets)
+                    .arg(&name)
+                    .arg(candidate)
+                    .query_async::<i64>(&mut c)
+                    .await?;
+                ::redis::cmd("HGET")
+                    .arg(&secrets)
+                    .arg(&name)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        kept.ok_or_else(|| corrupt("a kept secret vanished"))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // A key on the global slot: the node every write needs.
+        let seq = self.g("seq");
+        self.with(|mut c, _| async move {
+            ::redis::cmd("EXISTS")
+                .arg(seq)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn save_emulator_time(&self, now: Instant) -> Result<(), StoreError> {
+        let key = self.g("emulator-time");
+        self.with(|mut c, s| async move {
+            s.save_time
+                .key(key)
+                .arg(now.timestamp_micros())
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn emulator_time(&self) -> Result<Option<Instant>, StoreError> {
+        let key = self.g("emulator-time");
+        let micros: Option<i64> = self
+            .with(|mut c, _| async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
+        micros.map(instant).transpose()
+    }
+}
+
+/// Real `redis-server` processes for the tests (shared with `tests/api`).
+#[cfg(test)]
+#[path = "../../tests/api/redis_server.rs"]
+pub(crate) mod test_server;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::test_server::{RedisCluster, RedisServer};
+    use super::{Op, RedisStore, Target};
+    use crate::clock::{latest_instant, Instant};
+    use crate::domain::{Activity, Availability, Session, SessionKind, SessionPair, UserKey};
+    use crate::store::{Change, Store, StoreError};
+
+    fn t0() -> Instant {
+        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
+    }
+
+    fn session(app: &str, av: Availability, ac: Activity, at: Instant) -> Session {
+        Session {
+            kind: SessionKind::Application,
+            id: app.to_string(),
+            pair: SessionPair::new(av, ac).unwrap(),
+            last_active: at,
+            expires_at: at + TimeDelta::hours(1),
+        }
+    }
+
+    fn busy(app: &str, at: Instant) -> Session {
+        session(app, Availability::Busy, Activity::InACall, at)
+    }
+
+    async fn open(target: &Target, namespace: &str) -> Arc<RedisStore> {
+        Arc::new(RedisStore::open(target, namespace).await.unwrap())
+    }
+
+    /// Two stores (two nodes) on one deployment, 40 writers on one user
+    /// through both: every session lands, and the events keep the order of
+    /// the writes.
+    async fn two_nodes_hammering_one_user_keep_every_session(target: Target) {
+        let namespace = format!("hammer-{}", Uuid::new_v4());
+        let nodes = [
+            open(&target, &namespace).await,
+            open(&target, &namespace).await,
+        ];
+        let key = UserKey {
+            tenant: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+        };
+        let mut tasks = vec![];
+        for i in 0..40 {
+            let node = nodes[i % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                // Alternate pairs so that many writes are events.
+                let s = if i % 3 == 0 {
+                    busy(&format!("app{i}"), t0())
+                } else {
+                    session(&format!("app{i}"), Availability::Away, Activity::Away, t0())
+                };
+                node.upsert_session(key, s, t0()).await.unwrap()
+            }));
+        }
+        let mut applied = vec![];
+        for t in tasks {
+            applied.push(t.await.unwrap());
+        }
+
+        let facts = nodes[1].facts(key).await.unwrap();
+        assert_eq!(facts.sessions.len(), 40);
+        assert_eq!(facts.version, 40);
+        let mut versions: Vec<u64> = applied.iter().map(|a| a.after.version).collect();
+        versions.sort_unstable();
+        assert_eq!(
+            versions,
+            (1..=40).collect::<Vec<_>>(),
+            "each write saw the one before"
+        );
+        let events = nodes[0].events_since(None, 0, 100).await.unwrap();
+        let recorded = applied.iter().filter(|a| a.event.is_some()).count();
+        assert_eq!(events.len(), recorded);
+        assert!(
+            events
+                .windows(2)
+                .all(|w| w[0].seq < w[1].seq && w[0].facts.version < w[1].facts.version),
+            "events out of write order: {:?}",
+            events
+                .iter()
+                .map(|e| (e.seq, e.facts.version))
+                .collect::<Vec<_>>()
+        );
+        for a in &applied {
+            if let Some(seq) = a.event {
+                let e = events.iter().find(|e| e.seq == seq).expect("its event");
+                assert_eq!(e.facts, a.after);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_hammering_one_user_on_a_server_keep_every_session() {
+        let server = RedisServer::start();
+        two_nodes_hammering_one_user_keep_every_session(Target::Server(server.url())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_hammering_one_user_on_a_cluster_keep_every_session() {
+        let cluster = RedisCluster::start();
+        two_nodes_hammering_one_user_keep_every_session(Target::Cluster(cluster.seeds())).await;
+    }
+
+    /// A writer that dies after its user script, before moving its outbox:
+    /// the sweeper records the event, the delivery and the schedule, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper() {
+        let server = RedisServer::start();
+        let target = Target::Server(server.url());
+        let namespace = format!("sweep-{}", Uuid::new_v4());
+        let store = open(&target, &namespace).await;
+        let key = UserKey {
+            tenant: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+        };
+        let watching = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
+        store
+            .create_subscription(watching.clone(), true)
+            .await
+            .unwrap()
+            .unwrap();
+        let tu = format!("{}:{}", key.tenant, key.user);
+        store.mark(&tu).await.unwrap();
+        let change = Change::UpsertSession(busy("app", t0()));
+        let half = store
+            .write_marked(key, Op::Apply(change, t0()), false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(half.after.sessions.len(), 1);
+        assert!(store.events_since(None, 0, 10).await.unwrap().is_empty());
+        assert!(store
+            .due_users(latest_instant(), 10)
+            .await
+            .unwrap()
+            .is_empty());
+
+        let early = store.recover_outboxes(super::QUIET).await.unwrap();
+        assert_eq!(early, 0, "a fresh mark may belong to a live writer");
+        let other_node = open(&target, &namespace).await;
+        let repaired = other_node.recover_outboxes(Duration::ZERO).await.unwrap();
+        let again = other_node.recover_outboxes(Duration::ZERO).await.unwrap();
+
+        assert_eq!((repaired, again), (1, 0));
+        let events = store.events_since(None, 0, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].facts, half.after);
+        let due = store.due_users(latest_instant(), 10).await.unwrap();
+        assert_eq!(due.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [key]);
+        let deliveries = store
+            .due_deliveries(latest_instant(), 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].subscription, watching.id);
+        // The next write moves on from there: no duplicate, the next seq.
+        let next = store
+            .upsert_session(
+                key,
+                busy("app", t0() + TimeDelta::minutes(1)),
+                t0() + TimeDelta::minutes(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(next.after.version, 2);
+        assert_eq!(
+            store.events_since(None, 0, 10).await.unwrap().len(),
+            1,
+            "a keep-alive"
+        );
+    }
+
+    /// Everything survives dropping the store and reopening it, and an
+    /// acknowledged write survives Redis being killed (appendfsync always);
+    /// while Redis is down the store answers `Unavailable` instead of
+    /// hanging, and the same store recovers by itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_survives_reopening_and_a_killed_redis_and_the_store_reconnects() {
+        let mut server = RedisServer::start();
+        let target = Target::Server(server.url());
+        let namespace = format!("restart-{}", Uuid::new_v4());
+        let key = UserKey {
+            tenant: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+        };
+        let s = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
+        let (facts, events, deliveries) = {
+            let store = open(&target, &namespace).await;
+            store
+                .create_subscription(s.clone(), true)
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .upsert_session(key, busy("app", t0()), t0())
+                .await
+                .unwrap();
+            store.keep_secret("signing", "kept".into()).await.unwrap();
+            store.save_emulator_time(t0()).await.unwrap();
+            (
+                store.facts(key).await.unwrap(),
+                store.events_since(None, 0, 10).await.unwrap(),
+                store
+                    .due_deliveries(latest_instant(), 10, &[])
+                    .await
+                    .unwrap(),
+            )
+        };
+        let store = open(&target, &namespace).await;
+        assert_eq!(store.facts(key).await.unwrap(), facts);
+        assert_eq!(
+            store.subscription(s.tenant, s.id).await.unwrap(),
+            Some(s.clone())
+        );
+        assert_eq!(store.events_since(None, 0, 10).await.unwrap(), events);
+        assert_eq!(
+            store
+                .due_deliveries(latest_instant(), 10, &[])
+                .await
+                .unwrap(),
+            deliveries
+        );
+        assert_eq!(
+            store.keep_secret("signing", "new".into()).await.unwrap(),
+            "kept"
+        );
+        assert_eq!(store.emulator_time().await.unwrap(), Some(t0()));
+
+        server.kill();
+        let down = tokio::time::timeout(Duration::from_secs(30), async {
+            (
+                store.ping().await,
+                store.upsert_session(key, busy("other", t0()), t0()).await,
+            )
+        })
+        .await
+        .expect("a store on a dead redis must answer, not hang");
+        assert!(
+            matches!(down.0, Err(StoreError::Unavailable(_))),
+            "{:?}",
+            down.0
+        );
+        assert!(
+            matches!(down.1, Err(StoreError::Unavailable(_))),
+            "{:?}",
+            down.1
+        );
+
+        server.restart();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.ping().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the store did not reconnect to the restarted redis"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            store.facts(key).await.unwrap(),
+            facts,
+            "the acknowledged write survived"
+        );
+        assert_eq!(store.events_since(None, 0, 10).await.unwrap(), events);
+        let later = t0() + TimeDelta::minutes(1);
+        let applied = store
+            .upsert_session(key, busy("second", later), later)
+            .await
+            .unwrap();
+        assert_eq!(applied.after.sessions.len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redis_that_is_not_there_is_unavailable_not_a_hang() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for target in [
+            Target::Server(format!("redis://127.0.0.1:{port}")),
+            Target::Cluster(vec![format!("redis://127.0.0.1:{port}")]),
+        ] {
+            let store = open(&target, "nowhere").await;
+            let answer = tokio::time::timeout(Duration::from_secs(30), store.ping())
+                .await
+                .expect("a store on an absent redis must answer, not hang");
+            assert!(
+                matches!(answer, Err(StoreError::Unavailable(_))),
+                "{answer:?}"
+            );
+        }
+    }
+}
