@@ -152,7 +152,7 @@ impl Server {
             ..FileConfig::default()
         };
         let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-        let store = App::open_store(&config).unwrap();
+        let store = App::open_store(&config).await.unwrap();
         let clock = ManualClock::new(t0());
         let app = App::build(&config, store, Arc::new(clock.clone()) as Arc<dyn Clock>)
             .await

@@ -18,10 +18,14 @@ use crate::http::{router, AppState};
 use crate::notify::{Bus, Notifier};
 use crate::service::PresenceService;
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisStore, Target};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
 /// The shortest HS256 secret accepted, in bytes.
+/// The namespace of every key presenced keeps in Redis.
+const REDIS_NAMESPACE: &str = "presenced";
+
 const MIN_SECRET_BYTES: usize = 16;
 
 /// Reads the HS256 secret a config names; `create` generates the data-dir
@@ -132,10 +136,19 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Opens the store a config names (SQLite in its data dir by default).
-    pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(match config.store {
+    /// A Redis store connects lazily (a Redis that is down now is waited
+    /// for) and starts its outbox sweeper.
+    pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+        let redis = |target| async move {
+            let store = Arc::new(RedisStore::open(&target, REDIS_NAMESPACE).await?);
+            store.start_sweeper();
+            Ok::<_, anyhow::Error>(store as Arc<dyn Store>)
+        };
+        Ok(match &config.store {
             StoreSpec::Sqlite => Arc::new(SqliteStore::open(&config.data_dir)?),
             StoreSpec::Memory => Arc::new(MemoryStore::new()),
+            StoreSpec::Redis(url) => redis(Target::Server(url.clone())).await?,
+            StoreSpec::RedisCluster(seeds) => redis(Target::Cluster(seeds.clone())).await?,
         })
     }
 

@@ -37,7 +37,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
-    /// `--store` (`sqlite` or `memory`).
+    /// `--store` (`sqlite`, `memory`, `redis://…`, `rediss://…` or
+    /// `redis-cluster://…`).
     pub store: Option<String>,
     /// `--in-memory` (the same as `store = "memory"`).
     pub in_memory: Option<bool>,
@@ -120,27 +121,96 @@ impl FileConfig {
 }
 
 /// Which backend keeps the presence facts, subscriptions and deliveries.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum StoreSpec {
     /// The embedded SQLite database in the data dir (durable; the default).
     #[default]
     Sqlite,
     /// Process memory only: nothing survives a restart.
     Memory,
+    /// One Redis server: `redis://HOST:PORT[/DB]` or `rediss://…` (TLS), as
+    /// given (it may carry credentials: never shown).
+    Redis(String),
+    /// Seed nodes of a Redis Cluster, each as `redis://HOST:PORT`.
+    RedisCluster(Vec<String>),
 }
+
+impl std::fmt::Debug for StoreSpec {
+    /// Never shows a URL (it may carry a password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::Sqlite => f.write_str("Sqlite"),
+            StoreSpec::Memory => f.write_str("Memory"),
+            StoreSpec::Redis(_) => f.write_str("Redis(..)"),
+            StoreSpec::RedisCluster(seeds) => write!(f, "RedisCluster({} seeds)", seeds.len()),
+        }
+    }
+}
+
+/// What `--store` accepts, for error messages.
+const STORE_CHOICES: &str = "'sqlite' (the embedded database in --data-dir), 'memory', \
+     'redis://HOST:PORT[/DB]', 'rediss://HOST:PORT[/DB]' (TLS) or \
+     'redis-cluster://HOST:PORT[,HOST:PORT...]'";
 
 impl std::str::FromStr for StoreSpec {
     type Err = ConfigError;
 
+    /// Parses `--store`. Errors never repeat a URL: it may carry a password.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(seeds) = text.strip_prefix("redis-cluster://") {
+            return parse_cluster_seeds(seeds).map(Self::RedisCluster);
+        }
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
+            let info = ::redis::IntoConnectionInfo::into_connection_info(text).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "--store: not a valid Redis URL; expected {STORE_CHOICES}"
+                ))
+            })?;
+            if matches!(info.addr(), ::redis::ConnectionAddr::Unix(_)) {
+                return Err(ConfigError::Invalid(
+                    "--store: a Redis URL needs a host and port".into(),
+                ));
+            }
+            return Ok(Self::Redis(text.to_string()));
+        }
         match text {
             "sqlite" => Ok(Self::Sqlite),
             "memory" => Ok(Self::Memory),
-            other => Err(ConfigError::Invalid(format!(
-                "--store '{other}' must be 'sqlite' (the embedded database in --data-dir) or 'memory'"
+            // Only plain words are repeated back.
+            other if other.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => Err(
+                ConfigError::Invalid(format!("--store '{other}' must be {STORE_CHOICES}")),
+            ),
+            _ => Err(ConfigError::Invalid(format!(
+                "--store must be {STORE_CHOICES}"
             ))),
         }
     }
+}
+
+/// `HOST:PORT[,HOST:PORT...]` as `redis://HOST:PORT` seeds.
+fn parse_cluster_seeds(seeds: &str) -> Result<Vec<String>, ConfigError> {
+    let invalid = |why: &str| {
+        ConfigError::Invalid(format!(
+            "--store: redis-cluster:// {why}; expected redis-cluster://HOST:PORT[,HOST:PORT...]"
+        ))
+    };
+    if seeds.contains(['@', '/', '?', '#']) {
+        return Err(invalid(
+            "takes seed nodes only (no credentials, database or options)",
+        ));
+    }
+    seeds
+        .split(',')
+        .map(|seed| {
+            let (host, port) = seed
+                .rsplit_once(':')
+                .ok_or_else(|| invalid("needs HOST:PORT for every seed"))?;
+            if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(invalid("needs HOST:PORT for every seed"));
+            }
+            Ok(format!("redis://{host}:{port}"))
+        })
+        .collect()
 }
 
 /// Where the HS256 secret comes from.
@@ -716,6 +786,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(env.secret, SecretSource::Env);
+    }
+
+    #[test]
+    fn store_takes_redis_urls_and_cluster_seeds() {
+        let parse = |text: &str| text.parse::<StoreSpec>();
+        assert_eq!(
+            parse("redis://127.0.0.1:6379/2").unwrap(),
+            StoreSpec::Redis("redis://127.0.0.1:6379/2".into())
+        );
+        assert_eq!(
+            parse("rediss://cache.example.com:6380").unwrap(),
+            StoreSpec::Redis("rediss://cache.example.com:6380".into())
+        );
+        assert_eq!(
+            parse("redis-cluster://10.0.0.1:7000,10.0.0.2:7001").unwrap(),
+            StoreSpec::RedisCluster(vec![
+                "redis://10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7001".into()
+            ])
+        );
+        for bad in [
+            "redis-cluster://",
+            "redis-cluster://10.0.0.1",
+            "redis-cluster://10.0.0.1:7000,",
+            "redis-cluster://:7000",
+            "redis-cluster://10.0.0.1:99999",
+            "redis-cluster://10.0.0.1:0",
+            "redis://",
+            "redis://host:notaport",
+            "redis+unix:///tmp/redis.sock",
+            "postgres://db:5432",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("--store"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn store_errors_and_debug_never_show_credentials() {
+        for bad in [
+            "redis://:s3cret-pw@host:notaport",
+            "redis-cluster://:s3cret-pw@10.0.0.1:7000",
+            "mysql://root:s3cret-pw@db",
+        ] {
+            let err = bad.parse::<StoreSpec>().unwrap_err().to_string();
+            assert!(!err.contains("s3cret-pw"), "{err}");
+        }
+        let spec: StoreSpec = "redis://:s3cret-pw@127.0.0.1:6379".parse().unwrap();
+        assert!(!format!("{spec:?}").contains("s3cret-pw"));
+        let cli = FileConfig {
+            store: Some("redis://:s3cret-pw@127.0.0.1:6379".into()),
+            ..FileConfig::default()
+        };
+        let config = Config::merge(cli, FileConfig::default(), false).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret-pw"));
     }
 
     #[test]

@@ -52,8 +52,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free one.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Where presence is kept: `sqlite` (durable, in --data-dir) or
-    /// `memory` (lost at exit) [default: sqlite].
+    /// Where presence is kept: `sqlite` (durable, in --data-dir), `memory`
+    /// (lost at exit), `redis://HOST:PORT[/DB]`, `rediss://…` (TLS) or
+    /// `redis-cluster://HOST:PORT[,HOST:PORT...]` (shared by several
+    /// nodes) [default: sqlite].
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
     /// Keep everything in memory and write nothing to disk (the same as
@@ -224,7 +226,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit: args.rate_limit,
     };
     let config = Config::merge(cli, file, secret_env_set())?;
-    let store = App::open_store(&config)?;
+    let store = App::open_store(&config).await?;
     let clock = App::clock_for(&config, store.as_ref()).await?;
     let app = App::build(&config, store, clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -24,5 +24,7 @@ mod permissions;
 mod presence;
 mod process;
 mod receiver;
+mod redis_server;
 mod robustness;
+mod scale_out;
 mod time_rules;

@@ -588,7 +588,7 @@ async fn outside_emulator_mode_webhooks_to_internal_addresses_are_refused() {
         ..FileConfig::default()
     };
     let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-    let store = App::open_store(&config).unwrap();
+    let store = App::open_store(&config).await.unwrap();
     let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
     let app = App::build(&config, store, clock).await.unwrap();
     let caller = presenced::notify::subscriptions::Caller {
@@ -635,7 +635,7 @@ async fn outside_emulator_mode_webhooks_to_internal_addresses_are_refused() {
         ..FileConfig::default()
     };
     let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-    let store = App::open_store(&config).unwrap();
+    let store = App::open_store(&config).await.unwrap();
     let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
     let app = App::build(&config, store, clock).await.unwrap();
     let receiver = Receiver::start().await;
