@@ -48,6 +48,23 @@
 //! still on its way. The acknowledged write's event and deliveries are
 //! therefore recorded at the latest `QUIET` plus a sweep interval later.
 //!
+//! # Deliveries across nodes
+//!
+//! Every node runs a delivery worker on the one shared queue. A delivery
+//! handed out by `due_deliveries` is *claimed* for the store that asked
+//! (a random node id, Redis server time plus [`DELIVERY_LEASE`]); other
+//! nodes neither get it nor see it in `next_delivery_at` until the claim
+//! lapses, and removing or retrying it drops the claim. A node that dies
+//! with deliveries in hand therefore loses them to another node after the
+//! lease: at least once, and normally exactly once. (A worker that keeps
+//! one POST in flight longer than the lease, with no round in between, may
+//! see it sent twice.)
+//!
+//! Settling a time-driven transition is a write like any other: when every
+//! node's scheduler finds the same user due, one wins the write and the
+//! others find it already settled, so the change is recorded, and
+//! delivered, once.
+//!
 //! # Failures
 //!
 //! Every operation answers within [`OPERATION_TIMEOUT`]; an unreachable
@@ -90,6 +107,10 @@ pub const WRITER_DEADLINE: Duration = Duration::from_secs(20);
 pub const QUIET: Duration = Duration::from_secs(60);
 /// How often each node sweeps for abandoned outboxes.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How long a delivery handed to one node's worker is kept from the
+/// others (Redis server time); a node that dies holding deliveries loses
+/// them to another node after this.
+pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
 /// How often a writer retries after losing a race on its user.
 const MAX_ATTEMPTS: u32 = 100;
 
@@ -167,6 +188,7 @@ struct Scripts {
     delete_subscription: Script,
     enqueue: Script,
     due_deliveries: Script,
+    next_delivery: Script,
     remove_deliveries: Script,
     retry_deliveries: Script,
     save_time: Script,
@@ -343,6 +365,7 @@ for _, u in ipairs(s.users) do
 end
 for _, d in ipairs(redis.call('SMEMBERS', P .. 'ds:' .. id)) do
   redis.call('DEL', P .. 'd:' .. d)
+  redis.call('HDEL', P .. 'claim', d)
   redis.call('ZREM', P .. 'dq', string.format('%020d', tonumber(d)))
 end
 redis.call('DEL', P .. 'ds:' .. id)
@@ -365,19 +388,64 @@ end
 return 1
 "#;
 
-/// Due deliveries (KEYS[1]: the queue; ARGV: prefix, now, count): flat
+/// The Redis server's time in milliseconds, and whether a delivery claim
+/// (`"<node> <until ms>"`) is held by a node other than `me`.
+const CLAIMS: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function foreign(claim, me)
+  if not claim then return false end
+  local owner, untl = string.match(claim, '^(%S+) (%d+)$')
+  return owner ~= me and tonumber(untl) > now_ms
+end
+"#;
+
+/// Due deliveries not claimed by another node, claimed for this one
+/// (KEYS[1]: the queue; ARGV: prefix, now, count, me, lease ms): flat
 /// id/subscription/tenant/payload/created/next/attempts groups.
 const DUE_DELIVERIES: &str = r#"
-local out = {}
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
-  local id = tostring(tonumber(m))
-  local f = redis.call('HMGET', ARGV[1] .. 'd:' .. id, 's', 't', 'p', 'c', 'n', 'a')
-  if f[1] then
-    table.insert(out, id)
-    for j = 1, 6 do table.insert(out, f[j]) end
+local P, me, want = ARGV[1], ARGV[4], tonumber(ARGV[3])
+local out, taken, offset = {}, 0, 0
+while taken < want and offset < 20000 do
+  local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', offset, 200)
+  if #page == 0 then break end
+  offset = offset + #page
+  for _, m in ipairs(page) do
+    if taken >= want then break end
+    local id = tostring(tonumber(m))
+    if not foreign(redis.call('HGET', P .. 'claim', id), me) then
+      local f = redis.call('HMGET', P .. 'd:' .. id, 's', 't', 'p', 'c', 'n', 'a')
+      if f[1] then
+        redis.call('HSET', P .. 'claim', id, me .. ' ' .. string.format('%d', now_ms + tonumber(ARGV[5])))
+        table.insert(out, id)
+        for j = 1, 6 do table.insert(out, f[j]) end
+        taken = taken + 1
+      end
+    end
   end
 end
 return out
+"#;
+
+/// The earliest `next_at` of a delivery neither in `skip` (ARGV[3..]) nor
+/// claimed by another node (KEYS[1]: the queue; ARGV: prefix, me).
+const NEXT_DELIVERY: &str = r#"
+local P, me = ARGV[1], ARGV[2]
+local skip = {}
+for i = 3, #ARGV do skip[ARGV[i]] = true end
+local offset = 0
+while offset < 20000 do
+  local page = redis.call('ZRANGE', KEYS[1], offset, offset + 199, 'WITHSCORES')
+  if #page == 0 then return false end
+  offset = offset + #page / 2
+  for i = 1, #page, 2 do
+    local id = tostring(tonumber(page[i]))
+    if not skip[id] and not foreign(redis.call('HGET', P .. 'claim', id), me) then
+      return page[i + 1]
+    end
+  end
+end
+return false
 "#;
 
 /// Removes deliveries (ARGV: prefix, ids…).
@@ -387,6 +455,7 @@ for i = 2, #ARGV do
   local key = P .. 'd:' .. ARGV[i]
   local s = redis.call('HGET', key, 's')
   if s then redis.call('SREM', P .. 'ds:' .. s, ARGV[i]) end
+  redis.call('HDEL', P .. 'claim', ARGV[i])
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], string.format('%020d', tonumber(ARGV[i])))
 end
@@ -401,6 +470,7 @@ for i = 3, #ARGV do
   if redis.call('EXISTS', key) == 1 then
     redis.call('HINCRBY', key, 'a', 1)
     redis.call('HSET', key, 'n', ARGV[2])
+    redis.call('HDEL', P .. 'claim', ARGV[i])
     redis.call('ZADD', KEYS[1], ARGV[2], string.format('%020d', tonumber(ARGV[i])))
   end
 end
@@ -452,6 +522,10 @@ pub struct RedisStore {
     /// `<ns>`, the start of every per-user key.
     namespace: String,
     scripts: Arc<Scripts>,
+    /// This store's name in delivery claims.
+    node: Uuid,
+    /// How long a claim on a delivery keeps other nodes off it.
+    delivery_lease: Duration,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -558,14 +632,23 @@ impl RedisStore {
                 update_subscription: Script::new(UPDATE_SUBSCRIPTION),
                 delete_subscription: Script::new(DELETE_SUBSCRIPTION),
                 enqueue: Script::new(ENQUEUE),
-                due_deliveries: Script::new(DUE_DELIVERIES),
+                due_deliveries: Script::new(&format!("{CLAIMS}{DUE_DELIVERIES}")),
+                next_delivery: Script::new(&format!("{CLAIMS}{NEXT_DELIVERY}")),
                 remove_deliveries: Script::new(REMOVE_DELIVERIES),
                 retry_deliveries: Script::new(RETRY_DELIVERIES),
                 save_time: Script::new(SAVE_TIME),
             }),
+            node: Uuid::new_v4(),
+            delivery_lease: DELIVERY_LEASE,
             sweeper: std::sync::Mutex::new(None),
         };
         Ok(store)
+    }
+
+    /// The same store with another delivery lease (tests use a short one).
+    pub fn with_delivery_lease(mut self, lease: Duration) -> Self {
+        self.delivery_lease = lease;
+        self
     }
 
     /// Starts sweeping abandoned outboxes every [`SWEEP_EVERY`] in the
@@ -1273,6 +1356,8 @@ impl Store for RedisStore {
     ) -> Result<Vec<Delivery>, StoreError> {
         let (queue, prefix) = (self.g("dq"), self.global.clone());
         let count = limit.saturating_add(skip.len());
+        let (node, lease) = (self.node.to_string(), self.delivery_lease.as_millis());
+        let lease = u64::try_from(lease).unwrap_or(u64::MAX);
         let flat: Vec<String> = self
             .with(|mut c, s| async move {
                 s.due_deliveries
@@ -1280,6 +1365,8 @@ impl Store for RedisStore {
                     .arg(prefix)
                     .arg(now.timestamp_micros())
                     .arg(count)
+                    .arg(node)
+                    .arg(lease)
                     .invoke_async(&mut c)
                     .await
             })
@@ -1308,25 +1395,20 @@ impl Store for RedisStore {
 
     async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError> {
         let queue = self.g("dq");
-        let count = skip.len();
-        let rows: Vec<(String, String)> = self
-            .with(|mut c, _| async move {
-                ::redis::cmd("ZRANGE")
-                    .arg(queue)
-                    .arg(0)
-                    .arg(count)
-                    .arg("WITHSCORES")
-                    .query_async(&mut c)
-                    .await
+        let mut args = vec![self.global.clone(), self.node.to_string()];
+        args.extend(skip.iter().map(u64::to_string));
+        let score: Option<String> = self
+            .with(|mut c, s| async move {
+                let mut call = s.next_delivery.key(queue);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async(&mut c).await
             })
             .await?;
-        for (member, score) in rows {
-            let id: u64 = number(&member)?;
-            if !skip.contains(&id) {
-                return Ok(Some(instant(score_micros(&score)?)?));
-            }
-        }
-        Ok(None)
+        score
+            .map(|score| instant(score_micros(&score)?))
+            .transpose()
     }
 
     async fn remove_deliveries(&self, ids: &[u64]) -> Result<(), StoreError> {
@@ -1620,7 +1702,11 @@ mod tests {
         };
         let s = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
         let (facts, events, deliveries) = {
-            let store = open(&target, &namespace).await;
+            // No lease: what it reads stays free for the reopened store.
+            let store = RedisStore::open(&target, &namespace)
+                .await
+                .unwrap()
+                .with_delivery_lease(Duration::ZERO);
             store
                 .create_subscription(s.clone(), true)
                 .await
@@ -1702,6 +1788,63 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(applied.after.sessions.len(), 2);
+    }
+
+    /// A due delivery goes to one node's worker; the others leave it alone
+    /// until that node's claim lapses (it died), then one of them takes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses() {
+        let server = RedisServer::start();
+        let target = Target::Server(server.url());
+        let namespace = format!("claims-{}", Uuid::new_v4());
+        let a = RedisStore::open(&target, &namespace)
+            .await
+            .unwrap()
+            .with_delivery_lease(Duration::from_millis(300));
+        let b = open(&target, &namespace).await;
+        let key = UserKey {
+            tenant: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+        };
+        let s = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
+        a.create_subscription(s.clone(), true)
+            .await
+            .unwrap()
+            .unwrap();
+        let queued = b
+            .upsert_session(key, busy("app", t0()), t0())
+            .await
+            .unwrap();
+        assert_eq!(queued.queued, 1);
+
+        let to_a = a.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
+        let to_b = b.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
+        let again_to_a = a.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
+
+        assert_eq!(to_a.len(), 1);
+        assert!(to_b.is_empty(), "claimed by A: {to_b:?}");
+        assert_eq!(b.next_delivery_at(&[]).await.unwrap(), None);
+        assert_eq!(again_to_a, to_a, "a node keeps what it claimed");
+        drop(a);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let taken = loop {
+            let got = b.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
+            if !got.is_empty() {
+                break got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "B never took over the delivery A claimed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(taken, to_a);
+        b.remove_deliveries(&[taken[0].id]).await.unwrap();
+        assert!(b
+            .due_deliveries(latest_instant(), 10, &[])
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
