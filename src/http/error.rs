@@ -213,6 +213,9 @@ impl From<StoreError> for GraphError {
                 tracing::error!(error = %e, "store failure");
                 GraphError::internal()
             }
+            StoreError::Unsupported(message) => {
+                GraphError::new(StatusCode::NOT_IMPLEMENTED, "notImplemented", message)
+            }
         }
     }
 }

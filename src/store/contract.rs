@@ -88,7 +88,15 @@ where
     notify::settling_a_user_whose_only_write_failed_changes_nothing(make().await).await;
     notify::pruning_never_drops_an_event_recorded_after_the_cutoff(make().await).await;
     notify::a_transition_between_microseconds_settles_and_leaves_nothing_due(make().await).await;
+}
 
+/// The emulator's whole-store operations (state document, reset), on the
+/// backends that offer them (memory and SQLite; not Redis yet).
+pub(crate) async fn run_state_contract<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
     state::contents_hold_every_user_and_subscription(make().await).await;
     state::a_tenant_reset_wipes_that_tenant_only(make().await).await;
     state::a_full_reset_wipes_everything_but_secrets_and_the_clock(make().await).await;
@@ -448,12 +456,20 @@ mod backends {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_store_meets_the_contract() {
         run_contract(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
+        run_state_contract(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_store_meets_the_contract() {
         let dirs = std::sync::Mutex::new(vec![]);
         run_contract(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path()).unwrap();
+            dirs.lock().unwrap().push(dir);
+            async move { Arc::new(store) as Arc<dyn Store> }
+        })
+        .await;
+        run_state_contract(|| {
             let dir = tempfile::tempdir().unwrap();
             let store = SqliteStore::open(dir.path()).unwrap();
             dirs.lock().unwrap().push(dir);
@@ -474,6 +490,21 @@ mod backends {
             }
         })
         .await;
+        let namespace = format!("contract-{}", Uuid::new_v4());
+        let store = RedisStore::open(&target, &namespace).await.unwrap();
+        for unsupported in [
+            store.contents().await.err(),
+            store.reset(None).await.err(),
+            store
+                .replace(crate::store::Contents::default(), t0())
+                .await
+                .err(),
+        ] {
+            assert!(
+                matches!(&unsupported, Some(StoreError::Unsupported(m)) if m.contains("--store memory or sqlite")),
+                "{unsupported:?}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// This backend does not offer the operation (it says which do).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<DomainError> for StoreError {

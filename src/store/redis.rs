@@ -97,6 +97,13 @@ use super::{
 use crate::clock::Instant;
 use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
 
+/// What the emulator's state operations answer on Redis.
+fn state_unsupported() -> StoreError {
+    StoreError::Unsupported(
+        "The emulator's state document and reset need --store memory or sqlite; they are not available on Redis yet.".into(),
+    )
+}
+
 /// Longest any store operation may take before it is `Unavailable`.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a writer may take from marking a user in-flight to its user
@@ -1053,6 +1060,23 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    /// Not on Redis yet: the emulator's state document reads and replaces
+    /// a whole store at once, which needs an index of every user across a
+    /// cluster (planned).
+    async fn contents(&self) -> Result<super::Contents, StoreError> {
+        Err(state_unsupported())
+    }
+
+    /// Not on Redis yet (see [`RedisStore::contents`]).
+    async fn reset(&self, _tenant: Option<Uuid>) -> Result<(), StoreError> {
+        Err(state_unsupported())
+    }
+
+    /// Not on Redis yet (see [`RedisStore::contents`]).
+    async fn replace(&self, _contents: super::Contents, _now: Instant) -> Result<(), StoreError> {
+        Err(state_unsupported())
+    }
+
     async fn apply(
         &self,
         key: UserKey,
