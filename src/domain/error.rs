@@ -165,6 +165,82 @@ pub enum DomainError {
         /// The address refused.
         ip: IpAddr,
     },
+    /// A `$select` naming a property the presence resource does not have
+    /// (Graph's wording).
+    #[error("Could not find a property named '{0}' on type 'microsoft.graph.presence'.")]
+    UnknownPresenceProperty(String),
+    /// An OData system query option presence does not support.
+    #[error("Query option '{0}' is not supported on presence; only $select is.")]
+    UnsupportedQueryOption(String),
+    /// An OData query option given more than once.
+    #[error(
+        "Query option '{0}' was specified more than once, but it must be specified at most once."
+    )]
+    RepeatedQueryOption(String),
+    /// A batch body that is not JSON.
+    #[error("The batch body is not valid JSON: {0}")]
+    BatchNotJson(String),
+    /// A batch body without a `requests` array.
+    #[error("The batch body must be a JSON object with a 'requests' array.")]
+    BatchMissingRequests,
+    /// A batch with no request or more than allowed.
+    #[error("A batch holds between 1 and {max} requests; this one holds {count}.")]
+    BatchSize {
+        /// The requests given.
+        count: usize,
+        /// The limit (20).
+        max: usize,
+    },
+    /// A batched request with a missing or ill-typed field.
+    #[error("requests[{index}]: {reason}.")]
+    BatchRequestInvalid {
+        /// Its position in `requests`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two batched requests with the same id (ids ignore case).
+    #[error("The batch has more than one request with id '{0}'; ids must be unique.")]
+    DuplicateBatchId(String),
+    /// A batched request with a method other than GET, POST, PUT, PATCH or DELETE.
+    #[error("Request '{id}' has method '{method}'; a batched request uses GET, POST, PUT, PATCH or DELETE.")]
+    UnknownBatchMethod {
+        /// The request's id.
+        id: String,
+        /// The method given.
+        method: String,
+    },
+    /// A batched request with an absolute URL.
+    #[error("Request '{id}' has url '{url}'; a batched request's url is relative to the version, such as /users/{{id}}/presence.")]
+    BatchUrlAbsolute {
+        /// The request's id.
+        id: String,
+        /// The url given.
+        url: String,
+    },
+    /// A batched request whose URL leaves the batch's version (a version
+    /// prefix, `.` or `..` segments).
+    #[error("Request '{id}' has url '{url}', which is outside the batch's version; write it relative to the version, such as /users/{{id}}/presence.")]
+    BatchUrlOutsideVersion {
+        /// The request's id.
+        id: String,
+        /// The url given.
+        url: String,
+    },
+    /// A batched request that is itself a batch.
+    #[error("Request '{0}' is a $batch request; batches cannot be nested.")]
+    NestedBatch(String),
+    /// A `dependsOn` naming no request of the batch.
+    #[error("Request '{id}' depends on '{depends_on}', which is not a request of this batch.")]
+    UnknownBatchDependency {
+        /// The request's id.
+        id: String,
+        /// The id it depends on.
+        depends_on: String,
+    },
+    /// `dependsOn` links that form a cycle.
+    #[error("The dependsOn of requests {} form a cycle.", .0.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", "))]
+    BatchDependencyCycle(Vec<String>),
     /// An allowed-network entry that is not CIDR or an address.
     #[error("'{0}' is not a valid network; expected CIDR notation such as 10.0.0.0/8 or fd00::/8, or a single address")]
     InvalidAllowedNetwork(String),

@@ -4,6 +4,7 @@
 //! Nothing here performs I/O or reads a clock: every function that needs the
 //! time takes `now` as an argument.
 
+mod batch;
 mod change;
 mod command;
 mod duration;
@@ -11,11 +12,14 @@ mod effective;
 mod error;
 mod facts;
 mod ids;
+pub(crate) mod query;
+mod select;
 mod status;
 mod subscription;
 mod vocab;
 mod zone;
 
+pub use batch::{Batch, BatchMethod, BatchRequest, MAX_BATCH_REQUESTS};
 pub use change::{due_at, settle, shown, visibility, Change, Visibility};
 pub use command::*;
 pub use duration::{format_duration, parse_duration, IsoDuration};
@@ -25,6 +29,7 @@ pub use facts::{
     Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocation, WorkLocationLayer,
 };
 pub use ids::{parse_guid, UserKey};
+pub use select::{PresenceProperty, PresenceQuery};
 pub use status::{StatusMessageInput, MAX_STATUS_MESSAGE_CHARS};
 pub use subscription::{
     check_certificate_id, check_client_state, is_internal, max_lifetime, subscription_expiry,

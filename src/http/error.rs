@@ -172,6 +172,23 @@ impl From<DomainError> for GraphError {
                 GraphError::new(StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string())
             }
             DomainError::NoSuchSession(_) => GraphError::not_found(e.to_string()),
+            // Graph's code for malformed OData queries and batches.
+            DomainError::UnknownPresenceProperty(_)
+            | DomainError::UnsupportedQueryOption(_)
+            | DomainError::RepeatedQueryOption(_)
+            | DomainError::BatchNotJson(_)
+            | DomainError::BatchMissingRequests
+            | DomainError::BatchSize { .. }
+            | DomainError::BatchRequestInvalid { .. }
+            | DomainError::DuplicateBatchId(_)
+            | DomainError::UnknownBatchMethod { .. }
+            | DomainError::BatchUrlAbsolute { .. }
+            | DomainError::BatchUrlOutsideVersion { .. }
+            | DomainError::NestedBatch(_)
+            | DomainError::UnknownBatchDependency { .. }
+            | DomainError::BatchDependencyCycle(_) => {
+                GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", e.to_string())
+            }
         }
     }
 }

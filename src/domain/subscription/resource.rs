@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+use crate::domain::query::{decode, query_options};
 use crate::domain::{parse_guid, DomainError};
 
 /// The most distinct users one presence subscription may watch (Graph's
@@ -83,14 +84,6 @@ impl TryFrom<&str> for PresenceResource {
     }
 }
 
-/// The query's `key=value` pairs, still encoded; empty pairs (`&&`) skipped.
-fn query_options(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}
-
 /// The decoded value of the one `$filter` option; any other option is
 /// refused by name, a missing or repeated `$filter` as an unsupported
 /// resource.
@@ -155,43 +148,6 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &text[prefix.len()..])
-}
-
-/// Decodes a query key or value: `+` is a space and `%XX` a byte; a `%` not
-/// followed by two hex digits stays as it is. `None` if the bytes are not
-/// UTF-8.
-fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)).map(|(h, l)| h << 4 | l),
-            _ => None,
-        };
-        match (b, escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, None) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The value of one hex digit.
-fn hex(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]
@@ -402,15 +358,6 @@ mod tests {
             DomainError::UnsupportedResourceQueryOption("$select".to_string()).to_string(),
             "The query option '$select' is not supported in a presence subscription resource; only $filter=id in (…) on /communications/presences is"
         );
-    }
-
-    #[test]
-    fn decode_handles_plus_escapes_and_stray_percents() {
-        assert_eq!(decode("a+b%20c%27").as_deref(), Some("a b c'"));
-        assert_eq!(decode("100%").as_deref(), Some("100%"));
-        assert_eq!(decode("%zz%2").as_deref(), Some("%zz%2"));
-        assert_eq!(decode("%C3%A9").as_deref(), Some("é"));
-        assert_eq!(decode("%FF"), None);
     }
 
     /// One way of writing the same filter.
