@@ -90,9 +90,9 @@ impl GraphError {
         }
     }
 
-    /// Renders `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
-    pub fn render(&self, date: Instant, request_id: &str, client_request_id: &str) -> Response {
-        let body = ErrorResponse {
+    /// The body `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
+    pub fn body(&self, date: Instant, request_id: &str, client_request_id: &str) -> ErrorResponse {
+        ErrorResponse {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message.clone(),
@@ -102,7 +102,13 @@ impl GraphError {
                     client_request_id: client_request_id.to_string(),
                 },
             },
-        };
+        }
+    }
+
+    /// Renders the error: status, [`Self::body`], and `Retry-After` or
+    /// `WWW-Authenticate` where they apply.
+    pub fn render(&self, date: Instant, request_id: &str, client_request_id: &str) -> Response {
+        let body = self.body(date, request_id, client_request_id);
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

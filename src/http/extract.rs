@@ -47,6 +47,11 @@ fn declares_json(headers: &axum::http::HeaderMap) -> bool {
 pub struct JsonBody(axum::body::Bytes);
 
 impl JsonBody {
+    /// The body's bytes, as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Deserializes the body; a bad or missing field is a 400 naming it.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, GraphError> {
         let axum::Json(value) = axum::Json::<T>::from_bytes(&self.0)?;
@@ -231,16 +236,23 @@ pub async fn versioned_path(
     Ok((version, params))
 }
 
-/// Verifies the bearer token of a request (against wall time, SPEC §8) and,
-/// when throttling is on, takes one request from the caller's application's
-/// budget in its tenant (429 beyond it).
-pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
+/// Verifies the bearer token of a request against wall time (SPEC §8),
+/// without taking from the throttling budget: a `$batch` is checked this
+/// way, and each request in it is throttled on its own.
+pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let token = bearer_token(header)?;
-    let principal = state.verifier.verify(token, wall_now()).await?;
+    Ok(state.verifier.verify(token, wall_now()).await?)
+}
+
+/// Verifies the bearer token of a request (against wall time, SPEC §8) and,
+/// when throttling is on, takes one request from the caller's application's
+/// budget in its tenant (429 beyond it).
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
+    let principal = verify_token(parts, state).await?;
     if let Some(throttle) = &state.throttle {
         throttle
             .take(

@@ -6,6 +6,7 @@
 //! reads) or `notify` (subscriptions), and render.
 
 pub mod admin;
+pub mod batch;
 pub mod emulator;
 pub mod error;
 pub mod events;
@@ -158,8 +159,43 @@ fn actions() -> Router<AppState> {
     router
 }
 
-/// Builds the whole router.
+/// Builds the whole router: every route of [`routes`], and `$batch`, whose
+/// requests go through those routes with every layer, as if sent alone.
 pub fn router(state: AppState) -> Router {
+    let dispatch = edges(finish(routes(), state.clone()), &state);
+    let batch = batch::route(dispatch);
+    let all = routes()
+        .route("/{version}/$batch", batch.clone())
+        .route("/{version}/%24batch", batch);
+    edges(finish(all, state.clone()), &state)
+}
+
+/// In emulator mode the emulator's layer (fault rules, the request
+/// journal: batched requests meet them too, one by one), then the Graph
+/// edges. Outside emulator mode requests pay nothing for the emulator.
+fn edges(routes: Router, state: &AppState) -> Router {
+    let emulated = state.emulator.is_some();
+    let routes = if emulated {
+        routes.layer(middleware::from_fn_with_state(
+            state.clone(),
+            emulator::edge,
+        ))
+    } else {
+        routes
+    };
+    with_graph_edges(routes, emulated)
+}
+
+/// The fallbacks (Graph's 404 and 405) and the state.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Every route but `$batch`.
+fn routes() -> Router<AppState> {
     let graph = Router::new()
         .route("/{version}/me/presence", get(presence::get_presence))
         .route(
@@ -229,17 +265,7 @@ pub fn router(state: AppState) -> Router {
             "/_presenced/users/{id}/presence",
             get(admin::explain_presence),
         );
-    let emulated = state.emulator.is_some();
-    let mut routes = graph
-        .merge(own)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone());
-    if emulated {
-        // Faults and the journal cost production requests nothing.
-        routes = routes.layer(middleware::from_fn_with_state(state, emulator::edge));
-    }
-    with_graph_edges(routes, emulated)
+    graph.merge(own)
 }
 
 /// The layers every response passes through: body limits, panics caught as

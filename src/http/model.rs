@@ -104,6 +104,67 @@ pub struct PresenceCollection {
     pub value: Vec<Presence>,
 }
 
+/// Graph's `presence` resource read with `$select`: `id` and the selected
+/// properties only (SPEC §2); unselected properties are left out.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectedPresence {
+    /// The OData context, on single-entity answers only.
+    #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
+    pub odata_context: Option<String>,
+    /// The user's id (always returned).
+    pub id: Uuid,
+    /// The base presence information, when selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<Availability>,
+    /// The supplemental information to the availability, when selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Activity>,
+    /// The sequence number, when selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9A-F]{32}$")]
+    pub sequence_number: Option<String>,
+    /// The out-of-office settings, when selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_office_settings: Option<OutOfOfficeSettings>,
+    /// The status message when selected (`null` when none is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<Option<PresenceStatusMessage>>,
+    /// The work location, when selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_location: Option<WorkLocation>,
+}
+
+impl SelectedPresence {
+    /// `presence` reduced to `selected` (which always includes `id`).
+    pub fn of(presence: Presence, selected: &[crate::domain::PresenceProperty]) -> Self {
+        use crate::domain::PresenceProperty as P;
+        let has = |p: P| selected.contains(&p);
+        SelectedPresence {
+            odata_context: presence.odata_context,
+            id: presence.id,
+            availability: has(P::Availability).then_some(presence.availability),
+            activity: has(P::Activity).then_some(presence.activity),
+            sequence_number: has(P::SequenceNumber).then_some(presence.sequence_number),
+            out_of_office_settings: has(P::OutOfOfficeSettings)
+                .then_some(presence.out_of_office_settings),
+            status_message: has(P::StatusMessage).then_some(presence.status_message),
+            work_location: has(P::WorkLocation).then_some(presence.work_location),
+        }
+    }
+}
+
+/// The answer of getPresencesByUserId with `$select`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SelectedPresenceCollection {
+    /// The OData context.
+    #[serde(rename = "@odata.context")]
+    pub odata_context: String,
+    /// One presence per requested id, in request order, with the selected
+    /// properties only.
+    pub value: Vec<SelectedPresence>,
+}
+
 /// Graph's `subscription` resource, as presenced renders it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,8 @@
 //! The Graph presence endpoints (SPEC §3). Handlers parse, authorise, call
 //! the domain and the store, and render; they never compute presence.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tracing::instrument;
@@ -9,37 +10,56 @@ use uuid::Uuid;
 
 use super::error::GraphError;
 use super::extract::{Call, JsonBody};
-use super::model::{Presence, PresenceCollection};
+use super::model::{PresenceCollection, SelectedPresence, SelectedPresenceCollection};
 use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation};
 use crate::domain::{
-    effective, parse_guid, Change, ClearPresenceBody, LocationBody, SetPreferredBody,
-    SetPresenceBody, SetStatusMessageBody, UserKey, WorkLocationLayer,
+    effective, parse_guid, Change, ClearPresenceBody, LocationBody, PresenceProperty,
+    PresenceQuery, SetPreferredBody, SetPresenceBody, SetStatusMessageBody, UserKey,
+    WorkLocationLayer,
 };
 
 /// The most ids getPresencesByUserId accepts (SPEC §3).
 pub const MAX_IDS: usize = 650;
 
-/// The `@odata.context` of a single presence.
-fn context(call: &Call, user: Uuid) -> String {
+/// The `@odata.context` of a single presence; with `$select`, Graph names
+/// the selected properties in it.
+fn context(call: &Call, user: Uuid, selected: Option<&[PresenceProperty]>) -> String {
+    let selection = selected
+        .map(|properties| {
+            let names: Vec<&str> = properties
+                .iter()
+                .filter(|p| **p != PresenceProperty::Id || properties.len() == 1)
+                .map(|p| p.name())
+                .collect();
+            format!("({})", names.join(","))
+        })
+        .unwrap_or_default();
     format!(
-        "{}/{}/$metadata#users('{user}')/presence/$entity",
+        "{}/{}/$metadata#users('{user}')/presence{selection}/$entity",
         call.base,
         call.version.as_str()
     )
 }
 
+/// The OData query options of a presence read (SPEC §2): `$select` only.
+fn presence_query(raw: Option<&str>) -> Result<PresenceQuery, GraphError> {
+    Ok(PresenceQuery::try_from(raw.unwrap_or_default())?)
+}
+
 /// Get presence: `GET /me/presence`, `GET /users/{id}/presence`,
-/// `GET /communications/presences/{id}`.
+/// `GET /communications/presences/{id}`, with `$select` (SPEC §2).
 #[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user))]
 pub async fn get_presence(
     State(state): State<AppState>,
     call: Call,
-) -> Result<Json<Presence>, GraphError> {
+    RawQuery(query): RawQuery,
+) -> Result<Response, GraphError> {
     let user = call.subject()?;
     tracing::Span::current().record("user", tracing::field::display(user));
     authorize(&call.principal, Operation::Read, Some(user))?;
+    let query = presence_query(query.as_deref())?;
     let facts = state
         .service
         .facts(UserKey {
@@ -48,12 +68,13 @@ pub async fn get_presence(
         })
         .await?;
     let e = effective(&facts, call.now);
-    Ok(Json(render::presence_entity(
-        context(&call, user),
-        user,
-        &e,
-        call.is_self(user),
-    )))
+    let selected = query.selected();
+    let presence =
+        render::presence_entity(context(&call, user, selected), user, &e, call.is_self(user));
+    Ok(match selected {
+        None => Json(presence).into_response(),
+        Some(properties) => Json(SelectedPresence::of(presence, properties)).into_response(),
+    })
 }
 
 /// Body of getPresencesByUserId.
@@ -64,14 +85,17 @@ pub struct IdsBody {
     ids: Vec<String>,
 }
 
-/// Get presence of many users: `POST /communications/getPresencesByUserId`.
+/// Get presence of many users: `POST /communications/getPresencesByUserId`,
+/// with `$select` applying to each item (SPEC §2, §3).
 #[instrument(level = "debug", skip_all, fields(tenant = %call.tenant()))]
 pub async fn get_many(
     State(state): State<AppState>,
     call: Call,
+    RawQuery(query): RawQuery,
     body: JsonBody,
-) -> Result<Json<PresenceCollection>, GraphError> {
+) -> Result<Response, GraphError> {
     authorize(&call.principal, Operation::ReadMany, None)?;
+    let query = presence_query(query.as_deref())?;
     let body: IdsBody = body.parse()?;
     if body.ids.is_empty() {
         return Err(GraphError::bad_request(
@@ -93,16 +117,24 @@ pub async fn get_many(
     let value = ids
         .iter()
         .zip(&facts)
-        .map(|(user, f)| render::presence(*user, &effective(f, call.now), call.is_self(*user)))
-        .collect();
-    Ok(Json(PresenceCollection {
-        odata_context: format!(
-            "{}/{}/$metadata#Collection(microsoft.graph.presence)",
-            call.base,
-            call.version.as_str()
-        ),
-        value,
-    }))
+        .map(|(user, f)| render::presence(*user, &effective(f, call.now), call.is_self(*user)));
+    let odata_context = format!(
+        "{}/{}/$metadata#Collection(microsoft.graph.presence)",
+        call.base,
+        call.version.as_str()
+    );
+    Ok(match query.selected() {
+        None => Json(PresenceCollection {
+            odata_context,
+            value: value.collect(),
+        })
+        .into_response(),
+        Some(properties) => Json(SelectedPresenceCollection {
+            odata_context,
+            value: value.map(|p| SelectedPresence::of(p, properties)).collect(),
+        })
+        .into_response(),
+    })
 }
 
 /// Resolves the subject of a write and checks the caller may write it.

@@ -10,6 +10,7 @@
 
 mod helpers;
 
+mod batch;
 mod binary;
 mod connections;
 mod emulator;
