@@ -64,8 +64,8 @@ const PASSED_ON: [(HeaderName, &str); 5] = [
     (header::CACHE_CONTROL, "Cache-Control"),
 ];
 
-/// The body of `POST /$batch` (documentation; parsing is
-/// [`crate::domain::Batch`]'s).
+/// The body of `POST /$batch`: the requests to run. (Documents the wire
+/// shape; the domain's `Batch` parses it.)
 #[derive(Debug, utoipa::ToSchema)]
 pub struct BatchRequestBody {
     /// 1 to 20 requests.
@@ -73,20 +73,20 @@ pub struct BatchRequestBody {
     pub requests: Vec<BatchRequestItem>,
 }
 
-/// One request of a batch (documentation).
+/// One request of a batch.
 #[derive(Debug, utoipa::ToSchema)]
 pub struct BatchRequestItem {
     /// Unique in the batch (ignoring case); the answer carries it.
     pub id: String,
-    /// GET, POST, PUT, PATCH or DELETE.
-    #[schema(pattern = "^(?i)(GET|POST|PUT|PATCH|DELETE)$")]
+    /// GET, POST, PUT, PATCH or DELETE (case is ignored).
+    #[schema(pattern = "^(GET|POST|PUT|PATCH|DELETE)$")]
     pub method: String,
     /// Relative to the version, e.g. `/users/{id}/presence/setPresence`.
     pub url: String,
     /// Request headers; `Content-Type` is required with a body.
     pub headers: Option<BTreeMap<String, String>>,
     /// A JSON body, or a base64 string for other bodies.
-    #[schema(value_type = Object)]
+    #[schema(required = false)]
     pub body: Option<serde_json::Value>,
     /// Ids of requests of this batch that must succeed before this one runs.
     #[serde(rename = "dependsOn")]
@@ -113,7 +113,7 @@ pub struct BatchResponseItem {
     /// Its body: JSON as JSON (a Graph error for failures); absent when
     /// the request answered without a body.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(required = false)]
     pub body: Option<serde_json::Value>,
 }
 

@@ -105,7 +105,7 @@ pub struct PresenceCollection {
 }
 
 /// Graph's `presence` resource read with `$select`: `id` and the selected
-/// properties only (SPEC §2); unselected properties are left out.
+/// properties only; unselected properties are left out.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SelectedPresence {

@@ -22,10 +22,12 @@ use super::admin::{ClientSessionBody, MoveClock};
 use super::faults::{FaultBody, FaultRule, FaultRuleCollection};
 use super::journal::{JournalCollection, MAX_JOURNAL_SIZE};
 use super::state::StateDocument;
+use super::batch::{BatchRequestBody, BatchRequestItem, BatchResponseBody, BatchResponseItem};
 use super::model;
 use super::presence::{IdsBody, MAX_IDS};
 use crate::domain::{
-    ClearPresenceBody, LocationBody, SetPreferredBody, SetPresenceBody, SetStatusMessageBody,
+    ClearPresenceBody, LocationBody, PresenceProperty, SetPreferredBody, SetPresenceBody,
+    SetStatusMessageBody, MAX_BATCH_REQUESTS,
 };
 use crate::notify::signing::JsonWebKeySet;
 use crate::notify::subscriptions::{CreateBody, PatchBody};
@@ -41,6 +43,12 @@ use crate::notify::subscriptions::{CreateBody, PatchBody};
     components(schemas(
         model::Presence,
         model::PresenceCollection,
+        model::SelectedPresence,
+        model::SelectedPresenceCollection,
+        BatchRequestBody,
+        BatchRequestItem,
+        BatchResponseBody,
+        BatchResponseItem,
         model::Subscription,
         model::SubscriptionCollection,
         model::ErrorResponse,
@@ -157,6 +165,9 @@ impl Errors {
 enum Success {
     /// `200` with a JSON body of the named schema.
     Json(u16, Cow<'static, str>),
+    /// `200` with a JSON body of any of the named schemas (a presence read,
+    /// with or without `$select`).
+    JsonAnyOf(u16, [Cow<'static, str>; 2]),
     /// A status without a body.
     Empty(u16),
     /// `200` `text/event-stream`.
@@ -212,6 +223,26 @@ fn version_param() -> Parameter {
     )
 }
 
+/// The `$select` query option of presence reads (SPEC §2).
+fn select_param() -> Parameter {
+    let name = PresenceProperty::ALL
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join("|");
+    Parameter::builder()
+        .name("$select")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "Comma-separated presence properties to return (plus id); an unknown property is a 400. Other OData options ($filter, $top, …) are refused with 400.",
+        ))
+        .schema(Some(
+            string_schema().pattern(Some(format!("^(\\*|({name})(,({name}))*)?$"))),
+        ))
+        .build()
+}
+
 fn user_param() -> Parameter {
     id_param("The user's id.")
 }
@@ -238,6 +269,19 @@ impl Op {
                     .description("Success.")
                     .content("application/json", Content::new(Some(schema_ref(&schema)))),
             ),
+            Success::JsonAnyOf(status, schemas) => {
+                let any_of = schemas
+                    .iter()
+                    .fold(utoipa::openapi::schema::AnyOfBuilder::new(), |b, name| {
+                        b.item(schema_ref(name))
+                    });
+                op.response(
+                    status.to_string(),
+                    ResponseBuilder::new()
+                        .description("Success.")
+                        .content("application/json", Content::new(Some(any_of))),
+                )
+            }
             Success::Empty(status) => op.response(
                 status.to_string(),
                 ResponseBuilder::new().description("Success; no body."),
@@ -287,10 +331,13 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
             Op {
                 id: format!("{subject}.getPresence"),
                 tag: "presence",
-                summary: "Get a user's presence.".into(),
-                params: params.clone(),
+                summary: "Get a user's presence (all properties, or those $select names).".into(),
+                params: params.iter().cloned().chain([select_param()]).collect(),
                 body: None,
-                success: Success::Json(200, model::Presence::name()),
+                success: Success::JsonAnyOf(
+                    200,
+                    [model::Presence::name(), model::SelectedPresence::name()],
+                ),
                 errors: Errors::Read,
                 authenticated: true,
             },
@@ -334,15 +381,35 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
                     if namespaced { ".namespaced" } else { "" }
                 ),
                 tag: "presence",
-                summary: format!("Get the presences of 1 to {MAX_IDS} users, in request order."),
-                params: vec![version_param()],
+                summary: format!("Get the presences of 1 to {MAX_IDS} users, in request order ($select applies to each)."),
+                params: vec![version_param(), select_param()],
                 body: Some(IdsBody::name()),
-                success: Success::Json(200, model::PresenceCollection::name()),
+                success: Success::JsonAnyOf(
+                    200,
+                    [
+                        model::PresenceCollection::name(),
+                        model::SelectedPresenceCollection::name(),
+                    ],
+                ),
                 errors: Errors::Write,
                 authenticated: true,
             },
         ));
     }
+    out.push((
+        "/{version}/$batch".to_string(),
+        HttpMethod::Post,
+        Op {
+            id: "batch".to_string(),
+            tag: "batch",
+            summary: format!("JSON batching: run 1 to {MAX_BATCH_REQUESTS} requests (relative to the version) as if each were sent alone, with this request's token; dependsOn orders them, and a request whose dependency failed answers 424. Also at /{{version}}/%24batch."),
+            params: vec![version_param()],
+            body: Some(BatchRequestBody::name()),
+            success: Success::Json(200, BatchResponseBody::name()),
+            errors: Errors::Write,
+            authenticated: true,
+        },
+    ));
     // The `{id}` parameter is documented where the path has one.
     let subscription = |path: &str, method, id: &str, summary: &str, body, success| {
         let mut params = vec![version_param()];
