@@ -67,7 +67,7 @@ pub struct BatchRequest {
     /// byte a valid URI character (others percent-encoded).
     pub url: String,
     /// Header names and values as given (names are HTTP tokens, values
-    /// free of control characters).
+    /// printable ASCII).
     pub headers: Vec<(String, String)>,
     /// The body bytes: a JSON body re-serialized, a string body
     /// base64-decoded; `None` without a body.
@@ -199,7 +199,10 @@ impl RawRequest {
                         Value::Bool(b) => b.to_string(),
                         _ => return Err(invalid("header values must be strings")),
                     };
-                    if !is_token(name) || value.chars().any(char::is_control) {
+                    let printable = value
+                        .bytes()
+                        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+                    if !is_token(name) || !printable {
                         return Err(invalid(
                             "headers must be valid HTTP header names and values",
                         ));
@@ -387,6 +390,30 @@ mod tests {
         assert_eq!(r[1].depends_on, vec![0]);
         assert_eq!(r[1].body, None);
         assert_eq!(r[2].body.as_deref(), Some(&b"{}"[..]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_are_refused_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = Batch::try_from(bytes.as_slice());
+        }
+
+        #[test]
+        fn any_url_method_and_dependencies_parse_or_are_refused(
+            url in "\\PC{0,40}",
+            method in "[A-Za-z]{0,7}",
+            deps in proptest::collection::vec("[0-3]", 0..4),
+        ) {
+            let body = json!({"requests": [
+                {"id": "0", "method": method, "url": url, "dependsOn": deps},
+                {"id": "1", "method": "GET", "url": "/me/presence", "dependsOn": ["0"]},
+            ]});
+            if let Ok(batch) = parse(body) {
+                let url = &batch.requests()[0].url;
+                proptest::prop_assert!(url.starts_with('/'));
+                proptest::prop_assert!(url.bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
     }
 
     #[test]
