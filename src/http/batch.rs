@@ -21,6 +21,7 @@ use axum::routing::{post, MethodRouter};
 use axum::{Json, Router};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use tower::ServiceExt;
 use tracing::instrument;
 use uuid::Uuid;
@@ -113,8 +114,8 @@ pub struct BatchResponseItem {
     /// Its body: JSON as JSON (a Graph error for failures); absent when
     /// the request answered without a body.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false)]
-    pub body: Option<serde_json::Value>,
+    #[schema(value_type = Option<serde_json::Value>, required = false)]
+    pub body: Option<Box<RawValue>>,
 }
 
 /// The authenticated caller of a batch: the API version and the headers
@@ -307,18 +308,20 @@ async fn item(id: &str, response: Response) -> BatchResponseItem {
         let mime = t.split(';').next().unwrap_or("").trim();
         mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
     });
+    // JSON bodies are passed on as they are (no re-serialising, key order
+    // kept); anything else as a base64 string.
     let body = if bytes.is_empty() {
         None
-    } else if let Some(json) = is_json
-        .then(|| serde_json::from_slice(&bytes).ok())
-        .flatten()
-    {
-        Some(json)
     } else {
-        use base64::Engine;
-        Some(serde_json::Value::String(
-            base64::engine::general_purpose::STANDARD.encode(&bytes),
-        ))
+        let json = is_json
+            .then(|| String::from_utf8(bytes.to_vec()).ok())
+            .flatten()
+            .and_then(|text| RawValue::from_string(text).ok());
+        json.or_else(|| {
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            serde_json::value::to_raw_value(&encoded).ok()
+        })
     };
     BatchResponseItem {
         id: id.to_string(),
@@ -347,6 +350,6 @@ fn error_item(id: &str, err: &GraphError, request: Option<&BatchRequest>) -> Bat
         id: id.to_string(),
         status: err.status.as_u16(),
         headers,
-        body: serde_json::to_value(body).ok(),
+        body: serde_json::value::to_raw_value(&body).ok(),
     }
 }
