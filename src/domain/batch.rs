@@ -74,6 +74,10 @@ pub struct BatchRequest {
     pub body: Option<Vec<u8>>,
     /// Indexes (into the batch) of the requests this one runs after.
     pub depends_on: Vec<usize>,
+    /// The version the url named in a `/v1.0` or `/beta` prefix (which
+    /// [`BatchRequest::url`] no longer has); it must be the batch's own
+    /// ([`Batch::check_version`]). The JavaScript client sends this form.
+    pub version: Option<&'static str>,
 }
 
 /// A checked batch: its requests in the order given. Dependencies name
@@ -92,6 +96,22 @@ impl Batch {
     /// Takes the requests.
     pub fn into_requests(self) -> Vec<BatchRequest> {
         self.requests
+    }
+
+    /// Refuses a request whose url named a version other than the batch's
+    /// own (`version`: `v1.0` or `beta`).
+    pub fn check_version(&self, version: &str) -> Result<(), DomainError> {
+        match self
+            .requests
+            .iter()
+            .find(|r| r.version.is_some_and(|v| v != version))
+        {
+            Some(r) => Err(DomainError::BatchUrlOutsideVersion {
+                id: r.id.clone(),
+                url: format!("/{}{}", r.version.unwrap_or_default(), r.url),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -145,6 +165,7 @@ impl TryFrom<&[u8]> for Batch {
                 headers: raw.headers,
                 body: raw.body,
                 depends_on,
+                version: raw.version,
             });
         }
         check_acyclic(&requests)?;
@@ -157,6 +178,7 @@ struct RawRequest {
     id: String,
     method: BatchMethod,
     url: String,
+    version: Option<&'static str>,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     depends_on: Vec<String>,
@@ -184,7 +206,7 @@ impl RawRequest {
             }
             _ => return Err(invalid("method is required and must be a string")),
         };
-        let url = match fields.get("url") {
+        let (url, version) = match fields.get("url") {
             Some(Value::String(u)) if !u.trim().is_empty() => relative_url(&id, u)?,
             _ => return Err(invalid("url is required and must be a non-empty string")),
         };
@@ -234,6 +256,7 @@ impl RawRequest {
             id,
             method,
             url,
+            version,
             headers,
             body,
             depends_on,
@@ -259,11 +282,12 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Checks a request's `url` and returns it as `/path?query` relative to the
-/// version: absolute URLs, URLs that leave the version (a version prefix,
-/// `.` or `..` segments) and nested `$batch` requests are refused. Bytes
+/// version, with the version it named in a `/v1.0/` or `/beta/` prefix, if
+/// any (the prefix is taken off). Absolute URLs, `.` or `..` segments (which
+/// would leave the version) and nested `$batch` requests are refused. Bytes
 /// that are not URI characters (spaces in a `$filter`, say) are
 /// percent-encoded; a fragment is dropped.
-fn relative_url(id: &str, url: &str) -> Result<String, DomainError> {
+fn relative_url(id: &str, url: &str) -> Result<(String, Option<&'static str>), DomainError> {
     let text = url.trim();
     let lower = text.to_ascii_lowercase();
     let scheme = lower
@@ -297,11 +321,10 @@ fn relative_url(id: &str, url: &str) -> Result<String, DomainError> {
                 .to_ascii_lowercase()
         })
         .collect();
-    let leaves = segments
+    if segments
         .iter()
         .any(|s| s == "." || s == ".." || s.contains('\\'))
-        || matches!(segments.first().map(String::as_str), Some("v1.0" | "beta"));
-    if leaves {
+    {
         return Err(DomainError::BatchUrlOutsideVersion {
             id: id.to_string(),
             url: url.to_string(),
@@ -310,7 +333,18 @@ fn relative_url(id: &str, url: &str) -> Result<String, DomainError> {
     if segments.iter().any(|s| s == "$batch") {
         return Err(DomainError::NestedBatch(id.to_string()));
     }
-    Ok(out)
+    let version = match segments.first().map(String::as_str) {
+        Some("v1.0") => Some("v1.0"),
+        Some("beta") => Some("beta"),
+        _ => None,
+    };
+    if let Some(v) = version {
+        out.replace_range(..=v.len(), "");
+        if !out.starts_with('/') {
+            out.insert(0, '/');
+        }
+    }
+    Ok((out, version))
 }
 
 /// Refuses dependencies that form a cycle, naming the requests on it.
@@ -538,10 +572,39 @@ mod tests {
     }
 
     #[test]
+    fn a_version_prefix_is_taken_off_and_must_be_the_batchs_own() {
+        let batch = parse(json!({"requests": [
+            get("1"),
+            {"id": "2", "method": "GET", "url": "/v1.0/users/x/presence?$select=id"},
+            {"id": "3", "method": "GET", "url": "beta"},
+        ]}))
+        .unwrap();
+        let r = batch.requests();
+        assert_eq!((r[0].url.as_str(), r[0].version), ("/me/presence", None));
+        assert_eq!(
+            (r[1].url.as_str(), r[1].version),
+            ("/users/x/presence?$select=id", Some("v1.0"))
+        );
+        assert_eq!((r[2].url.as_str(), r[2].version), ("/", Some("beta")));
+        let err = batch.check_version("v1.0").unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::BatchUrlOutsideVersion {
+                id: "3".to_string(),
+                url: "/beta/".to_string()
+            }
+        );
+        let batch = parse(json!({"requests": [
+            {"id": "1", "method": "GET", "url": "/beta/me/presence"},
+        ]}))
+        .unwrap();
+        assert!(batch.check_version("beta").is_ok());
+        assert!(batch.check_version("v1.0").is_err());
+    }
+
+    #[test]
     fn urls_that_leave_the_version_are_refused() {
         for url in [
-            "/v1.0/me/presence",
-            "beta/me/presence",
             "/../_presenced/clock",
             "/users/%2E%2E/%2e%2e/_presenced/state",
             "/me/./presence",

@@ -218,8 +218,8 @@ pub enum DomainError {
         /// The url given.
         url: String,
     },
-    /// A batched request whose URL leaves the batch's version (a version
-    /// prefix, `.` or `..` segments).
+    /// A batched request whose URL leaves the batch's version (another
+    /// version's prefix, `.` or `..` segments).
     #[error("Request '{id}' has url '{url}', which is outside the batch's version; write it relative to the version, such as /users/{{id}}/presence.")]
     BatchUrlOutsideVersion {
         /// The request's id.

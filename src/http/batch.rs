@@ -164,6 +164,7 @@ async fn batch(
 ) -> Result<Json<BatchResponseBody>, GraphError> {
     tracing::Span::current().record("tenant", tracing::field::display(caller.tenant));
     let batch = Batch::try_from(body.bytes())?;
+    batch.check_version(caller.version.as_str())?;
     let requests = batch.into_requests();
     tracing::Span::current().record("requests", requests.len());
     let answers = run(&requests, &caller, &dispatch).await;

@@ -268,7 +268,7 @@ async fn a_malformed_batch_is_400_naming_the_problem() {
             "outside the batch's version",
         ),
         (
-            json!({"requests": [get("1", "/v1.0/me/presence")]}),
+            json!({"requests": [get("1", "/beta/me/presence")]}),
             "outside the batch's version",
         ),
         (
@@ -345,10 +345,13 @@ async fn mixed_success_and_failure_each_answer_as_they_would_alone() {
             json!({"id": "type", "method": "POST", "url": "/me/presence/setPresence",
                    "body": {"sessionId": APP}}),
             get("select", "/me/presence?$select=mood"),
+            // The JavaScript client's form: the batch's own version prefix.
+            get("prefixed", "/v1.0/me/presence"),
         ],
     )
     .await;
     assert_eq!(answer(&r, "ok")["status"], 200);
+    assert_eq!(answer(&r, "prefixed")["status"], 200);
     let message = inner_error(&r, "pair", 400, "invalidRequest");
     assert!(message.contains("Busy/Away"), "{message}");
     inner_error(&r, "guid", 400, "invalidRequest");
