@@ -19,12 +19,12 @@ use utoipa::openapi::{
 use utoipa::{OpenApi, ToSchema};
 
 use super::admin::{ClientSessionBody, MoveClock};
+use super::batch::{BatchRequestBody, BatchRequestItem, BatchResponseBody, BatchResponseItem};
 use super::faults::{FaultBody, FaultRule, FaultRuleCollection};
 use super::journal::{JournalCollection, MAX_JOURNAL_SIZE};
-use super::state::StateDocument;
-use super::batch::{BatchRequestBody, BatchRequestItem, BatchResponseBody, BatchResponseItem};
 use super::model;
 use super::presence::{IdsBody, MAX_IDS};
+use super::state::StateDocument;
 use crate::domain::{
     ClearPresenceBody, LocationBody, PresenceProperty, SetPreferredBody, SetPresenceBody,
     SetStatusMessageBody, MAX_BATCH_REQUESTS,

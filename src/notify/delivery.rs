@@ -126,13 +126,7 @@ impl Notifier {
         }
         let due = self
             .store
-            .due_for_round(
-                now,
-                ROUND,
-                MAX_ITEMS_PER_POST,
-                &busy,
-                &self.in_flight_ids(),
-            )
+            .due_for_round(now, ROUND, MAX_ITEMS_PER_POST, &busy, &self.in_flight_ids())
             .await?;
         if due.is_empty() {
             return Ok(());
