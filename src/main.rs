@@ -21,7 +21,7 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     match presenced::cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("presenced: {e:#}");
             std::process::ExitCode::FAILURE

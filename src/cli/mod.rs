@@ -1,4 +1,4 @@
-//! Command-line entry points: `serve` and `token`.
+//! Command-line entry points: `serve`, `token` and `exec`.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,8 @@ use crate::auth::{mint_hs256, MintClaims};
 use crate::clock::wall_now;
 use crate::config::{Config, FileConfig, SecretSource, SECRET_ENV};
 use crate::domain::parse_duration;
+
+mod exec;
 
 /// presenced: a self-hostable presence server that speaks the Microsoft Graph presence API.
 #[derive(Debug, Parser)]
@@ -27,6 +29,24 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print a signed development token (HS256, with the server's secret).
     Token(Box<TokenArgs>),
+    /// Run a command against a throwaway in-memory emulator: presenced
+    /// starts (manual clock, a free loopback port, a temporary secret),
+    /// runs COMMAND with PRESENCED_URL, PRESENCED_ADMIN_TOKEN,
+    /// PRESENCED_TENANT and PRESENCED_JWT_SECRET_FILE set, stops when it
+    /// ends and exits with its exit code.
+    Exec(Box<ExecArgs>),
+}
+
+/// `presenced exec [SERVE FLAGS] -- COMMAND [ARGS…]`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Server flags, as for `serve` (the store is always memory and the
+    /// clock manual; --listen defaults to 127.0.0.1:0).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Options shared by `serve` and `token`: where the config, data and keys are.
@@ -187,17 +207,19 @@ fn secret_env_set() -> bool {
     std::env::var_os(SECRET_ENV).is_some_and(|v| !v.is_empty())
 }
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs a parsed command line; the process's exit code on success (`exec`
+/// passes its command's through).
+pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(*args).await,
-        Command::Token(args) => token(*args),
+        Command::Serve(args) => serve(*args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Token(args) => token(*args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Exec(args) => exec::run(*args).await,
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let file = file_config(&args.keys)?;
-    let cli = FileConfig {
+/// The flags of `serve` as config values (the command line's layer).
+fn serve_flags(args: ServeArgs) -> FileConfig {
+    FileConfig {
         listen: args.listen,
         data_dir: args.keys.data_dir,
         store: args.store,
@@ -224,7 +246,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_key: args.tls_key,
         tls_self_signed: args.tls_self_signed.then_some(true),
         rate_limit: args.rate_limit,
-    };
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = file_config(&args.keys)?;
+    let cli = serve_flags(args);
     let config = Config::merge(cli, file, secret_env_set())?;
     let store = App::open_store(&config).await?;
     let clock = App::clock_for(&config, store.as_ref()).await?;
