@@ -4,7 +4,8 @@
 #   integration tests (real listener, real SQLite, real binary, kill -9), and
 #   the official Microsoft Graph SDK suites (Python msgraph-sdk, JavaScript
 #   @microsoft/microsoft-graph-client) against the real binary, and
-#   schemathesis against the binary's own OpenAPI document.
+#   schemathesis against the binary's own OpenAPI document; the examples in
+#   examples/ run under `presenced exec`.
 # Installs what the suites need (system packages via apt-get when missing, a
 # Python venv in .venv-sdk, npm ci from the committed lockfile).
 set -euo pipefail
@@ -39,6 +40,10 @@ cargo test --locked
 # --- Official SDK suites against the binary cargo test just built.
 echo "test.sh: official Graph SDK suites"
 PRESENCED_BIN="$repo/target/debug/presenced" scripts/sdk-tests.sh
+
+# --- The examples (examples/), each under `presenced exec`, as users run them.
+echo "test.sh: examples under presenced exec"
+PRESENCED_BIN="$repo/target/debug/presenced" scripts/examples.sh
 
 # --- Schemathesis against the server's own OpenAPI document.
 echo "test.sh: schemathesis"
