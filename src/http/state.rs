@@ -668,6 +668,24 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_the_spec_is_a_valid_document_that_round_trips() {
+        let spec = include_str!("../../docs/SPEC.md");
+        let from = spec
+            .find("**State document**")
+            .expect("the spec documents the state document");
+        let block = &spec[from..];
+        let start = block.find("```json\n").expect("with an example") + "```json\n".len();
+        let end = block[start..].find("```").expect("a closed block") + start;
+        let checked = doc(serde_json::from_str(&block[start..end]).unwrap()).unwrap();
+        assert_eq!(checked.contents.users[0].1.sessions.len(), 2);
+        assert_eq!(checked.contents.subscriptions.len(), 1);
+        let clock = checked.clock.unwrap();
+        let exported = StateDocument::export(checked.contents.clone(), clock);
+        let again = exported.check(chrono::DateTime::UNIX_EPOCH).unwrap();
+        assert_eq!(again, checked);
+    }
+
+    #[test]
     fn bad_documents_name_the_field() {
         let cases = [
             (serde_json::json!({"version": 2, "tenants": []}), "version:"),
