@@ -490,6 +490,12 @@ fn user_facts(u: UserState, path: &str) -> Result<UserFacts, StateError> {
         place_id: l.place_id,
         set_at: l.set_date_time.0,
     };
+    if i64::try_from(u.version).is_err() {
+        return Err(broken(
+            format!("{path}.version"),
+            format!("{} is more than {}", u.version, i64::MAX),
+        ));
+    }
     let mut facts = UserFacts {
         sessions,
         preferred,
@@ -700,6 +706,10 @@ mod tests {
             (
                 serde_json::json!({"version": 1, "tenants": [{"id": T, "users": [{"id": U}, {"id": U}]}]}),
                 "tenants[0].users[1].id",
+            ),
+            (
+                serde_json::json!({"version": 1, "tenants": [{"id": T, "users": [{"id": U, "version": u64::MAX}]}]}),
+                "tenants[0].users[0].version",
             ),
             (
                 serde_json::json!({"version": 1, "tenants": [{"id": "nope"}]}),
