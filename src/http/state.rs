@@ -25,14 +25,18 @@ use super::extract::GraphJson;
 use super::AppState;
 use crate::clock::{in_clock_range, Clock, Instant, ManualClock};
 use crate::domain::{
-    Activity, Availability, Preferred, PreferredPair, PresenceResource, Session, SessionKind,
-    SessionPair, StatusMessage, UserFacts, UserKey, WorkLocation, WorkLocationLayer,
-    WorkLocationType,
+    Activity, Availability, NotificationUrl, Preferred, PreferredPair, PresenceResource, Session,
+    SessionKind, SessionPair, StatusMessage, UrlField, UserFacts, UserKey, WorkLocation,
+    WorkLocationLayer, WorkLocationType,
 };
 use crate::store::{Contents, Subscription};
 
 /// The state document version this build reads and writes.
 pub const STATE_VERSION: u32 = 1;
+
+/// The largest user `version` a document may carry (2^53 − 1: exact in
+/// every JSON reader, and far from where counting further could overflow).
+pub const MAX_VERSION: u64 = (1 << 53) - 1;
 
 /// An instant in the document: RFC 3339, exact to the nanosecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
@@ -100,8 +104,9 @@ pub struct TenantState {
 pub struct UserState {
     /// The user's object id.
     pub id: Uuid,
-    /// Counts the user's writes (part of `sequenceNumber`); at least 1.
+    /// Counts the user's writes (part of `sequenceNumber`); 1 to 2^53 − 1.
     #[serde(default)]
+    #[schema(maximum = 9007199254740991_u64)]
     pub version: u64,
     /// The last write [default: the latest instant among the facts].
     pub updated_date_time: Option<At>,
@@ -490,10 +495,10 @@ fn user_facts(u: UserState, path: &str) -> Result<UserFacts, StateError> {
         place_id: l.place_id,
         set_at: l.set_date_time.0,
     };
-    if i64::try_from(u.version).is_err() {
+    if u.version > MAX_VERSION {
         return Err(broken(
             format!("{path}.version"),
-            format!("{} is more than {}", u.version, i64::MAX),
+            format!("{} is more than {MAX_VERSION}", u.version),
         ));
     }
     let mut facts = UserFacts {
@@ -542,11 +547,13 @@ fn subscription(
             format!("'{}' is not 'updated'", s.change_type),
         ));
     }
-    if s.notification_url.is_empty() {
-        return Err(broken(
-            format!("{path}.notificationUrl"),
-            "a subscription needs a notification URL",
-        ));
+    // The rules of a created subscription (SPEC §7; the state document is
+    // an emulator feature, so plain http to loopback is allowed).
+    NotificationUrl::parse(UrlField::Notification, &s.notification_url, true)
+        .map_err(|e| broken(format!("{path}.notificationUrl"), e))?;
+    if let Some(url) = &s.lifecycle_notification_url {
+        NotificationUrl::parse(UrlField::Lifecycle, url, true)
+            .map_err(|e| broken(format!("{path}.lifecycleNotificationUrl"), e))?;
     }
     Ok(Subscription {
         id: s.id,
@@ -729,6 +736,14 @@ mod tests {
                     "changeType": "updated", "notificationUrl": "https://x.example/",
                     "expirationDateTime": "2026-01-01T10:00:00Z"}]}]}),
                 "tenants[0].subscriptions[0].resource",
+            ),
+            (
+                serde_json::json!({"version": 1, "tenants": [{"id": T, "subscriptions": [{
+                    "id": U, "applicationId": "a", "creatorId": "a",
+                    "resource": format!("/communications/presences/{U}"),
+                    "changeType": "updated", "notificationUrl": "http://hooks.example/",
+                    "expirationDateTime": "2026-01-01T10:00:00Z"}]}]}),
+                "tenants[0].subscriptions[0].notificationUrl",
             ),
         ];
         for (json, path) in cases {

@@ -291,3 +291,34 @@ async fn exec_serves_a_seeded_emulator_to_its_command_and_cleans_up_after_it() {
     let after = client.get(format!("{url}/_presenced/healthz")).send().await;
     assert!(after.is_err(), "the emulator stopped with the command");
 }
+
+#[test]
+fn a_bad_seed_stops_the_start_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_in(dir.path());
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({"version": 1, "tenants": [{"id": Uuid::new_v4(), "users": [{"id": "not-a-guid"}]}]})
+            .to_string(),
+    )
+    .unwrap();
+    let start = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
+            .args(["--jwt-secret-file", &secret, "--seed"])
+            .arg(&seed)
+            .args(extra)
+            .env_remove("PRESENCED_JWT_SECRET")
+            .output()
+            .unwrap()
+    };
+    let out = start(&["--manual-clock"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tenants[0].users[0].id"), "{stderr}");
+    let out = start(&[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--seed needs --manual-clock"), "{stderr}");
+}

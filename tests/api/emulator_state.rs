@@ -243,6 +243,10 @@ async fn bad_state_documents_are_400_naming_the_field_and_change_nothing() {
             json!({"version": 1, "tenants": [{"id": Uuid::new_v4(), "users": [{"id": user, "sessions": [{"kind": "robot"}]}]}]}),
             "tenants[0].users[0].sessions[0].kind",
         ),
+        (
+            json!({"version": 1, "tenants": [{"id": Uuid::new_v4(), "users": [{"id": user, "version": 9_223_372_036_854_775_808_u64}]}]}),
+            "tenants[0].users[0].version",
+        ),
     ];
     for (doc, field) in cases {
         let message = server
@@ -581,4 +585,28 @@ async fn the_emulator_endpoints_need_the_admin_role() {
             .await
             .error(401, "InvalidAuthenticationToken");
     }
+}
+
+#[tokio::test]
+async fn a_user_imported_at_the_largest_version_can_still_be_written() {
+    let server = TestServer::start().await;
+    let user = Uuid::new_v4();
+    let doc = json!({"version": 1, "tenants": [{"id": server.tenant, "users": [{"id": user,
+        "version": 9_007_199_254_740_991_u64,
+        "sessions": [{"kind": "application", "id": APP, "availability": "Away", "activity": "Away",
+            "lastActiveDateTime": "2026-01-01T09:00:00Z", "expirationDateTime": "2026-01-01T10:00:00Z"}]}]}]});
+    let r = server
+        .send(
+            Method::PUT,
+            "/_presenced/state",
+            Some(&admin(&server)),
+            Some(doc),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    assert_eq!(server.presence_of(user).await.0, "Busy");
 }
