@@ -610,3 +610,49 @@ async fn a_user_imported_at_the_largest_version_can_still_be_written() {
         .ok_empty();
     assert_eq!(server.presence_of(user).await.0, "Busy");
 }
+
+#[tokio::test]
+async fn an_imported_subscription_replaces_the_cached_one_with_the_same_id() {
+    let server = TestServer::start().await;
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    let user = Uuid::new_v4();
+    let token = server.user_token(user, ALL_SCOPES);
+    let r = server
+        .post(
+            "/v1.0/subscriptions",
+            &token,
+            json!({"changeType": "updated", "notificationUrl": first.hook(),
+                "resource": format!("/communications/presences/{user}"),
+                "expirationDateTime": "2026-01-01T09:50:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    // A delivery puts the subscription into the notifier's cache.
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    first.wait_for_items(1).await;
+    let mut state = server
+        .get("/_presenced/state", &admin(&server))
+        .await
+        .ok_json()
+        .clone();
+    state["tenants"][0]["subscriptions"][0]["notificationUrl"] = json!(second.hook());
+    let r = server
+        .send(
+            Method::PUT,
+            "/_presenced/state",
+            Some(&admin(&server)),
+            Some(state),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    server
+        .set_presence(user, "Available", "Available", None)
+        .await
+        .ok_empty();
+    let items = second.wait_for_items(1).await;
+    assert_eq!(items[0]["resourceData"]["id"], user.to_string().as_str());
+    first.assert_stays_at(1).await;
+}
