@@ -1,34 +1,21 @@
-//! The emulator's state document (SPEC §8): `GET /_presenced/state`
-//! exports it, `PUT /_presenced/state` and `--seed FILE` replace everything
-//! with one, `POST /_presenced/reset[?tenant=]` wipes. Emulator mode only.
-//!
-//! The document is versioned (`"version": 1`) and holds every tenant's
-//! users' stored facts (sessions, preferred presence, status message, work
-//! location, with absolute instants) and subscriptions, and the emulator
-//! clock. Instants are RFC 3339, exact to the nanosecond, so an exported
-//! document imports back to identical reads. The event log and queued
-//! webhook deliveries are not state: a replacement starts them afresh.
+//! The state document (version 1): its wire types, the rules a document
+//! must keep (a broken one names the field), and the conversions between a
+//! document and the store's [`Contents`].
 
 use std::collections::{BTreeMap, HashSet};
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::admin::{advance_clock_to, Admin, Emulator};
-use super::error::GraphError;
-use super::extract::GraphJson;
-use super::AppState;
-use crate::clock::{in_clock_range, Clock, Instant, ManualClock};
+use crate::clock::{in_clock_range, Instant};
 use crate::domain::{
     Activity, Availability, NotificationUrl, Preferred, PreferredPair, PresenceResource, Session,
     SessionKind, SessionPair, StatusMessage, UrlField, UserFacts, UserKey, WorkLocation,
     WorkLocationLayer, WorkLocationType,
 };
+use crate::http::error::GraphError;
 use crate::store::{Contents, Subscription};
 
 /// The state document version this build reads and writes.
@@ -235,14 +222,6 @@ pub struct SubscriptionState {
     pub reauthorization_sent: bool,
     /// When it was created [default: the document's clock, else now].
     pub created_date_time: Option<At>,
-}
-
-/// Query of `POST /_presenced/reset`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResetQuery {
-    /// Wipe only this tenant.
-    pub tenant: Option<Uuid>,
 }
 
 /// A document that is well-formed JSON but breaks a rule: the path of the
@@ -580,175 +559,6 @@ fn subscription(
     })
 }
 
-/// Replaces everything with a checked document: the clock moves forward
-/// to the document's when later, then the store's contents are replaced
-/// and whatever fell due up to now is processed. Used by `PUT` and
-/// `--seed`.
-pub async fn import(
-    state: &AppState,
-    clock: &ManualClock,
-    checked: CheckedState,
-) -> Result<Instant, GraphError> {
-    let mut now = clock.now();
-    if let Some(target) = checked.clock.filter(|t| *t > now) {
-        now = advance_clock_to(state, clock, target).await?;
-    }
-    state.notifier.replace(checked.contents, now).await?;
-    state.notifier.run_due(now).await?;
-    Ok(now)
-}
-
-/// `GET /_presenced/state`: every tenant's users and subscriptions and the
-/// emulator clock, as one versioned document.
-pub async fn get_state(
-    State(state): State<AppState>,
-    Emulator(clock): Emulator,
-    _admin: Admin,
-) -> Result<Json<StateDocument>, GraphError> {
-    let now = clock.now();
-    let contents = state.store.contents().await?;
-    Ok(Json(StateDocument::export(contents, now)))
-}
-
-/// `PUT /_presenced/state`: replaces everything with the document (400
-/// naming the field when it breaks a rule) and answers the new state.
-pub async fn put_state(
-    State(state): State<AppState>,
-    Emulator(clock): Emulator,
-    _admin: Admin,
-    GraphJson(doc): GraphJson<StateDocument>,
-) -> Result<Json<StateDocument>, GraphError> {
-    let checked = doc.check(clock.now())?;
-    let now = import(&state, &clock, checked).await?;
-    let contents = state.store.contents().await?;
-    Ok(Json(StateDocument::export(contents, now)))
-}
-
-/// `POST /_presenced/reset[?tenant=]`: wipes every tenant's users,
-/// subscriptions, queued deliveries, events, journaled requests and every
-/// fault rule, or one tenant's users, subscriptions, deliveries, events and
-/// journaled requests. The clock stays where it is.
-pub async fn reset(
-    State(state): State<AppState>,
-    _emulator: Emulator,
-    _admin: Admin,
-    query: Result<Query<ResetQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<StatusCode, GraphError> {
-    let Query(query) = query
-        .map_err(|e| GraphError::bad_request(format!("The query is invalid: {}", e.body_text())))?;
-    state.notifier.reset(query.tenant).await?;
-    if let Some(tools) = &state.emulator {
-        tools.journal.clear(query.tenant);
-        if query.tenant.is_none() {
-            tools.faults.remove(None);
-        }
-    }
-    Ok(StatusCode::NO_CONTENT)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc(json: serde_json::Value) -> Result<CheckedState, String> {
-        let doc = StateDocument::from_json(json.to_string().as_bytes())?;
-        doc.check(chrono::DateTime::UNIX_EPOCH)
-            .map_err(|e| e.to_string())
-    }
-
-    const T: &str = "5b8e2f61-3c4d-4e7a-9f10-2a6b7c8d9e01";
-    const U: &str = "0d6f4a2b-7e91-4c3a-8b5d-6e2f1a9c7b44";
-
-    fn session(av: &str, ac: &str) -> serde_json::Value {
-        serde_json::json!({"kind": "application", "id": "app", "availability": av, "activity": ac,
-            "lastActiveDateTime": "2026-01-01T09:00:00Z", "expirationDateTime": "2026-01-01T10:00:00Z"})
-    }
-
-    #[test]
-    fn a_minimal_seed_counts_as_one_write_at_its_latest_instant() {
-        let checked = doc(serde_json::json!({"version": 1, "tenants": [
-            {"id": T, "users": [{"id": U, "sessions": [session("Busy", "InACall")]}]}]}))
-        .unwrap();
-        let (key, facts) = &checked.contents.users[0];
-        assert_eq!(key.user.to_string(), U);
-        assert_eq!(facts.version, 1);
-        let nine = facts.sessions[0].last_active;
-        assert_eq!(
-            (facts.updated_at, facts.settled_at),
-            (Some(nine), Some(nine))
-        );
-        assert_eq!(checked.clock, None);
-    }
-
-    #[test]
-    fn the_example_in_the_spec_is_a_valid_document_that_round_trips() {
-        let spec = include_str!("../../docs/SPEC.md");
-        let from = spec
-            .find("**State document**")
-            .expect("the spec documents the state document");
-        let block = &spec[from..];
-        let start = block.find("```json\n").expect("with an example") + "```json\n".len();
-        let end = block[start..].find("```").expect("a closed block") + start;
-        let checked = doc(serde_json::from_str(&block[start..end]).unwrap()).unwrap();
-        assert_eq!(checked.contents.users[0].1.sessions.len(), 2);
-        assert_eq!(checked.contents.subscriptions.len(), 1);
-        let clock = checked.clock.unwrap();
-        let exported = StateDocument::export(checked.contents.clone(), clock);
-        let again = exported.check(chrono::DateTime::UNIX_EPOCH).unwrap();
-        assert_eq!(again, checked);
-    }
-
-    #[test]
-    fn bad_documents_name_the_field() {
-        let cases = [
-            (serde_json::json!({"version": 2, "tenants": []}), "version:"),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": T, "users": [{"id": U, "sessions": [session("Busy", "Away")]}]}]}),
-                "tenants[0].users[0].sessions[0].activity",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": T, "users": [{"id": U, "sessions": [session("Busy", "Nap")]}]}]}),
-                "tenants[0].users[0].sessions[0].activity",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": T, "users": [{"id": U}, {"id": U}]}]}),
-                "tenants[0].users[1].id",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": T, "users": [{"id": U, "version": u64::MAX}]}]}),
-                "tenants[0].users[0].version",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": "nope"}]}),
-                "tenants[0].id",
-            ),
-            (
-                serde_json::json!({"version": 1, "clock": "yesterday", "tenants": []}),
-                "clock",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [], "extra": true}),
-                "extra",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": T, "subscriptions": [{
-                    "id": U, "applicationId": "a", "creatorId": "a", "resource": "/users",
-                    "changeType": "updated", "notificationUrl": "https://x.example/",
-                    "expirationDateTime": "2026-01-01T10:00:00Z"}]}]}),
-                "tenants[0].subscriptions[0].resource",
-            ),
-            (
-                serde_json::json!({"version": 1, "tenants": [{"id": T, "subscriptions": [{
-                    "id": U, "applicationId": "a", "creatorId": "a",
-                    "resource": format!("/communications/presences/{U}"),
-                    "changeType": "updated", "notificationUrl": "http://hooks.example/",
-                    "expirationDateTime": "2026-01-01T10:00:00Z"}]}]}),
-                "tenants[0].subscriptions[0].notificationUrl",
-            ),
-        ];
-        for (json, path) in cases {
-            let err = doc(json.clone()).unwrap_err();
-            assert!(err.contains(path), "{json}: {err}");
-        }
-    }
-}
+#[path = "document_tests.rs"]
+mod tests;
