@@ -75,7 +75,8 @@ impl SubscriptionCache {
         }
     }
 
-    /// Drops every subscription (the store was wiped or replaced).
+    /// Drops every subscription (the store was wiped or replaced, or
+    /// another node may have changed any).
     pub(crate) fn forget_all(&self) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.generation = inner.generation.wrapping_add(1);

@@ -12,6 +12,7 @@ mod cache;
 pub mod crypto;
 pub mod delivery;
 pub mod feed;
+mod peers;
 pub mod scheduler;
 pub mod signing;
 pub mod subscriptions;
@@ -134,6 +135,7 @@ impl Notifier {
     pub fn start(self: &Arc<Self>) {
         self.tasks.spawn(self.clone().schedule());
         self.tasks.spawn(self.clone().deliver());
+        self.tasks.spawn(self.clone().watch_peers());
     }
 
     /// Subscription `id` for a delivery round: from the cache, else from

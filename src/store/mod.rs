@@ -101,6 +101,18 @@ pub struct Contents {
     pub subscriptions: Vec<Subscription>,
 }
 
+/// What other nodes sharing a store may have changed, read in one go by
+/// each node's peer watcher (`notify::peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SharedState {
+    /// The newest event `seq`.
+    pub last_event: u64,
+    /// A counter every subscription change moves.
+    pub subscriptions: u64,
+    /// The emulator clock's last persisted time.
+    pub emulator_time: Option<Instant>,
+}
+
 /// The storage contract. Every backend passes `contract.rs`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -261,6 +273,12 @@ pub trait Store: Send + Sync + 'static {
     /// returns the kept value (the notification signing key survives
     /// restarts).
     async fn keep_secret(&self, name: &str, candidate: String) -> Result<String, StoreError>;
+
+    /// For a store several nodes share (Redis): what any node may have
+    /// changed. `None` (the default) for a store only this process writes.
+    async fn shared_state(&self) -> Result<Option<SharedState>, StoreError> {
+        Ok(None)
+    }
 
     /// Stops accepting writes; queued writes finish. Default: nothing to do.
     fn close(&self) {}

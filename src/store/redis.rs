@@ -91,8 +91,8 @@ use uuid::Uuid;
 use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::{
-    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
-    StoreError, Subscription, SubscriptionConflict,
+    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, SharedState,
+    Store, StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
 use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
@@ -1516,6 +1516,20 @@ impl Store for RedisStore {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn shared_state(&self) -> Result<Option<SharedState>, StoreError> {
+        let keys = [self.g("seq"), self.g("subv"), self.g("emulator-time")];
+        let (last, subscriptions, time): (Option<u64>, Option<u64>, Option<i64>) = self
+            .with(
+                |mut c, _| async move { ::redis::cmd("MGET").arg(&keys).query_async(&mut c).await },
+            )
+            .await?;
+        Ok(Some(SharedState {
+            last_event: last.unwrap_or(0),
+            subscriptions: subscriptions.unwrap_or(0),
+            emulator_time: time.map(instant).transpose()?,
+        }))
     }
 
     async fn emulator_time(&self) -> Result<Option<Instant>, StoreError> {

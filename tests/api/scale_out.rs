@@ -164,3 +164,167 @@ async fn while_redis_is_down_requests_get_503_and_the_node_recovers_by_itself() 
         .await
         .ok_empty();
 }
+
+/// Two emulator nodes on one Redis, started at 09:00.
+fn emulator_pair(redis: &RedisServer, data: &Path) -> (Proc, Proc) {
+    let args = |data: &Path| {
+        Proc::start(&[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--store",
+            &redis.url(),
+            "--manual-clock",
+            "--start-time",
+            "2026-01-01T09:00:00Z",
+        ])
+    };
+    (args(data), args(data))
+}
+
+/// Waits until `node`'s emulator clock reads `now`, with a deadline.
+async fn wait_for_clock(node: &Proc, admin: &str, now: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = node
+            .send(reqwest::Method::GET, "/_presenced/clock", admin, None)
+            .await;
+        if r.ok_json()["now"] == now {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the clock never reached {now} on the other node: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A subscription made on A gets the change written on B, once; moving
+/// the emulator clock on A moves it on B; the session's expiry, which
+/// both nodes' schedulers find due, is delivered once.
+#[tokio::test]
+async fn a_subscription_on_one_node_gets_writes_and_expiries_from_both_once_and_the_clock_is_shared(
+) {
+    use crate::receiver::Receiver;
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let (a, b) = emulator_pair(&redis, data.path());
+    let receiver = Receiver::start().await;
+    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let watcher_token = mint(
+        data.path(),
+        tenant,
+        Some(watcher),
+        "app-w",
+        Some("Presence.Read.All"),
+        None,
+    );
+    let subscription = json!({
+        "changeType": "updated",
+        "notificationUrl": receiver.hook(),
+        "resource": format!("communications/presences/{alice}"),
+        "expirationDateTime": "2026-01-01T09:50:00Z",
+        "clientState": "scale-out",
+    });
+    let r = a
+        .send(
+            reqwest::Method::POST,
+            "/v1.0/subscriptions",
+            &watcher_token,
+            Some(subscription),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let alice_token = mint(
+        data.path(),
+        tenant,
+        Some(alice),
+        "app-a",
+        Some("Presence.ReadWrite"),
+        None,
+    );
+
+    let r = b
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{alice}/presence/setPresence"),
+            &alice_token,
+            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let items = receiver.wait_for_items(1).await;
+    assert_eq!(items[0]["resourceData"]["id"], alice.to_string());
+    assert_eq!(items[0]["clientState"], "scale-out");
+    receiver.assert_stays_at(1).await;
+
+    // The session (5 minutes by default) expires when A's clock moves.
+    let admin = mint(
+        data.path(),
+        Uuid::new_v4(),
+        None,
+        "admin-app",
+        None,
+        Some("Presenced.Admin"),
+    );
+    let moved = a
+        .send(
+            reqwest::Method::POST,
+            "/_presenced/clock",
+            &admin,
+            Some(json!({"advance": "PT6M"})),
+        )
+        .await;
+    assert_eq!(moved.ok_json()["now"], "2026-01-01T09:06:00.0000000Z");
+    wait_for_clock(&b, &admin, "2026-01-01T09:06:00.0000000Z").await;
+
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
+    receiver.assert_stays_at(2).await;
+}
+
+/// An event stream open on A sees a write made on B.
+#[tokio::test]
+async fn an_event_stream_on_one_node_sees_writes_on_the_other() {
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let a = node(data.path(), &redis.url());
+    let b = node(data.path(), &redis.url());
+    let tenant = Uuid::new_v4();
+    let reader = mint(
+        data.path(),
+        tenant,
+        Some(Uuid::new_v4()),
+        "app-s",
+        Some("Presence.Read.All"),
+        None,
+    );
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/_presenced/events", a.url))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let user = Uuid::new_v4();
+
+    set_presence(&b, &app_token(data.path(), tenant), user, "Busy", "InACall")
+        .await
+        .ok_empty();
+
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains(&user.to_string()) {
+                return text;
+            }
+        }
+        panic!("the stream ended before the event: {text}");
+    })
+    .await
+    .expect("the event written on B never reached the stream on A");
+    assert!(seen.contains("Busy"), "{seen}");
+}
