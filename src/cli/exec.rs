@@ -115,7 +115,7 @@ pub(super) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let Some((secret, _)) = load_secret(&config.secret, false)? else {
         anyhow::bail!("no HS256 secret is configured");
     };
-    let store = App::open_store(&config)?;
+    let store = App::open_store(&config).await?;
     let clock = App::clock_for(&config, store.as_ref()).await?;
     let app = App::build(&config, store, clock).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
