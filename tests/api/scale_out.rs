@@ -328,3 +328,139 @@ async fn an_event_stream_on_one_node_sees_writes_on_the_other() {
     .expect("the event written on B never reached the stream on A");
     assert!(seen.contains("Busy"), "{seen}");
 }
+
+/// 40 applications report presence for one user at once, half through
+/// each node: the user ends with 40 sessions.
+#[tokio::test]
+async fn forty_concurrent_apps_on_one_user_through_two_nodes_keep_forty_sessions() {
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let nodes = std::sync::Arc::new([
+        node(data.path(), &redis.url()),
+        node(data.path(), &redis.url()),
+    ]);
+    let tenant = Uuid::new_v4();
+    let token = app_token(data.path(), tenant);
+    let user = Uuid::new_v4();
+    // Each application may only set its own session: one token per app.
+    let tokens: Vec<String> = (0..40)
+        .map(|i| {
+            mint(
+                data.path(),
+                tenant,
+                None,
+                &format!("app-{i}"),
+                None,
+                Some("Presence.ReadWrite.All"),
+            )
+        })
+        .collect();
+    let mut writes = vec![];
+    for (i, app_token) in tokens.into_iter().enumerate() {
+        let nodes = nodes.clone();
+        writes.push(tokio::spawn(async move {
+            let body = json!({"sessionId": format!("app-{i}"), "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"});
+            nodes[i % 2]
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/v1.0/users/{user}/presence/setPresence"),
+                    &app_token,
+                    Some(body),
+                )
+                .await
+        }));
+    }
+    for w in writes {
+        w.await.unwrap().ok_empty();
+    }
+
+    let r = nodes[0]
+        .send(
+            reqwest::Method::GET,
+            &format!("/_presenced/users/{user}/presence"),
+            &token,
+            None,
+        )
+        .await;
+    let sessions = r.ok_json()["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sessions in {}", r.text))
+        .len();
+    assert_eq!(sessions, 40, "{}", r.text);
+}
+
+/// Writes keep coming while Redis is killed (`SIGKILL`) and restarted:
+/// the ones refused meanwhile are clean 503s, the node recovers by itself,
+/// and every write it acknowledged is there afterwards.
+#[tokio::test]
+async fn redis_killed_and_restarted_under_writes_loses_no_acknowledged_write() {
+    use std::sync::{Arc, Mutex};
+    let mut redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let server = Arc::new(node(data.path(), &redis.url()));
+    let token = app_token(data.path(), Uuid::new_v4());
+    let acked = Arc::new(Mutex::new(Vec::<Uuid>::new()));
+    let refused = Arc::new(Mutex::new(Vec::<(u16, String)>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (server, token) = (server.clone(), token.clone());
+        let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let user = Uuid::new_v4();
+                let r = set_presence(&server, &token, user, "Busy", "InACall").await;
+                if r.status == 200 {
+                    acked.lock().unwrap().push(user);
+                } else {
+                    let code = r.body["error"]["code"].as_str().unwrap_or("").to_string();
+                    refused.lock().unwrap().push((r.status.as_u16(), code));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    let wait_until = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} not within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let a = acked.clone();
+    wait_until(
+        "20 acknowledged writes",
+        Box::new(move || a.lock().unwrap().len() >= 20),
+    )
+    .await;
+
+    redis.kill();
+    let r = refused.clone();
+    wait_until(
+        "3 refused writes",
+        Box::new(move || r.lock().unwrap().len() >= 3),
+    )
+    .await;
+    redis.restart();
+    let before = acked.lock().unwrap().len();
+    let a = acked.clone();
+    wait_until(
+        "20 more acknowledged writes after the restart",
+        Box::new(move || a.lock().unwrap().len() >= before + 20),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+
+    for (status, code) in refused.lock().unwrap().iter() {
+        assert_eq!((*status, code.as_str()), (503, "serviceNotAvailable"));
+    }
+    let acked = acked.lock().unwrap().clone();
+    for user in acked {
+        let r = presence_of(&server, &token, user).await;
+        assert_eq!(
+            r.ok_json()["availability"],
+            "Busy",
+            "acknowledged write for {user} lost"
+        );
+    }
+}
