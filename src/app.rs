@@ -140,7 +140,11 @@ impl App {
     /// for) and starts its outbox sweeper.
     pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         let redis = |target| async move {
-            let store = Arc::new(RedisStore::open(&target, REDIS_NAMESPACE).await?);
+            let store = Arc::new(
+                RedisStore::open(&target, REDIS_NAMESPACE)
+                    .await?
+                    .with_delivery_lease(config.redis_delivery_lease),
+            );
             store.start_sweeper();
             Ok::<_, anyhow::Error>(store as Arc<dyn Store>)
         };

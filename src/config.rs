@@ -88,6 +88,8 @@ pub struct FileConfig {
     pub tls_self_signed: Option<bool>,
     /// `--rate-limit` (`N/WINDOW`, e.g. `1500/30s`).
     pub rate_limit: Option<String>,
+    /// `--redis-delivery-lease` (ISO 8601 duration).
+    pub redis_delivery_lease: Option<String>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -269,6 +271,9 @@ pub struct Config {
     pub tls: Option<TlsSource>,
     /// Graph's throttling per application per tenant, if on.
     pub rate_limit: Option<RateLimit>,
+    /// With a Redis store: how long a node holds a delivery it took before
+    /// another node may take it.
+    pub redis_delivery_lease: std::time::Duration,
 }
 
 /// Checks `--public-url`: an absolute http(s) URL with a host and no path,
@@ -530,7 +535,13 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid(format!("--rate-limit: {e}")))
             })
             .transpose()?;
+        let redis_delivery_lease = timeout(
+            "--redis-delivery-lease",
+            cli.redis_delivery_lease.or(file.redis_delivery_lease),
+            crate::store::redis::DELIVERY_LEASE,
+        )?;
         Ok(Self {
+            redis_delivery_lease,
             rate_limit,
             tls,
             connections,
@@ -820,6 +831,22 @@ mod tests {
         ] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains("--store"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_redis_delivery_lease_is_a_minute_by_default_and_never_zero() {
+        let c = Config::merge(FileConfig::default(), FileConfig::default(), false).unwrap();
+        assert_eq!(c.redis_delivery_lease, std::time::Duration::from_secs(60));
+        let cli = |text: &str| FileConfig {
+            redis_delivery_lease: Some(text.into()),
+            ..FileConfig::default()
+        };
+        let c = Config::merge(cli("PT5S"), FileConfig::default(), false).unwrap();
+        assert_eq!(c.redis_delivery_lease, std::time::Duration::from_secs(5));
+        for bad in ["PT0S", "PT2H", "soon"] {
+            let err = Config::merge(cli(bad), FileConfig::default(), false).unwrap_err();
+            assert!(err.to_string().contains("--redis-delivery-lease"), "{err}");
         }
     }
 

@@ -162,6 +162,11 @@ pub struct ServeArgs {
     /// Retry-After [default: off].
     #[arg(long, value_name = "N/WINDOW")]
     pub rate_limit: Option<String>,
+    /// With a Redis store: how long a node holds a webhook delivery it took
+    /// before another node may take it (a node that dies holding one loses
+    /// it to another after this), ISO 8601, at most PT1H [default: PT60S].
+    #[arg(long, value_name = "DURATION")]
+    pub redis_delivery_lease: Option<String>,
 }
 
 /// `presenced token`.
@@ -246,6 +251,7 @@ fn serve_flags(args: ServeArgs) -> FileConfig {
         tls_key: args.tls_key,
         tls_self_signed: args.tls_self_signed.then_some(true),
         rate_limit: args.rate_limit,
+        redis_delivery_lease: args.redis_delivery_lease,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::store::SharedState;
 /// How often the shared state is read.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How often deliveries are nudged regardless.
-const NUDGE_EVERY: Duration = Duration::from_secs(10);
+const NUDGE_EVERY: Duration = Duration::from_secs(2);
 
 impl Notifier {
     /// The peer watcher task; ends when cancelled or when the store is not

@@ -464,3 +464,80 @@ async fn redis_killed_and_restarted_under_writes_loses_no_acknowledged_write() {
         );
     }
 }
+
+/// A node dies (`kill -9`) with a delivery in flight: once its claim
+/// lapses the other node delivers it.
+#[tokio::test]
+async fn a_delivery_pending_on_a_node_killed_with_kill_9_is_delivered_by_the_other() {
+    use crate::receiver::Receiver;
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        Proc::start(&[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--store",
+            &redis.url(),
+            "--redis-delivery-lease",
+            "PT1S",
+            "--manual-clock",
+            "--start-time",
+            "2026-01-01T09:00:00Z",
+        ])
+    };
+    let a = start();
+    let receiver = Receiver::start().await;
+    // The receiver holds the first POST open: A has it in flight.
+    receiver.answer_with(202, Duration::from_secs(3600));
+    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let watcher_token = mint(
+        data.path(),
+        tenant,
+        Some(watcher),
+        "app-w",
+        Some("Presence.Read.All"),
+        None,
+    );
+    let subscription = json!({
+        "changeType": "updated",
+        "notificationUrl": receiver.hook(),
+        "resource": format!("communications/presences/{alice}"),
+        "expirationDateTime": "2026-01-01T09:50:00Z",
+        "clientState": "kill-9",
+    });
+    let r = a
+        .send(
+            reqwest::Method::POST,
+            "/v1.0/subscriptions",
+            &watcher_token,
+            Some(subscription),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let alice_token = mint(
+        data.path(),
+        tenant,
+        Some(alice),
+        "app-a",
+        Some("Presence.ReadWrite"),
+        None,
+    );
+    let r = a
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{alice}/presence/setPresence"),
+            &alice_token,
+            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    receiver.wait_for_items(1).await;
+    let _b = start();
+
+    a.kill9();
+    receiver.answer_with(202, Duration::ZERO);
+
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
+    assert_eq!(items[1]["clientState"], "kill-9");
+}
