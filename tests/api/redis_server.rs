@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const MISSING: &str = "redis-server/redis-cli not found: run scripts/test.sh, which installs them (apt-get install redis-server)";
 
 /// A port that is free now, and whose cluster bus port (+10000) is too.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local addr").port();

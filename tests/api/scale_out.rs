@@ -541,3 +541,29 @@ async fn a_delivery_pending_on_a_node_killed_with_kill_9_is_delivered_by_the_oth
     assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
     assert_eq!(items[1]["clientState"], "kill-9");
 }
+
+/// `scripts/cluster-demo.sh` (README, Running several nodes) does what it
+/// says: a 3-master cluster, two nodes, a write on one read on the other.
+#[test]
+fn the_cluster_demo_script_reads_on_one_node_what_the_other_wrote() {
+    let ports: Vec<String> = (0..3)
+        .map(|_| crate::redis_server::free_port().to_string())
+        .collect();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/cluster-demo.sh"))
+        .env("PRESENCED_BIN", crate::process::BIN)
+        .env("REDIS_PORTS", ports.join(" "))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("OK: written on node A, read on node B"),
+        "{stdout}"
+    );
+}
