@@ -25,8 +25,13 @@ pub fn free_port() -> u16 {
 }
 
 fn cli(port: u16, args: &[&str]) -> Option<String> {
+    cli_with(port, &[], args)
+}
+
+fn cli_with(port: u16, tls: &[String], args: &[&str]) -> Option<String> {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(tls)
         .args(args)
         .stderr(Stdio::null())
         .output()
@@ -55,6 +60,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// TLS only (`rediss://`): the self-signed certificate's PEM file.
+    tls: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -64,24 +71,72 @@ impl RedisServer {
         Self::spawn(false)
     }
 
+    /// A durable server speaking TLS only, with a self-signed certificate
+    /// for 127.0.0.1 (see [`Self::certificate`]).
+    pub fn start_tls() -> Self {
+        Self::spawn_with(false, true)
+    }
+
     fn spawn(cluster: bool) -> Self {
+        Self::spawn_with(cluster, false)
+    }
+
+    fn spawn_with(cluster: bool, tls: bool) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| {
+            let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+                .expect("a self-signed certificate");
+            let (cert, key) = (temp.path().join("cert.pem"), temp.path().join("key.pem"));
+            std::fs::write(&cert, made.cert.pem()).expect("write the certificate");
+            std::fs::write(&key, made.key_pair.serialize_pem()).expect("write the key");
+            cert
+        });
         let mut server = Self {
             child: None,
             port: free_port(),
             dir: temp.path().to_path_buf(),
             cluster,
+            tls,
             _temp: Some(temp),
         };
         server.launch();
         server
     }
 
+    /// The certificate a TLS server presents (trust it to connect).
+    pub fn certificate(&self) -> Option<&Path> {
+        self.tls.as_deref()
+    }
+
+    /// What redis-cli needs to reach this server.
+    fn cli_tls(&self) -> Vec<String> {
+        match &self.tls {
+            Some(cert) => vec![
+                "--tls".into(),
+                "--cacert".into(),
+                cert.to_string_lossy().into_owned(),
+            ],
+            None => vec![],
+        }
+    }
+
     fn launch(&mut self) {
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
+        match &self.tls {
+            Some(cert) => {
+                let cert = cert.to_string_lossy().into_owned();
+                let key = self.dir.join("key.pem").to_string_lossy().into_owned();
+                cmd.args(["--port", "0", "--tls-port", &port])
+                    .args(["--tls-cert-file", &cert, "--tls-key-file", &key])
+                    .args(["--tls-ca-cert-file", &cert, "--tls-auth-clients", "no"]);
+            }
+            None => {
+                cmd.args(["--port", &port]);
+            }
+        }
+        cmd.args(["--bind", "127.0.0.1", "--dir", &dir])
             .args([
                 "--save",
                 "",
@@ -103,17 +158,22 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| panic!("{MISSING} ({e})"));
         self.child = Some(child);
-        let port = self.port;
+        let (port, tls) = (self.port, self.cli_tls());
         wait_for(
             Duration::from_secs(10),
             &format!("redis-server on port {port} answering PING"),
-            || cli(port, &["PING"]).is_some_and(|o| o.trim() == "PONG"),
+            || cli_with(port, &tls, &["PING"]).is_some_and(|o| o.trim() == "PONG"),
         );
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://…` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The temp dir holding its append-only file.

@@ -567,3 +567,64 @@ fn the_cluster_demo_script_reads_on_one_node_what_the_other_wrote() {
         "{stdout}"
     );
 }
+
+/// `--store rediss://…`: the node speaks TLS to Redis and checks its
+/// certificate against the system roots, to which `SSL_CERT_FILE` adds a
+/// private CA.
+#[tokio::test]
+async fn a_node_on_rediss_verifies_the_certificate_and_serves() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let redis = RedisServer::start_tls();
+    let data = tempfile::tempdir().unwrap();
+    let certificate = redis.certificate().unwrap().to_path_buf();
+    // Another CA, valid but not the one that signed Redis's certificate.
+    let stranger = data.path().join("other-ca.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&stranger, other.cert.pem()).unwrap();
+    let start = |trusted: bool| {
+        let mut cmd = Command::new(crate::process::BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--data-dir", data.path().to_str().unwrap()])
+            .args(["--store", &redis.url()])
+            .env_remove("PRESENCED_JWT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if trusted {
+            cmd.env("SSL_CERT_FILE", &certificate);
+        } else {
+            cmd.env("SSL_CERT_FILE", &stranger);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (child, line)
+    };
+
+    // Not trusting the certificate: the node cannot use the store.
+    let (mut untrusting, line) = start(false);
+    let status = untrusting.wait().unwrap();
+    assert!(
+        !status.success() && line.is_empty(),
+        "a node that cannot verify Redis served anyway: {line}"
+    );
+
+    let (child, line) = start(true);
+    let url = line
+        .trim()
+        .strip_prefix("presenced listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let server = Proc { child, url };
+    let token = app_token(data.path(), Uuid::new_v4());
+    let user = Uuid::new_v4();
+    set_presence(&server, &token, user, "Busy", "InACall")
+        .await
+        .ok_empty();
+    assert_eq!(
+        presence_of(&server, &token, user).await.ok_json()["availability"],
+        "Busy"
+    );
+}
