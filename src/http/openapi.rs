@@ -137,7 +137,10 @@ const ERROR_RESPONSES: [(u16, &str); 12] = [
         "Throttled (`--rate-limit`); `Retry-After` says when to retry.",
     ),
     (431, "The request headers are too large."),
-    (503, "The store cannot serve requests."),
+    (
+        503,
+        "The store cannot serve requests (Redis unreachable, a failing disk); `Retry-After` says when to retry.",
+    ),
 ];
 
 /// The error statuses a kind of operation can answer with.

@@ -89,7 +89,7 @@ pub enum SubscriptionError {
     /// The destination is an internal address (400).
     #[error("{0}")]
     InternalDestination(String),
-    /// The store failed (500).
+    /// The store failed (503 while unavailable, 500 for corrupt data).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
