@@ -63,7 +63,9 @@
 //! Settling a time-driven transition is a write like any other: when every
 //! node's scheduler finds the same user due, one wins the write and the
 //! others find it already settled, so the change is recorded, and
-//! delivered, once.
+//! delivered, once. Every scheduler also queues a subscription's
+//! `reauthorizationRequired` at the same instant; `enqueue` keeps one per
+//! subscription and instant.
 //!
 //! # Failures
 //!
@@ -91,8 +93,8 @@ use uuid::Uuid;
 use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::{
-    observe, Applied, Change, Delivery, Event, EventBounds, NewDelivery, Payload, SharedState,
-    Store, StoreError, Subscription, SubscriptionConflict,
+    observe, Applied, Change, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery, Payload,
+    SharedState, Store, StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
 use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
@@ -376,21 +378,32 @@ for _, d in ipairs(redis.call('SMEMBERS', P .. 'ds:' .. id)) do
   redis.call('ZREM', P .. 'dq', string.format('%020d', tonumber(d)))
 end
 redis.call('DEL', P .. 'ds:' .. id)
+redis.call('HDEL', P .. 'once', id)
 redis.call('HDEL', P .. 'subs', id)
 redis.call('HDEL', P .. 'subexp', id)
 redis.call('INCR', KEYS[1])
 return 1
 "#;
 
-/// Queues deliveries (ARGV: prefix, now, then subscription/tenant/payload
-/// triples).
+/// Queues deliveries (ARGV: prefix, now, then subscription/tenant/
+/// payload/once quadruples). With `once` set ("1") a delivery is queued
+/// only if the same subscription has not had one queued at the same `now`
+/// (every node's scheduler queues a subscription's
+/// `reauthorizationRequired` at the same instant: one is kept).
 const ENQUEUE: &str = r#"
 local P, now = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 3 do
-  local id = redis.call('INCR', KEYS[1])
-  redis.call('HSET', P .. 'd:' .. id, 's', ARGV[i], 't', ARGV[i + 1], 'p', ARGV[i + 2], 'c', now, 'n', now, 'a', 0)
-  redis.call('ZADD', P .. 'dq', now, string.format('%020d', id))
-  redis.call('SADD', P .. 'ds:' .. ARGV[i], id)
+for i = 3, #ARGV, 4 do
+  local fresh = true
+  if ARGV[i + 3] == '1' then
+    fresh = redis.call('HGET', P .. 'once', ARGV[i]) ~= now
+    if fresh then redis.call('HSET', P .. 'once', ARGV[i], now) end
+  end
+  if fresh then
+    local id = redis.call('INCR', KEYS[1])
+    redis.call('HSET', P .. 'd:' .. id, 's', ARGV[i], 't', ARGV[i + 1], 'p', ARGV[i + 2], 'c', now, 'n', now, 'a', 0)
+    redis.call('ZADD', P .. 'dq', now, string.format('%020d', id))
+    redis.call('SADD', P .. 'ds:' .. ARGV[i], id)
+  end
 end
 return 1
 "#;
@@ -1359,6 +1372,13 @@ impl Store for RedisStore {
             args.push(d.subscription.to_string());
             args.push(d.tenant.to_string());
             args.push(serde_json::to_string(&d.payload).map_err(corrupt)?);
+            let once = matches!(
+                d.payload,
+                Payload::Lifecycle {
+                    event: LifecycleEvent::ReauthorizationRequired
+                }
+            );
+            args.push(if once { "1" } else { "0" }.to_string());
         }
         let counter = self.g("dn");
         self.with(|mut c, s| async move {
@@ -1883,6 +1903,132 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    /// Every node's scheduler queues a subscription's
+    /// `reauthorizationRequired` at the same instant; one is kept. A renewed
+    /// subscription (another instant) gets its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reauthorization_notice_queued_by_two_nodes_at_one_instant_is_queued_once() {
+        use crate::store::{LifecycleEvent, NewDelivery, Payload};
+        let server = RedisServer::start();
+        let target = Target::Server(server.url());
+        let namespace = format!("once-{}", Uuid::new_v4());
+        let nodes = [
+            open(&target, &namespace).await,
+            open(&target, &namespace).await,
+        ];
+        let s =
+            crate::store::sample_subscription(Uuid::new_v4(), "app", "alice", &[Uuid::new_v4()]);
+        nodes[0]
+            .create_subscription(s.clone(), true)
+            .await
+            .unwrap()
+            .unwrap();
+        let notice = |event| NewDelivery {
+            subscription: s.id,
+            tenant: s.tenant,
+            payload: Payload::Lifecycle { event },
+        };
+        let due = t0() + TimeDelta::minutes(45);
+
+        for node in &nodes {
+            node.enqueue(vec![notice(LifecycleEvent::ReauthorizationRequired)], due)
+                .await
+                .unwrap();
+            node.enqueue(vec![notice(LifecycleEvent::Missed)], due)
+                .await
+                .unwrap();
+        }
+        let renewed = due + TimeDelta::hours(1);
+        nodes[1]
+            .enqueue(
+                vec![notice(LifecycleEvent::ReauthorizationRequired)],
+                renewed,
+            )
+            .await
+            .unwrap();
+
+        let queued = nodes[0]
+            .due_deliveries(latest_instant(), 10, &[])
+            .await
+            .unwrap();
+        let kinds: Vec<(Instant, &Payload)> =
+            queued.iter().map(|d| (d.next_at, &d.payload)).collect();
+        let reauthorize = Payload::Lifecycle {
+            event: LifecycleEvent::ReauthorizationRequired,
+        };
+        let missed = Payload::Lifecycle {
+            event: LifecycleEvent::Missed,
+        };
+        assert_eq!(
+            kinds,
+            [
+                (due, &reauthorize),
+                (due, &missed),
+                (due, &missed),
+                (renewed, &reauthorize)
+            ]
+        );
+    }
+
+    /// Facts that do not decode read as unknown for that user only, a
+    /// write replaces them (keeping the version moving), and there is
+    /// nothing to settle in them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn undecodable_facts_read_as_unknown_and_the_next_write_replaces_them() {
+        let server = RedisServer::start();
+        let target = Target::Server(server.url());
+        let store = open(&target, &format!("damaged-{}", Uuid::new_v4())).await;
+        let (damaged, fine) = (
+            UserKey {
+                tenant: Uuid::new_v4(),
+                user: Uuid::new_v4(),
+            },
+            UserKey {
+                tenant: Uuid::new_v4(),
+                user: Uuid::new_v4(),
+            },
+        );
+        for k in [damaged, fine] {
+            store
+                .upsert_session(k, busy("app", t0()), t0())
+                .await
+                .unwrap();
+        }
+        let hash = store.user_key(damaged, "u");
+        store
+            .with(|mut c, _| async move {
+                ::redis::cmd("HSET")
+                    .arg(hash)
+                    .arg("f")
+                    .arg("{not facts")
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .unwrap();
+
+        let read = store.facts(damaged).await.unwrap();
+        assert!(read.unreadable && read.version == 1, "{read:?}");
+        assert_eq!(store.facts(fine).await.unwrap().sessions.len(), 1);
+        assert_eq!(
+            store
+                .settle(damaged, t0() + TimeDelta::hours(2))
+                .await
+                .unwrap(),
+            None
+        );
+        let due = store.due_users(latest_instant(), 10).await.unwrap();
+        assert_eq!(due.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [fine]);
+        let later = t0() + TimeDelta::minutes(1);
+        let replaced = store
+            .upsert_session(damaged, busy("other", later), later)
+            .await
+            .unwrap();
+        assert_eq!(replaced.after.version, 2);
+        assert_eq!(store.facts(damaged).await.unwrap(), replaced.after);
+        assert_eq!(replaced.after.sessions.len(), 1, "only the new session");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
