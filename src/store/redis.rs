@@ -844,11 +844,13 @@ impl RedisStore {
         let tu = format!("{}:{}", key.tenant, key.user);
         self.mark(&tu).await?;
         let result = self.write_marked(key, op, true).await;
-        match &result {
-            // Everything it wrote was moved, or it wrote nothing.
-            Ok(_) | Err(StoreError::NotFound(_)) => self.unmark(&tu).await?,
-            // The mark stays for the sweeper.
-            Err(_) => {}
+        // Everything it wrote was moved, or it wrote nothing: the mark can
+        // go. Otherwise it stays for the sweeper, and so does a mark that
+        // cannot be cleared now (the write itself is done).
+        if matches!(result, Ok(_) | Err(StoreError::NotFound(_))) {
+            if let Err(e) = self.unmark(&tu).await {
+                tracing::warn!(error = %e, "a write's in-flight mark stays for the sweeper");
+            }
         }
         result
     }
