@@ -136,8 +136,8 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Opens the store a config names (SQLite in its data dir by default).
-    /// A Redis store connects lazily (a Redis that is down now is waited
-    /// for) and starts its outbox sweeper.
+    /// A Redis store starts its outbox sweeper and waits for Redis to
+    /// answer (logging while it does not).
     pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         let redis = |target| async move {
             let store = Arc::new(
@@ -146,6 +146,16 @@ impl App {
                     .with_delivery_lease(config.redis_delivery_lease),
             );
             store.start_sweeper();
+            // Starting before Redis (a fresh deployment, a Redis restart)
+            // is normal: wait for it rather than exit.
+            let mut waited = 0u32;
+            while let Err(e) = store.ping().await {
+                if waited % 10 == 0 {
+                    tracing::warn!(error = %e, "waiting for redis");
+                }
+                waited = waited.wrapping_add(1);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
             Ok::<_, anyhow::Error>(store as Arc<dyn Store>)
         };
         Ok(match &config.store {

@@ -77,6 +77,22 @@ impl RedisServer {
         Self::spawn_with(false, true)
     }
 
+    /// A durable standalone server on `port` (reserved earlier with
+    /// [`free_port`]).
+    pub fn start_on(port: u16) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut server = Self {
+            child: None,
+            port,
+            dir: temp.path().to_path_buf(),
+            cluster: false,
+            tls: None,
+            _temp: Some(temp),
+        };
+        server.launch();
+        server
+    }
+
     fn spawn(cluster: bool) -> Self {
         Self::spawn_with(cluster, false)
     }

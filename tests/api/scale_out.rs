@@ -588,30 +588,45 @@ async fn a_node_on_rediss_verifies_the_certificate_and_serves() {
             .args(["--data-dir", data.path().to_str().unwrap()])
             .args(["--store", &redis.url()])
             .env_remove("PRESENCED_JWT_SECRET")
+            .env(
+                "SSL_CERT_FILE",
+                if trusted { &certificate } else { &stranger },
+            )
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if trusted {
-            cmd.env("SSL_CERT_FILE", &certificate);
-        } else {
-            cmd.env("SSL_CERT_FILE", &stranger);
-        }
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        (child, line)
+        if trusted {
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+        }
+        (child, line, stderr)
     };
 
-    // Not trusting the certificate: the node cannot use the store.
-    let (mut untrusting, line) = start(false);
-    let status = untrusting.wait().unwrap();
+    // Not trusting the certificate: the node waits for a Redis it can
+    // verify, saying why.
+    let (mut untrusting, _, stderr) = start(false);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("waiting for redis") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let complaint = rx.recv_timeout(Duration::from_secs(30));
+    untrusting.kill().unwrap();
+    untrusting.wait().unwrap();
+    let complaint = complaint.expect("the node never said it was waiting for redis");
     assert!(
-        !status.success() && line.is_empty(),
-        "a node that cannot verify Redis served anyway: {line}"
+        complaint.to_lowercase().contains("certificate"),
+        "not a certificate complaint: {complaint}"
     );
 
-    let (child, line) = start(true);
+    let (child, line, _stderr) = start(true);
     let url = line
         .trim()
         .strip_prefix("presenced listening on ")
@@ -627,4 +642,33 @@ async fn a_node_on_rediss_verifies_the_certificate_and_serves() {
         presence_of(&server, &token, user).await.ok_json()["availability"],
         "Busy"
     );
+}
+
+/// A node started before its Redis waits for it, then serves.
+#[tokio::test]
+async fn a_node_started_before_redis_waits_for_it() {
+    let port = crate::redis_server::free_port();
+    let data = tempfile::tempdir().unwrap();
+    let store = format!("redis://127.0.0.1:{port}");
+    let dir = data.path().to_path_buf();
+    // Proc::start returns once the node listens, which it must not do yet.
+    let starting = std::thread::spawn(move || node(&dir, &store));
+    // No timing is asserted: the node may or may not have tried Redis yet.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !starting.is_finished(),
+        "the node listened without its store"
+    );
+
+    let _redis = RedisServer::start_on(port);
+
+    let server = tokio::task::spawn_blocking(move || starting.join().unwrap())
+        .await
+        .unwrap();
+    let token = app_token(data.path(), Uuid::new_v4());
+    let user = Uuid::new_v4();
+    set_presence(&server, &token, user, "Busy", "InACall")
+        .await
+        .ok_empty();
+    assert_eq!(readyz(&server).await.ok_json()["status"], "ready");
 }
