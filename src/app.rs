@@ -22,10 +22,10 @@ use crate::store::redis::{RedisStore, Target};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
-/// The shortest HS256 secret accepted, in bytes.
 /// The namespace of every key presenced keeps in Redis.
 const REDIS_NAMESPACE: &str = "presenced";
 
+/// The shortest HS256 secret accepted, in bytes.
 const MIN_SECRET_BYTES: usize = 16;
 
 /// Reads the HS256 secret a config names; `create` generates the data-dir
