@@ -45,8 +45,15 @@
 //! [`QUIET`] and clears the mark. A writer gives up before its user
 //! script once [`WRITER_DEADLINE`] (well below `QUIET`) has passed since
 //! it marked the user, so the sweeper never clears a mark under a write
-//! still on its way. The acknowledged write's event and deliveries are
-//! therefore recorded at the latest `QUIET` plus a sweep interval later.
+//! still on its way. Such a write's event and deliveries are therefore
+//! recorded at the latest `QUIET` plus a sweep interval after the writer
+//! died, or at the user's next write, whichever comes first. (A writer
+//! whose move fails answers `Unavailable` although its facts are stored;
+//! the client's retry is a harmless second write.)
+//!
+//! Costs and limits: a write is six round trips (mark, read, user script,
+//! move, trim, unmark); subscription queries read every subscription
+//! (fine for thousands); the global slot takes part in every write.
 //!
 //! # Deliveries across nodes
 //!
