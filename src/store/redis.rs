@@ -678,7 +678,7 @@ impl RedisStore {
         self
     }
 
-    /// Starts sweeping abandoned outboxes every [`SWEEP_EVERY`] in the
+    /// Starts sweeping abandoned outboxes every 15 seconds in the
     /// background, until the store is dropped.
     pub fn start_sweeper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
