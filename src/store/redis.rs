@@ -1687,10 +1687,7 @@ mod tests {
 
     /// A writer that dies after its user script, before moving its outbox:
     /// the sweeper records the event, the delivery and the schedule, once.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper() {
-        let server = RedisServer::start();
-        let target = Target::Server(server.url());
+    async fn a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper(target: Target) {
         let namespace = format!("sweep-{}", Uuid::new_v4());
         let store = open(&target, &namespace).await;
         let key = UserKey {
@@ -1859,10 +1856,7 @@ mod tests {
 
     /// A due delivery goes to one node's worker; the others leave it alone
     /// until that node's claim lapses (it died), then one of them takes it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses() {
-        let server = RedisServer::start();
-        let target = Target::Server(server.url());
+    async fn a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(target: Target) {
         let namespace = format!("claims-{}", Uuid::new_v4());
         let a = RedisStore::open(&target, &namespace)
             .await
@@ -2038,6 +2032,22 @@ mod tests {
         assert_eq!(replaced.after.version, 2);
         assert_eq!(store.facts(damaged).await.unwrap(), replaced.after);
         assert_eq!(replaced.after.sessions.len(), 1, "only the new session");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_server_a_dead_writers_outbox_is_swept_and_a_dead_nodes_delivery_taken_over() {
+        let server = RedisServer::start();
+        let target = Target::Server(server.url());
+        a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper(target.clone()).await;
+        a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(target).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_cluster_a_dead_writers_outbox_is_swept_and_a_dead_nodes_delivery_taken_over() {
+        let cluster = RedisCluster::start();
+        let target = Target::Cluster(cluster.seeds());
+        a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper(target.clone()).await;
+        a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(target).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
