@@ -2051,6 +2051,44 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruned_event_seqs_are_never_reused_after_reopening() {
+        let server = RedisServer::start();
+        let target = Target::Server(server.url());
+        let namespace = format!("seqs-{}", Uuid::new_v4());
+        let write = |store: Arc<RedisStore>, minutes: i64| async move {
+            let at = t0() + TimeDelta::minutes(minutes);
+            let key = UserKey {
+                tenant: Uuid::new_v4(),
+                user: Uuid::new_v4(),
+            };
+            store
+                .upsert_session(key, busy("app", at), at)
+                .await
+                .unwrap()
+                .event
+                .unwrap()
+        };
+        let last = {
+            let store = open(&target, &namespace).await;
+            write(store.clone(), 0).await;
+            let last = write(store.clone(), 1).await;
+            assert_eq!(store.prune_events(latest_instant()).await.unwrap(), 2);
+            last
+        };
+
+        let store = open(&target, &namespace).await;
+
+        assert_eq!(
+            store.event_bounds().await.unwrap(),
+            crate::store::EventBounds {
+                pruned_through: last,
+                last
+            }
+        );
+        assert_eq!(write(store, 2).await, last + 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_redis_that_is_not_there_is_unavailable_not_a_hang() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
