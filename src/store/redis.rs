@@ -35,11 +35,11 @@
 //! subscription and updates the schedule. Moving is idempotent (the global
 //! slot remembers the last moved `n` of each user) and always moves the
 //! user's whole outbox in `n` order, so events keep the order of the
-//! writes. A third script trims what was moved.
+//! writes. A third script trims what was moved from the user's outbox.
 //!
 //! What if a node dies between the user script and the move? Before its
 //! user script, a writer marks the user in-flight on the global slot (a
-//! count and the Redis server time); it unmarks it after the move. A
+//! count and the Redis server time); the move ends the mark. A
 //! sweeper ([`RedisStore::recover_outboxes`], run in the background by every
 //! node) moves the outbox of every user marked longer ago than
 //! [`QUIET`] and clears the mark. A writer gives up before its user
@@ -51,8 +51,9 @@
 //! whose move fails answers `Unavailable` although its facts are stored;
 //! the client's retry is a harmless second write.)
 //!
-//! Costs and limits: a write is six round trips (mark, read, user script,
-//! move, trim, unmark); subscription queries read every subscription
+//! Costs and limits: a write is five round trips, four in sequence (the
+//! mark beside the read, the user script, the move, which also ends the
+//! mark, and the trim); subscription queries read every subscription
 //! (fine for thousands); the global slot takes part in every write.
 //!
 //! # Deliveries across nodes
@@ -254,14 +255,15 @@ end
 return 0
 "#;
 
-/// Moves outbox entries to the global slot (KEYS[1]: the moved-marks hash;
-/// ARGV: prefix, user, tenant, wanted n, then n/entry pairs in order).
-/// Answers "seq queued" for the wanted n.
+/// Moves outbox entries to the global slot (KEYS: the moved-marks hash, the
+/// in-flight count and times; ARGV: prefix, user, tenant, wanted n,
+/// whether to end one writer's in-flight mark ("1"), then n/entry pairs in
+/// order). Answers "seq queued" for the wanted n.
 const MOVE: &str = r#"
 local P, tu, tenant = ARGV[1], ARGV[2], ARGV[3]
 local last = tonumber(redis.call('HGET', KEYS[1], tu) or '0')
 local res = P .. 'res:' .. tu
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local n = tonumber(ARGV[i])
   if n > last then
     local e = cjson.decode(ARGV[i + 1])
@@ -295,6 +297,13 @@ for i = 5, #ARGV, 2 do
   end
 end
 redis.call('EXPIRE', res, 600)
+if ARGV[5] == '1' then
+  local c = redis.call('HINCRBY', KEYS[2], tu, -1)
+  if c <= 0 then
+    redis.call('HDEL', KEYS[2], tu)
+    redis.call('ZREM', KEYS[3], tu)
+  end
+end
 return redis.call('HGET', res, ARGV[4])
 "#;
 
@@ -795,12 +804,14 @@ impl RedisStore {
     }
 
     /// Moves `outbox` (raw "n entry" items, in order) to the global slot and
-    /// trims it from the user's; answers (seq, queued) of entry `want`.
+    /// trims it from the user's; answers (seq, queued) of entry `want`. With
+    /// `unmark` the move also ends the caller's in-flight mark.
     async fn move_outbox(
         &self,
         key: UserKey,
         outbox: &[String],
         want: u64,
+        unmark: bool,
     ) -> Result<(Option<u64>, usize), StoreError> {
         let mut pairs = Vec::with_capacity(outbox.len() * 2);
         let mut last = 0u64;
@@ -812,14 +823,16 @@ impl RedisStore {
             pairs.push(n.to_string());
             pairs.push(entry.to_string());
         }
-        let moved_key = self.g("mv");
+        let keys = [self.g("mv"), self.g("pend"), self.g("pendat")];
         let prefix = self.global.clone();
         let tu = format!("{}:{}", key.tenant, key.user);
         let tenant = key.tenant.to_string();
         let answer: Option<String> = self
             .with(|mut c, s| async move {
-                let mut call = s.moves.key(moved_key);
+                let mut call = s.moves.key(&keys[0]);
+                call.key(&keys[1]).key(&keys[2]);
                 call.arg(prefix).arg(tu).arg(tenant).arg(want);
+                call.arg(if unmark { "1" } else { "0" });
                 for p in pairs {
                     call.arg(p);
                 }
@@ -849,12 +862,13 @@ impl RedisStore {
     /// two slots is repaired by the sweeper.
     async fn write(&self, key: UserKey, op: Op) -> Result<Option<Applied>, StoreError> {
         let tu = format!("{}:{}", key.tenant, key.user);
-        self.mark(&tu).await?;
-        let result = self.write_marked(key, op, true).await;
-        // Everything it wrote was moved, or it wrote nothing: the mark can
-        // go. Otherwise it stays for the sweeper, and so does a mark that
-        // cannot be cleared now (the write itself is done).
-        if matches!(result, Ok(_) | Err(StoreError::NotFound(_))) {
+        // Independent: the user script that needs the mark comes after both.
+        let ((), first) = tokio::try_join!(self.mark(&tu), self.read_user(key))?;
+        let result = self.write_marked(key, op, true, Some(first)).await;
+        // A write that moved its outbox ended its mark with the move. One
+        // that wrote nothing ends it here. Otherwise it stays for the
+        // sweeper, and so does a mark that cannot be cleared now.
+        if matches!(result, Ok(None) | Err(StoreError::NotFound(_))) {
             if let Err(e) = self.unmark(&tu).await {
                 tracing::warn!(error = %e, "a write's in-flight mark stays for the sweeper");
             }
@@ -862,20 +876,25 @@ impl RedisStore {
         result
     }
 
-    /// The write itself; with `move_now` false it stops after the user
+    /// The write itself, starting from `first` (the user as read with the
+    /// mark) if given; with `move_now` false it stops after the user
     /// script, as a writer that dies there would (tests only).
     async fn write_marked(
         &self,
         key: UserKey,
         op: Op,
         move_now: bool,
+        mut first: Option<(u64, UserFacts)>,
     ) -> Result<Option<Applied>, StoreError> {
         let started = std::time::Instant::now();
         for attempt in 0..MAX_ATTEMPTS {
             if started.elapsed() > WRITER_DEADLINE {
                 break;
             }
-            let (n, before) = self.read_user(key).await?;
+            let (n, before) = match first.take() {
+                Some(read) => read,
+                None => self.read_user(key).await?,
+            };
             let (after, now) = match &op {
                 Op::Apply(change, now) => {
                     let mut after = if before.unreadable {
@@ -962,7 +981,8 @@ impl RedisStore {
                 continue;
             };
             let (event, queued) = if move_now {
-                self.move_outbox(key, outbox, number(written)?).await?
+                self.move_outbox(key, outbox, number(written)?, true)
+                    .await?
             } else {
                 (None, 0)
             };
@@ -1025,7 +1045,7 @@ impl RedisStore {
                 })
                 .await?;
             if !outbox.is_empty() {
-                self.move_outbox(key, &outbox, 0).await?;
+                self.move_outbox(key, &outbox, 0, false).await?;
             }
             let (pend, pendat) = (self.g("pend"), self.g("pendat"));
             self.with(|mut c, s| async move {
@@ -1643,6 +1663,11 @@ mod tests {
         }
 
         let facts = nodes[1].facts(key).await.unwrap();
+        assert_eq!(
+            nodes[0].recover_outboxes(Duration::ZERO).await.unwrap(),
+            0,
+            "every writer ended its in-flight mark"
+        );
         assert_eq!(facts.sessions.len(), 40);
         assert_eq!(facts.version, 40);
         let mut versions: Vec<u64> = applied.iter().map(|a| a.after.version).collect();
@@ -1704,7 +1729,7 @@ mod tests {
         store.mark(&tu).await.unwrap();
         let change = Change::UpsertSession(busy("app", t0()));
         let half = store
-            .write_marked(key, Op::Apply(change, t0()), false)
+            .write_marked(key, Op::Apply(change, t0()), false, None)
             .await
             .unwrap()
             .unwrap();
