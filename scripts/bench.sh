@@ -11,6 +11,12 @@
 #           answered by presenced only once fsync'd.
 #  bulk     getPresencesByUserId with 650 loaded ids: latency percentiles,
 #           one connection (sequential), then BENCH_BULK_CONNS.
+#  batch    setPresence sent one request at a time against the same writes
+#           in Graph JSON batches of BENCH_BATCH (benches/wrk/batch.lua),
+#           alternately, same server, same users, same run: HTTP requests/s
+#           and setPresence calls/s of each (median of the rounds), and the
+#           ratio of setPresence calls/s (batched / single). Every batched
+#           answer must be 200 (a run with any other is refused).
 #  memory   per configuration USERSxSESSIONS: a fresh presenced, RSS before
 #           and after loading the sessions through setPresence over HTTP
 #           (wrk, 64 connections, one app token per session), then the
@@ -22,7 +28,10 @@
 #           criterion micro benches (effective, codec, store batch).
 #
 # Environment (defaults in brackets):
-#  BENCH_SECTIONS     sections to run ["http bulk memory cargo"]
+#  BENCH_SECTIONS     sections to run ["http bulk batch memory cargo"]
+#  BENCH_PROFILE      cargo profile of the binaries [release]; "debug" only
+#                     to smoke-test this script (figures mean nothing then)
+#  BENCH_BATCH        setPresence requests per batch [20]
 #  BENCH_DURATION     seconds per measured wrk run [10]
 #  BENCH_WARMUP       seconds of unmeasured load per server and scenario [2]
 #  BENCH_ROUNDS       measured runs per server and scenario [3]
@@ -42,7 +51,7 @@ shopt -s inherit_errexit
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-sections="${BENCH_SECTIONS:-http bulk memory cargo}"
+sections="${BENCH_SECTIONS:-http bulk batch memory cargo}"
 duration="${BENCH_DURATION:-10}"
 warmup="${BENCH_WARMUP:-2}"
 rounds="${BENCH_ROUNDS:-3}"
@@ -51,11 +60,19 @@ users="${BENCH_USERS:-10000}"
 bulk_conns="${BENCH_BULK_CONNS:-16}"
 mem_configs="${BENCH_MEM_CONFIGS:-100000x1 10000x10}"
 cargo_benches="${BENCH_CARGO-throughput notify micro}"
+profile="${BENCH_PROFILE:-release}"
+per_batch="${BENCH_BATCH:-20}"
 
 tenant=8f2b7e1c-0d5a-4a3b-9a57-2b5c3f2e9d10
 lua="$repo/benches/wrk/presence.lua"
-bin="$repo/target/release/presenced"
-baseline_bin="$repo/target/release/examples/baseline"
+batch_lua="$repo/benches/wrk/batch.lua"
+case "$profile" in
+  release) profile_flags=(--release) ;;
+  debug) profile_flags=() ;;
+  *) echo "bench.sh: BENCH_PROFILE must be release or debug" >&2; exit 2 ;;
+esac
+bin="$repo/target/$profile/presenced"
+baseline_bin="$repo/target/$profile/examples/baseline"
 
 has() { [[ " $sections " == *" $1 "* ]]; }
 say() { echo "bench.sh: $*" >&2; }
@@ -66,7 +83,7 @@ user_id() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 # The app id of session j (the sessionId setPresence requires).
 app_id() { printf '22553876-f5ab-4529-bffb-%012x' "$1"; }
 
-if has http || has bulk || has memory; then
+if has http || has bulk || has batch || has memory; then
   command -v wrk >/dev/null || { say "needs wrk (apt-get install -y wrk)"; exit 1; }
   command -v curl >/dev/null || { say "needs curl"; exit 1; }
 fi
@@ -140,18 +157,22 @@ app_token() { # DATA_DIR SESSION_INDEX
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# wrk_run URL CONNS SECS [VAR=VALUE…]: one wrk run of presence.lua; prints
-# its wrk-result line (key=value …) and refuses a run with errors.
+# wrk_run URL CONNS SECS [VAR=VALUE…]: one wrk run of presence.lua (of
+# $WRK_SCRIPT when set); prints its wrk-result line (key=value …) and
+# refuses a run with errors.
 wrk_run() {
   local url="$1" c="$2" secs="$3"; shift 3
   local out
-  out="$(env "$@" wrk -t1 -c"$c" -d"${secs}s" --timeout 30s -s "$lua" "$url")"
+  out="$(env "$@" wrk -t1 -c"$c" -d"${secs}s" --timeout 30s -s "${WRK_SCRIPT:-$lua}" "$url")"
   local result
   result="$(grep '^wrk-result ' <<<"$out" || true)"
   if [[ -z "$result" ]]; then
     say "wrk printed no result:"; echo "$out" >&2; exit 1
   fi
-  if [[ "$(field status_errors "$result")" != 0 || "$(field socket_errors "$result")" != 0 ]]; then
+  local inner
+  inner="$(field inner_errors "$result")" # batch.lua only
+  if [[ "$(field status_errors "$result")" != 0 || "$(field socket_errors "$result")" != 0 \
+    || "${inner:-0}" != 0 ]]; then
     say "wrk run against $url ($*) had errors: $result"; exit 1
   fi
   echo "$result"
@@ -200,15 +221,22 @@ reads_busy() {
 cores="$(nproc)"
 say "$(date -u +%FT%TZ), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo '+dirty'), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-if has http || has bulk || has memory; then
-  say "cargo build --release --bin presenced --example baseline"
-  cargo build --release --bin presenced --example baseline
+if has http || has bulk || has batch || has memory; then
+  targets=(--bin presenced)
+  if has http; then
+    targets+=(--example baseline)
+  fi
+  say "cargo build ${profile_flags[*]} ${targets[*]}"
+  cargo build "${profile_flags[@]}" "${targets[@]}"
 fi
 
-if has http || has bulk; then
-  data="$work/http-data"
+if has http; then
   start baseline "$baseline_bin" 127.0.0.1:0
   base_pid="$started_pid" base_url="$started_url"
+fi
+
+if has http || has bulk || has batch; then
+  data="$work/http-data"
   start_presenced presenced "$data"
   pres_pid="$started_pid" pres_url="$started_url"
   token="$(app_token "$data" 0)"
@@ -255,8 +283,32 @@ if has bulk; then
   done
 fi
 
-if has http || has bulk; then
+if has batch; then
+  echo
+  echo "## batch: setPresence one per request vs \$batch of $per_batch, median of $rounds x ${duration}s, wrk -t1 -c$conns, $users users (ratio = batched / single setPresence calls/s)"
+  printf '%-10s %14s %16s %8s\n' scenario http_rps setPresence_per_s ratio
+  batch_common=(WRK_BATCH="$per_batch" "${common[@]}")
+  for scenario in single batch; do
+    WRK_SCRIPT="$batch_lua" wrk_run "$pres_url" "$conns" "$warmup" WRK_MODE="$scenario" "${batch_common[@]}" >/dev/null
+  done
+  single_runs="" batch_runs=""
+  for ((r = 0; r < rounds; r++)); do
+    result="$(WRK_SCRIPT="$batch_lua" wrk_run "$pres_url" "$conns" "$duration" WRK_MODE=single "${batch_common[@]}")"
+    single_runs+=" $(field rps "$result")"
+    result="$(WRK_SCRIPT="$batch_lua" wrk_run "$pres_url" "$conns" "$duration" WRK_MODE=batch "${batch_common[@]}")"
+    batch_runs+=" $(field rps "$result")"
+  done
+  s="$(median <<<"$single_runs")" b="$(median <<<"$batch_runs")"
+  printf '%-10s %14.0f %16.0f %8s\n' single "$s" "$s" 1.00x
+  printf '%-10s %14.0f %16.0f %7.2fx\n' "batch$per_batch" "$b" "$(awk -v b="$b" -v n="$per_batch" 'BEGIN {print b * n}')" \
+    "$(awk -v b="$b" -v n="$per_batch" -v s="$s" 'BEGIN {print b * n / s}')"
+  say "batch runs (HTTP requests/s): single$single_runs; batch$batch_runs"
+fi
+
+if has http; then
   stop "$base_pid"
+fi
+if has http || has bulk || has batch; then
   stop "$pres_pid"
 fi
 
