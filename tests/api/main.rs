@@ -28,4 +28,5 @@ mod receiver;
 mod redis_server;
 mod robustness;
 mod scale_out;
+mod select;
 mod time_rules;
