@@ -27,7 +27,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::error::GraphError;
-use super::extract::{verify_token, versioned_path, ApiVersion, JsonBody};
+use super::extract::{verify_token, versioned_path, ApiVersion, JsonBytes};
 use super::AppState;
 use crate::clock::wall_now;
 use crate::domain::{Batch, BatchRequest, MAX_BATCH_REQUESTS};
@@ -149,7 +149,7 @@ impl FromRequestParts<AppState> for BatchCaller {
 /// The `$batch` route, dispatching batched requests through `dispatch`
 /// (the router without the batch route, with every layer).
 pub(crate) fn route(dispatch: Router) -> MethodRouter<AppState> {
-    post(move |caller: BatchCaller, body: JsonBody| {
+    post(move |caller: BatchCaller, body: JsonBytes| {
         let dispatch = dispatch.clone();
         async move { batch(caller, body, dispatch).await }
     })
@@ -159,7 +159,7 @@ pub(crate) fn route(dispatch: Router) -> MethodRouter<AppState> {
 #[instrument(level = "debug", skip_all, fields(tenant, requests))]
 async fn batch(
     caller: BatchCaller,
-    body: JsonBody,
+    body: JsonBytes,
     dispatch: Router,
 ) -> Result<Json<BatchResponseBody>, GraphError> {
     tracing::Span::current().record("tenant", tracing::field::display(caller.tenant));

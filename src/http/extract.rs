@@ -47,11 +47,6 @@ fn declares_json(headers: &axum::http::HeaderMap) -> bool {
 pub struct JsonBody(axum::body::Bytes);
 
 impl JsonBody {
-    /// The body's bytes, as received.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
     /// Deserializes the body; a bad or missing field is a 400 naming it.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, GraphError> {
         let axum::Json(value) = axum::Json::<T>::from_bytes(&self.0)?;
@@ -78,7 +73,20 @@ pub async fn read_body(
     }
 }
 
-impl FromRequest<AppState> for JsonBody {
+/// A body declared as JSON, read within the upload timeout and the size
+/// limit, and not checked further: `$batch` parses it itself, so that every
+/// malformed batch gets the batch's own answer.
+#[derive(Debug)]
+pub struct JsonBytes(axum::body::Bytes);
+
+impl JsonBytes {
+    /// The body's bytes, as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromRequest<AppState> for JsonBytes {
     type Rejection = GraphError;
 
     async fn from_request(
@@ -88,7 +96,18 @@ impl FromRequest<AppState> for JsonBody {
         if !declares_json(req.headers()) {
             return Err(unsupported_media_type());
         }
-        let bytes = read_body(req, state.request_timeout).await?;
+        Ok(JsonBytes(read_body(req, state.request_timeout).await?))
+    }
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = GraphError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, GraphError> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
         // Serde would also read a JSON array as a struct, in field order;
         // Graph bodies are objects, so anything else is refused here.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {

@@ -250,6 +250,7 @@ async fn a_malformed_batch_is_400_naming_the_problem() {
     };
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "'requests' array"),
+        (json!([{"id": "1"}]), "'requests' array"),
         (json!({"requests": "x"}), "'requests' array"),
         (
             json!({"requests": [get("1", "/me/presence"), get("1", "/me/presence")]}),
