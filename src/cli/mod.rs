@@ -1,4 +1,5 @@
-//! Command-line entry points: `serve`, `token` and `exec`.
+//! Command-line entry points: `serve`, `token`, `exec`, `backup` and the
+//! client commands (`get`, `set`, `clear`, `status-message`, `watch`).
 
 use std::path::PathBuf;
 
@@ -11,7 +12,12 @@ use crate::clock::wall_now;
 use crate::config::{Config, FileConfig, SecretSource, SECRET_ENV};
 use crate::domain::parse_duration;
 
+mod backup;
+mod client;
 mod exec;
+
+pub use backup::BackupArgs;
+pub use client::{ClearArgs, ClientArgs, GetArgs, SetArgs, StatusMessageArgs, WatchArgs};
 
 /// presenced: a self-hostable presence server that speaks the Microsoft Graph presence API.
 #[derive(Debug, Parser)]
@@ -35,6 +41,18 @@ pub enum Command {
     /// PRESENCED_TENANT and PRESENCED_JWT_SECRET_FILE set, stops when it
     /// ends and exits with its exit code.
     Exec(Box<ExecArgs>),
+    /// Print users' presence (one GET, or getPresencesByUserId for several).
+    Get(Box<GetArgs>),
+    /// Set a session's presence for a user (setPresence).
+    Set(Box<SetArgs>),
+    /// End a session's presence for a user (clearPresence).
+    Clear(Box<ClearArgs>),
+    /// Set or clear a user's status message (setStatusMessage).
+    StatusMessage(Box<StatusMessageArgs>),
+    /// Print a line per presence change from the server's event stream until Ctrl-C.
+    Watch(Box<WatchArgs>),
+    /// Copy the SQLite database of a data dir to a file, safely while the server runs.
+    Backup(Box<BackupArgs>),
 }
 
 /// `presenced exec [SERVE FLAGS] -- COMMAND [ARGS…]`.
@@ -219,6 +237,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => serve(*args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Token(args) => token(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Exec(args) => exec::run(*args).await,
+        Command::Get(args) => client::get(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Set(args) => client::set(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Clear(args) => client::clear(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::StatusMessage(args) => client::status_message(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Watch(args) => client::watch(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Backup(args) => backup::run(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
     }
 }
 

@@ -12,6 +12,7 @@ mod helpers;
 
 mod batch;
 mod binary;
+mod cli_client;
 mod connections;
 mod emulator;
 mod emulator_binary;
