@@ -15,11 +15,11 @@ use crate::process::{mint, Proc, BIN};
 
 const APP: &str = "cli-app";
 
-/// An application token that may read and write every user of a new tenant.
-fn app_token(data_dir: &Path) -> String {
+/// An application token that may read and write every user of `tenant`.
+fn app_token(data_dir: &Path, tenant: Uuid) -> String {
     mint(
         data_dir,
-        Uuid::new_v4(),
+        tenant,
         None,
         APP,
         None,
@@ -75,7 +75,8 @@ fn get_json(url: &str, token: &str, user: Uuid) -> Value {
 async fn cli_sets_reads_clears_and_sets_status_messages() {
     let dir = tempfile::tempdir().unwrap();
     let server = Proc::start(&["--data-dir", dir.path().to_str().unwrap()]);
-    let token = app_token(dir.path());
+    let tenant = Uuid::new_v4();
+    let token = app_token(dir.path(), tenant);
     let (u1, u2) = (Uuid::new_v4(), Uuid::new_v4());
     let (s1, s2) = (u1.to_string(), u2.to_string());
     let url = server.url.as_str();
@@ -131,17 +132,6 @@ async fn cli_sets_reads_clears_and_sets_status_messages() {
     );
     assert_ok(&out);
     // The expiry shows to the user themself (a delegated token).
-    let tenant: Uuid = {
-        let payload = token.split('.').nth(1).unwrap();
-        use base64::Engine as _;
-        let claims: Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap();
-        claims["tid"].as_str().unwrap().parse().unwrap()
-    };
     let own = mint(
         dir.path(),
         tenant,
@@ -215,10 +205,35 @@ fn cli_explains_a_refused_token_and_a_missing_one() {
     );
     assert_fails_with(&out, "mint a new one with `presenced token");
 
+    // Expired an hour ago, signed with the server's own secret.
+    let secret = presenced::app::load_secret(
+        &presenced::config::SecretSource::File(dir.path().join("jwt-secret")),
+        false,
+    )
+    .unwrap()
+    .unwrap()
+    .0;
+    let roles = ["Presence.Read.All".to_string()];
+    let claims = presenced::auth::MintClaims::new(
+        Uuid::new_v4(),
+        None,
+        APP,
+        None,
+        Some(&roles),
+        presenced::clock::wall_now() - chrono::Duration::hours(2),
+        chrono::Duration::hours(1),
+    );
+    let expired = presenced::auth::mint_hs256(&secret, &claims).unwrap();
+    let out = cli(&server.url, &expired, &["get", &user]);
+    assert_fails_with(
+        &out,
+        "the server refused the token: the access token has expired; mint a new one with `presenced token",
+    );
+
     // Signed with another server's secret.
     let other = tempfile::tempdir().unwrap();
     let _other_server = Proc::start(&["--data-dir", other.path().to_str().unwrap()]);
-    let foreign = app_token(other.path());
+    let foreign = app_token(other.path(), Uuid::new_v4());
     let out = cli(&server.url, &foreign, &["get", &user]);
     assert_fails_with(
         &out,
@@ -288,7 +303,7 @@ fn cli_says_when_no_server_answers() {
 async fn watch_prints_a_line_per_change_until_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let server = Proc::start(&["--data-dir", dir.path().to_str().unwrap()]);
-    let token = app_token(dir.path());
+    let token = app_token(dir.path(), Uuid::new_v4());
     let (watched, other) = (Uuid::new_v4(), Uuid::new_v4());
     let mut watch = Command::new(BIN)
         .args(["watch", &watched.to_string()])
@@ -350,7 +365,7 @@ async fn backup_while_writing_holds_every_write_acknowledged_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
     let server = Proc::start(&["--data-dir", &data]);
-    let token = app_token(dir.path());
+    let token = app_token(dir.path(), Uuid::new_v4());
 
     // A writer that keeps writing new users until told to stop, recording
     // each acknowledged write.
