@@ -15,6 +15,7 @@ use crate::domain::parse_duration;
 mod backup;
 mod client;
 mod exec;
+mod sse;
 
 pub use backup::BackupArgs;
 pub use client::{ClearArgs, ClientArgs, GetArgs, SetArgs, StatusMessageArgs, WatchArgs};

@@ -1,0 +1,81 @@
+//! A minimal reader of server-sent events (the `text/event-stream` format
+//! of `GET /_presenced/events`) for `presenced watch`: `event:` and `data:`
+//! fields, events split across chunks; ids, retries and comments ignored.
+
+/// One server-sent event: its `event:` name and `data:` lines joined.
+#[derive(Debug, PartialEq)]
+pub(super) struct SseEvent {
+    pub(super) name: String,
+    pub(super) data: String,
+}
+
+/// Splits a server-sent event stream into events, across chunk boundaries.
+#[derive(Debug, Default)]
+pub(super) struct SseParser {
+    pending: Vec<u8>,
+    name: String,
+    data: Vec<String>,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events they complete.
+    pub(super) fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.pending.extend_from_slice(bytes);
+        let mut events = vec![];
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let raw: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    let name = std::mem::take(&mut self.name);
+                    events.push(SseEvent {
+                        name: if name.is_empty() {
+                            "message".into()
+                        } else {
+                            name
+                        },
+                        data: std::mem::take(&mut self.data).join("\n"),
+                    });
+                }
+                self.name.clear();
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line, ""),
+            };
+            match field {
+                "event" => self.name = value.to_string(),
+                "data" => self.data.push(value.to_string()),
+                _ => {} // id, retry, comments ("" field): nothing to print
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_are_split_across_chunks_and_comments_ignored() {
+        let mut p = SseParser::default();
+        assert!(p.push(b": keep-alive\n\nevent: pres").is_empty());
+        let events = p.push(b"ence\nid: 7\ndata: {\"a\":1}\n\nevent: reset\r\ndata: x\r\n\r\n");
+        assert_eq!(
+            events,
+            vec![
+                SseEvent {
+                    name: "presence".into(),
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    name: "reset".into(),
+                    data: "x".into()
+                },
+            ]
+        );
+    }
+}
