@@ -12,20 +12,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = presenced::cli::Cli::parse();
-    // Under `exec` the server's log shares a terminal with the command's
-    // output: warnings only, unless RUST_LOG says otherwise.
-    let default_filter = match cli.command {
-        presenced::cli::Command::Exec(_) => "presenced=warn",
-        _ => "presenced=info",
-    };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .init();
+        .with_env_filter(cli.log_filter());
+    match cli.log_format {
+        presenced::cli::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        presenced::cli::LogFormat::Json => logs.json().init(),
+    }
     match presenced::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -27,6 +27,38 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines (on stderr) are written: `text` or `json` (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The least severe log lines written: off, error, warn, info, debug or
+    /// trace [default: info; warn under `exec`, whose server shares the
+    /// terminal with the command]. RUST_LOG, when set, wins (and can filter
+    /// by target).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<tracing_subscriber::filter::LevelFilter>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+impl Cli {
+    /// The log filter: RUST_LOG when set, else presenced's own lines at
+    /// `--log-level`.
+    pub fn log_filter(&self) -> tracing_subscriber::EnvFilter {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            let level = self.log_level.unwrap_or(match self.command {
+                Command::Exec(_) => tracing_subscriber::filter::LevelFilter::WARN,
+                _ => tracing_subscriber::filter::LevelFilter::INFO,
+            });
+            tracing_subscriber::EnvFilter::new(format!("presenced={level}"))
+        })
+    }
 }
 
 /// The subcommands.
@@ -304,7 +336,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal();
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), manual_clock = config.manual_clock, "serving");
+    tracing::info!(
+        url = %format_args!("{}://{addr}", app.scheme()),
+        store = ?config.store,
+        data_dir = %config.data_dir.display(),
+        keys = ?config.secret,
+        jwks_file = config.jwks_file.as_ref().map(|p| tracing::field::display(p.display())),
+        jwks_url = config.jwks_url.as_deref(),
+        issuer = config.issuer.as_deref().unwrap_or("any"),
+        audiences = ?crate::auth::DEFAULT_AUDIENCES
+            .iter()
+            .copied()
+            .chain(config.audiences.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
+        "serving"
+    );
+    if config.manual_clock {
+        tracing::info!(clock = %app.state().clock.now().to_rfc3339(), "emulator mode: the presence clock stands still until moved");
+    }
     println!("presenced listening on {}://{addr}", app.scheme());
     if let Some(cert) = app.self_signed_certificate() {
         // For NODE_EXTRA_CA_CERTS, Python's `verify=`, curl's --cacert.

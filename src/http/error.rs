@@ -24,6 +24,9 @@ pub struct GraphError {
     pub message: String,
     /// Seconds to wait before retrying (`Retry-After`), for 429 and 503.
     pub retry_after: Option<u64>,
+    /// Why a server error happened, for the one log line the edge writes
+    /// about it (never sent to the client).
+    pub cause: Option<String>,
 }
 
 impl GraphError {
@@ -87,6 +90,15 @@ impl GraphError {
             code,
             message: message.into(),
             retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// The error with `cause` kept for the log (never sent).
+    pub fn with_cause(self, cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..self
         }
     }
 
@@ -228,14 +240,9 @@ impl From<StoreError> for GraphError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(message) => GraphError::not_found(message),
-            StoreError::Unavailable(_) => {
-                tracing::error!(error = %e, "store unavailable");
-                GraphError::unavailable(STORE_RETRY_AFTER)
-            }
-            StoreError::Corrupt(_) => {
-                tracing::error!(error = %e, "store failure");
-                GraphError::internal()
-            }
+            // The cause is logged once, by the edge, with the request's ids.
+            StoreError::Unavailable(_) => GraphError::unavailable(STORE_RETRY_AFTER).with_cause(e),
+            StoreError::Corrupt(_) => GraphError::internal().with_cause(e),
             StoreError::Unsupported(message) => {
                 GraphError::new(StatusCode::NOT_IMPLEMENTED, "notImplemented", message)
             }
@@ -256,6 +263,14 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
         assert_eq!(e.code, "serviceNotAvailable");
         assert!(!e.message.contains("redis"), "{}", e.message);
+        // Kept for the edge's log line only.
+        assert!(
+            e.cause
+                .as_deref()
+                .is_some_and(|c| c.contains("connection refused")),
+            "{:?}",
+            e.cause
+        );
     }
 
     #[test]

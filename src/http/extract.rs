@@ -264,7 +264,9 @@ pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Principal, 
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let token = bearer_token(header)?;
-    Ok(state.verifier.verify(token, wall_now()).await?)
+    let principal = state.verifier.verify(token, wall_now()).await?;
+    super::access::note_caller(&parts.extensions, &principal);
+    Ok(principal)
 }
 
 /// Verifies the bearer token of a request (against wall time, SPEC §8) and,

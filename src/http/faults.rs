@@ -261,6 +261,9 @@ impl Injected {
         };
         e.message = format!("{} (injected by fault rule {})", e.message, self.rule);
         e.retry_after = self.retry_after;
+        if e.status.is_server_error() {
+            e.cause = Some(format!("injected by fault rule {}", self.rule));
+        }
         e
     }
 }

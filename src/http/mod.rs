@@ -5,6 +5,7 @@
 //! Handlers are thin: they parse, authorise, call `service` (writes and
 //! reads) or `notify` (subscriptions), and render.
 
+pub mod access;
 pub mod admin;
 pub mod batch;
 pub mod emulator;
@@ -273,10 +274,18 @@ fn routes() -> Router<AppState> {
 fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_panic| {
-            tracing::error!("a handler panicked");
-            GraphError::internal().into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("a panic without a message");
+                GraphError::internal()
+                    .with_cause(format_args!("a handler panicked: {what}"))
+                    .into_response()
+            },
+        ))
         .layer(middleware::from_fn_with_state(expose_ids, graph_edges))
         .layer(cors())
 }
@@ -316,21 +325,28 @@ async fn method_not_allowed(method: axum::http::Method) -> GraphError {
 /// future and a service clone per request): refuses heads and declared
 /// bodies over the limits, then gives the response `request-id` and
 /// `client-request-id` (SPEC §6) and renders a pending Graph error with
-/// them.
+/// them. The request runs in a `request` span carrying its request id, and
+/// ends with its one access line ([`access`]).
 ///
 /// With `expose_ids` (the emulator's journal wants them) the ids are also
 /// set on the request as [`RequestIds`] for the layers inside; otherwise
 /// requests pay nothing for it.
 async fn graph_edges(State(expose_ids): State<bool>, mut req: Request, next: Next) -> Response {
-    let mut ids = EdgeIds::new(&req);
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let ids = EdgeIds::new(&req);
     if expose_ids {
         req.extensions_mut().insert(ids.exposed());
     }
+    let entry = access::Entry::begin(&mut req);
+    let span = tracing::info_span!("request", request_id = ids.request_id());
     let response = match over_limits(&req) {
         Some(refused) => refused,
-        None => next.run(req).await,
+        None => next.run(req).instrument(span).await,
     };
-    ids.stamp(response)
+    let (response, failure) = ids.stamp(response);
+    entry.finish(&ids, &response, failure.as_ref(), started);
+    response
 }
 
 /// A request's ids. The request id is formatted on the stack and becomes a
@@ -358,6 +374,18 @@ impl EdgeIds {
         }
     }
 
+    /// The request id as text (formatted ASCII: never empty in practice).
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// The client's request id as text, or the request id when it sent none.
+    fn client_request_id(&self) -> &str {
+        self.client_request_id
+            .as_ref()
+            .map_or_else(|| self.request_id(), |v| v.to_str().unwrap_or_default())
+    }
+
     /// The ids as the layers inside may read them.
     fn exposed(&self) -> RequestIds {
         let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_string();
@@ -371,20 +399,19 @@ impl EdgeIds {
         }
     }
 
-    /// Renders a pending Graph error with the ids (logging a server error
-    /// once, here) and sets both id headers.
-    fn stamp(&mut self, mut response: Response) -> Response {
+    /// Renders a pending Graph error with the ids and sets both id headers.
+    /// A server error is handed back, for the access line to log its cause
+    /// once.
+    fn stamp(&self, mut response: Response) -> (Response, Option<GraphError>) {
         let client = self
             .client_request_id
-            .take()
+            .clone()
             .unwrap_or_else(|| self.request_id.clone());
+        let mut failure = None;
         if let Some(PendingError(err)) = response.extensions_mut().remove::<PendingError>() {
             // Both are visible ASCII: checked or formatted above.
             let request_id = self.request_id.to_str().unwrap_or_default();
             let client_request_id = client.to_str().unwrap_or_default();
-            if err.status.is_server_error() {
-                tracing::error!(%request_id, code = err.code, "request failed");
-            }
             let headers = std::mem::take(response.headers_mut());
             response = err.render(wall_now(), request_id, client_request_id);
             for (name, value) in headers.iter() {
@@ -394,11 +421,14 @@ impl EdgeIds {
                     response.headers_mut().insert(name.clone(), value.clone());
                 }
             }
+            if err.status.is_server_error() {
+                failure = Some(err);
+            }
         }
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID.clone(), self.request_id.clone());
         headers.insert(CLIENT_REQUEST_ID.clone(), client);
-        response
+        (response, failure)
     }
 }
 

@@ -21,6 +21,7 @@ mod errors;
 mod integrity;
 mod jwks;
 mod notifications;
+mod observability;
 mod openapi;
 mod permissions;
 mod presence;

@@ -22,13 +22,20 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_stderr(args, Stdio::null())
+    }
+
+    /// Like [`Proc::start`], with the server's stderr (its log) sent to
+    /// `stderr`, and RUST_LOG unset so the command line decides.
+    pub fn start_with_stderr(args: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("PRESENCED_JWT_SECRET")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn presenced");
         let stdout = child.stdout.take().expect("stdout");

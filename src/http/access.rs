@@ -1,0 +1,123 @@
+//! The access log: one line per request, written by the edge middleware
+//! once the response is known (method, route template, status, latency,
+//! both request ids, and the caller's tenant and app id when it was
+//! authenticated). Never a token, never a body.
+//!
+//! The line goes to the `presenced::access` target at `info`; a server
+//! error's line is at `error` and carries its cause, so each 5xx is logged
+//! once. When `info` is off for that target a request pays one filter check
+//! and formats nothing.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, Uri};
+use axum::response::Response;
+use uuid::Uuid;
+
+use super::error::GraphError;
+use super::EdgeIds;
+use crate::auth::Principal;
+
+/// The tracing target of access lines (filter it with
+/// `RUST_LOG=presenced::access=off`, for instance).
+pub const TARGET: &str = "presenced::access";
+
+/// Who called: set by authentication ([`note_caller`]) on a slot the edge
+/// put on the request, read back by the edge for the access line.
+#[derive(Debug, Default)]
+pub struct CallerSlot(OnceLock<(Uuid, String)>);
+
+/// Records the verified caller for the request's access line, if the edge
+/// asked for it (only when access lines are logged).
+pub fn note_caller(extensions: &axum::http::Extensions, principal: &Principal) {
+    if let Some(slot) = extensions.get::<Arc<CallerSlot>>() {
+        // A second authentication of the same request names the same caller.
+        let _ = slot.0.set((principal.tenant, principal.app_id.clone()));
+    }
+}
+
+/// What the edge keeps of a request for its access line.
+pub(super) struct Entry {
+    method: Method,
+    /// The route template, or the path as sent when no route matched.
+    route: Result<MatchedPath, Uri>,
+    /// `None` when access lines are off: only a server error is logged.
+    caller: Option<Arc<CallerSlot>>,
+}
+
+impl Entry {
+    /// Takes what the line needs from `req` (cheap clones; the path as
+    /// sent only when no route matched) and, when access lines are on,
+    /// leaves a [`CallerSlot`] on it for authentication to fill.
+    pub(super) fn begin(req: &mut Request) -> Self {
+        let route = match req.extensions().get::<MatchedPath>() {
+            Some(matched) => Ok(matched.clone()),
+            None => Err(req.uri().clone()),
+        };
+        let caller = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| {
+            let slot = Arc::new(CallerSlot::default());
+            req.extensions_mut().insert(slot.clone());
+            slot
+        });
+        Self {
+            method: req.method().clone(),
+            route,
+            caller,
+        }
+    }
+
+    /// Writes the request's one access line: at `error` with the cause for
+    /// a server error, else at `info` (when on).
+    pub(super) fn finish(
+        self,
+        ids: &EdgeIds,
+        response: &Response,
+        failure: Option<&GraphError>,
+        started: std::time::Instant,
+    ) {
+        if failure.is_none() && self.caller.is_none() {
+            return;
+        }
+        let route = match &self.route {
+            Ok(matched) => matched.as_str(),
+            Err(uri) => uri.path(),
+        };
+        let caller = self.caller.as_ref().and_then(|slot| slot.0.get());
+        let tenant = caller.map(|(tenant, _)| tracing::field::display(tenant));
+        let app_id = caller.map(|(_, app)| app.as_str());
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let status = response.status().as_u16();
+        let method = self.method.as_str();
+        let request_id = ids.request_id();
+        let client_request_id = ids.client_request_id();
+        match failure {
+            Some(err) => tracing::error!(
+                target: TARGET,
+                method,
+                route,
+                status,
+                latency_ms,
+                request_id,
+                client_request_id,
+                tenant,
+                app_id,
+                code = err.code,
+                cause = err.cause.as_deref().unwrap_or("unknown"),
+                "request failed"
+            ),
+            None => tracing::info!(
+                target: TARGET,
+                method,
+                route,
+                status,
+                latency_ms,
+                request_id,
+                client_request_id,
+                tenant,
+                app_id,
+                "request"
+            ),
+        }
+    }
+}

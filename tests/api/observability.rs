@@ -1,0 +1,111 @@
+//! What operators see: the access log of the real binary (its stderr).
+
+use std::process::Stdio;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::process::{mint, Proc};
+
+/// The JSON log lines of `log` that mention `needle`.
+fn lines_with(log: &str, needle: &str) -> Vec<Value> {
+    log.lines()
+        .filter(|line| line.contains(needle))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_but_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let data = dir.path().join("data");
+    let server = Proc::start_with_stderr(
+        &["--data-dir", data.to_str().unwrap(), "--log-format", "json"],
+        Stdio::from(log_file),
+    );
+    let tenant = Uuid::new_v4();
+    let user = Uuid::new_v4();
+    let token = mint(
+        &data,
+        tenant,
+        None,
+        "app-logs",
+        None,
+        Some("Presence.Read.All"),
+    );
+    let client_id = format!("logs-{}", Uuid::new_v4());
+    let unmatched_id = format!("logs-{}", Uuid::new_v4());
+    let client = reqwest::Client::new();
+
+    let read = client
+        .get(format!("{}/v1.0/users/{user}/presence", server.url))
+        .bearer_auth(&token)
+        .header("client-request-id", &client_id)
+        .send()
+        .await
+        .unwrap();
+    let unmatched = client
+        .get(format!("{}/v1.0/no/such/path", server.url))
+        .bearer_auth(&token)
+        .header("client-request-id", &unmatched_id)
+        .send()
+        .await
+        .unwrap();
+    // The line is written before the response is sent.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+
+    assert_eq!(read.status(), 200);
+    let request_id = read.headers()["request-id"].to_str().unwrap().to_string();
+    let lines = lines_with(&log, &client_id);
+    assert_eq!(lines.len(), 1, "one access line per request:\n{log}");
+    let fields = &lines[0]["fields"];
+    assert_eq!(lines[0]["level"], "INFO", "{log}");
+    assert_eq!(lines[0]["target"], "presenced::access", "{log}");
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["route"], "/{version}/users/{id}/presence");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["request_id"], request_id.as_str());
+    assert_eq!(fields["client_request_id"], client_id.as_str());
+    assert_eq!(fields["tenant"], tenant.to_string());
+    assert_eq!(fields["app_id"], "app-logs");
+    assert!(fields["latency_ms"].as_f64().is_some(), "{log}");
+
+    assert_eq!(unmatched.status(), 404);
+    let lines = lines_with(&log, &unmatched_id);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert_eq!(lines[0]["fields"]["route"], "/v1.0/no/such/path");
+    assert_eq!(lines[0]["fields"]["status"], 404);
+
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "a token was logged:\n{log}");
+    assert!(
+        lines_with(&log, "\"serving\"").len() == 1,
+        "start-up line:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn log_level_off_writes_no_access_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let data = dir.path().join("data");
+    let server = Proc::start_with_stderr(
+        &["--data-dir", data.to_str().unwrap(), "--log-level", "warn"],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let client_id = format!("quiet-{}", Uuid::new_v4());
+
+    let resp = reqwest::Client::new()
+        .get(format!("{}/_presenced/healthz", server.url))
+        .header("client-request-id", &client_id)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), 200);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains(&client_id), "{log}");
+    assert!(!log.contains("serving"), "info lines are off:\n{log}");
+}
