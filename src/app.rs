@@ -210,6 +210,8 @@ impl App {
             ..AuthConfig::default()
         })
         .await?;
+        // Installs the process's metrics recorder (once).
+        crate::metrics::handle();
         let bus = Arc::new(Bus::default());
         bus.seen_event(store.event_bounds().await?.last);
         let tasks = TaskTracker::new();
@@ -247,6 +249,7 @@ impl App {
                     journal: crate::http::journal::Journal::new(config.journal_size),
                 })
             }),
+            metrics_here: config.metrics_listen.is_none(),
             origin: Arc::new(crate::http::extract::Origin {
                 public: config.public_url.clone(),
                 trust_forwarded: config.trust_forwarded_headers,

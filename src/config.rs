@@ -90,6 +90,8 @@ pub struct FileConfig {
     pub rate_limit: Option<String>,
     /// `--redis-delivery-lease` (ISO 8601 duration).
     pub redis_delivery_lease: Option<String>,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<String>,
 }
 
 /// A start-up configuration problem, reported before anything is served.
@@ -233,6 +235,9 @@ pub enum SecretSource {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Where `/_presenced/metrics` is served apart (`--metrics-listen`);
+    /// `None`: on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the SQLite database and the generated secret.
     pub data_dir: PathBuf,
     /// The store backend.
@@ -335,6 +340,17 @@ impl Config {
                 "--listen '{listen_text}' is not an address such as 127.0.0.1:8080"
             ))
         })?;
+        let metrics_listen = cli
+            .metrics_listen
+            .or(file.metrics_listen)
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "--metrics-listen '{text}' is not an address such as 127.0.0.1:9090"
+                    ))
+                })
+            })
+            .transpose()?;
         let data_dir = cli
             .data_dir
             .or(file.data_dir)
@@ -542,6 +558,7 @@ impl Config {
         )?;
         Ok(Self {
             redis_delivery_lease,
+            metrics_listen,
             rate_limit,
             tls,
             connections,

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod service;
 pub mod store;

@@ -218,6 +218,10 @@ pub struct ServeArgs {
     /// it to another after this), ISO 8601, at most PT1H [default: PT60S].
     #[arg(long, value_name = "DURATION")]
     pub redis_delivery_lease: Option<String>,
+    /// Serve GET /_presenced/metrics (Prometheus, no token) on this address
+    /// instead of the main listener, e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// `presenced token`.
@@ -320,6 +324,7 @@ fn serve_flags(args: ServeArgs) -> FileConfig {
         tls_key: args.tls_key,
         tls_self_signed: args.tls_self_signed.then_some(true),
         rate_limit: args.rate_limit,
+        metrics_listen: args.metrics_listen,
         redis_delivery_lease: args.redis_delivery_lease,
     }
 }
@@ -335,6 +340,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
+    if let Some(metrics_addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot listen on {metrics_addr} (--metrics-listen): {e}")
+            })?;
+        let bound = metrics.local_addr()?;
+        tracing::info!(url = %format_args!("http://{bound}/_presenced/metrics"), "metrics");
+        // Ends with the process; a scrape needs no graceful shutdown.
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, crate::http::metrics_router()).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let shutdown = shutdown_signal();
     tracing::info!(
         url = %format_args!("{}://{addr}", app.scheme()),

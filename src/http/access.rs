@@ -76,6 +76,11 @@ impl Entry {
         failure: Option<&GraphError>,
         started: std::time::Instant,
     ) {
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        let method = self.method.as_str();
+        let template = self.route.as_ref().ok().map(MatchedPath::as_str);
+        crate::metrics::http_request(template, method, status, elapsed);
         if failure.is_none() && self.caller.is_none() {
             return;
         }
@@ -86,9 +91,7 @@ impl Entry {
         let caller = self.caller.as_ref().and_then(|slot| slot.0.get());
         let tenant = caller.map(|(tenant, _)| tracing::field::display(tenant));
         let app_id = caller.map(|(_, app)| app.as_str());
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let status = response.status().as_u16();
-        let method = self.method.as_str();
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let request_id = ids.request_id();
         let client_request_id = ids.client_request_id();
         match failure {

@@ -26,6 +26,37 @@ pub async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
+/// `GET /_presenced/metrics`: request, store, notification, event-stream
+/// and scheduler metrics in Prometheus text format. No token, like
+/// healthz: scrapers carry none, and no label names a user, tenant or
+/// path as sent. With `--metrics-listen` it is served there instead, and
+/// 404 here.
+pub async fn metrics(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+) -> Result<axum::response::Response, GraphError> {
+    if !state.metrics_here {
+        return Err(GraphError::not_found(format!(
+            "Resource not found for the segment '{}'.",
+            uri.path()
+        )));
+    }
+    Ok(prometheus_text())
+}
+
+/// The metrics as a `text/plain; version=0.0.4` answer.
+pub(crate) fn prometheus_text() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
 /// `GET /_presenced/readyz`: the store answers reads and takes writes; 503
 /// `serviceNotAvailable` while it cannot (its writer stopped, or its last
 /// write transaction failed: a full disk, a read-only file system), and

@@ -118,11 +118,15 @@ pub async fn stream(
         .notifier
         .feed(principal.tenant, users, resume, state.stopping.clone())
         .await?;
-    let stream =
-        futures_util::stream::unfold((feed, principal), |(mut feed, principal)| async move {
+    // Counted as an open stream until the response body is dropped.
+    let client = crate::metrics::EventStreamClient::open();
+    let stream = futures_util::stream::unfold(
+        (feed, principal, client),
+        |(mut feed, principal, client)| async move {
             let item = feed.next().await?;
-            Some((Ok(render_item(item, &principal)), (feed, principal)))
-        });
+            Some((Ok(render_item(item, &principal)), (feed, principal, client)))
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

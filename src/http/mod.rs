@@ -109,6 +109,9 @@ pub struct Shared {
     pub throttle: Option<Arc<throttle::Throttle>>,
     /// Fault rules and the request journal, in emulator mode only.
     pub emulator: Option<Arc<emulator::EmulatorTools>>,
+    /// Whether this router serves `/_presenced/metrics` (not when
+    /// `--metrics-listen` serves it on a listener of its own).
+    pub metrics_here: bool,
 }
 
 /// A request's ids (SPEC §6), set on it by the outermost middleware for
@@ -235,6 +238,7 @@ fn routes() -> Router<AppState> {
     let own = Router::new()
         .route("/_presenced/healthz", get(admin::healthz))
         .route("/_presenced/readyz", get(admin::readyz))
+        .route("/_presenced/metrics", get(admin::metrics))
         .route(
             "/_presenced/.well-known/jwks.json",
             get(subscriptions::jwks),
@@ -267,6 +271,15 @@ fn routes() -> Router<AppState> {
             get(admin::explain_presence),
         );
     graph.merge(own)
+}
+
+/// The router of the `--metrics-listen` listener: `GET /_presenced/metrics`
+/// only (Prometheus text, no token), 404 elsewhere.
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/_presenced/metrics",
+        get(|| async { admin::prometheus_text() }),
+    )
 }
 
 /// The layers every response passes through: body limits, panics caught as

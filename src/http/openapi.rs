@@ -175,6 +175,8 @@ enum Success {
     Empty(u16),
     /// `200` `text/event-stream`.
     EventStream,
+    /// `200` Prometheus text exposition format.
+    Prometheus,
 }
 
 /// One documented operation.
@@ -294,6 +296,12 @@ impl Op {
                 ResponseBuilder::new()
                     .description("Server-sent events: `presence` events whose data is a presence, and `reset` events.")
                     .content("text/event-stream", Content::new(Some(string_schema()))),
+            ),
+            Success::Prometheus => op.response(
+                "200",
+                ResponseBuilder::new()
+                    .description("Metrics in Prometheus text format (version 0.0.4).")
+                    .content("text/plain", Content::new(Some(string_schema()))),
             ),
         };
         for status in self.errors.statuses() {
@@ -543,6 +551,19 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
                 None,
                 Success::Json(200, model::Status::name()),
                 Errors::Read,
+                false,
+            ),
+        ),
+        (
+            "/_presenced/metrics".to_string(),
+            HttpMethod::Get,
+            own(
+                "metrics",
+                "Prometheus metrics: requests by route, method and status with latency, store commits, users, notification deliveries, event-stream clients, scheduler lag. No token (scrapers carry none); with --metrics-listen it is served on that listener instead.",
+                vec![],
+                None,
+                Success::Prometheus,
+                Errors::Public,
                 false,
             ),
         ),

@@ -276,6 +276,12 @@ impl Notifier {
             Err(e) if e.is_timeout() => Some(format!("no answer within {timeout:?}")),
             Err(e) => Some(format!("unreachable: {}", without_url(&e))),
         };
+        let outcome = if failure.is_none() {
+            "delivered"
+        } else {
+            "failed"
+        };
+        crate::metrics::delivery(outcome, post.items.len(), started.elapsed());
         if failure.is_none() {
             tracing::debug!(url = %redacted(&post.url), items = post.items.len(), elapsed = ?started.elapsed(), "delivered");
         }
@@ -306,6 +312,7 @@ impl Notifier {
             let ids: Vec<u64> = expired.iter().map(|(d, _)| d.id).collect();
             self.dropped
                 .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::deliveries_dropped(ids.len());
             tracing::warn!(url = %redacted(&post.url), items = ids.len(), %failure, "deliveries dropped after retrying for 4 hours");
             self.store.remove_deliveries(&ids).await?;
             if !post.lifecycle {

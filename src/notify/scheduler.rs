@@ -125,8 +125,17 @@ impl Notifier {
     /// the server was down), then sleep until the next due instant or a
     /// wake-up from the write path, until cancelled.
     pub(crate) async fn schedule(self: std::sync::Arc<Self>) {
+        // The instant the pass about to run was due, when it was slept for.
+        let mut due: Option<Instant> = None;
         loop {
             let now = self.clock.now();
+            // A write may wake the scheduler before its due instant: only a
+            // pass at or after it says how late it ran. A manual clock jumps
+            // past due instants by design: no lag to speak of.
+            let manual = self.clock.manual().is_some();
+            if let Some(due) = due.take().filter(|due| *due <= now && !manual) {
+                crate::metrics::scheduler_lag(now - due);
+            }
             let wake = match self.run_due(now).await {
                 Ok(_) => self.next_wake().await,
                 Err(e) => Err(e),
@@ -150,6 +159,7 @@ impl Notifier {
             if !self.idle(Until::Clock(wake), &self.bus.schedule).await {
                 return;
             }
+            due = wake;
         }
     }
 }

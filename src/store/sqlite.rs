@@ -973,6 +973,7 @@ impl Writer {
     /// write succeeded reads it back. A batch that did not commit changes
     /// nothing there.
     fn write_batch(&mut self, batch: &mut [WriteOp]) -> Vec<Result<Done, StoreError>> {
+        let started = std::time::Instant::now();
         let (results, committed) = write_batch(
             &mut self.conn,
             batch,
@@ -981,6 +982,7 @@ impl Writer {
             &mut self.ids,
         );
         self.resident.publish(committed);
+        crate::metrics::store_commit(batch.len(), started.elapsed(), self.resident.len());
         results
     }
 }

@@ -109,3 +109,118 @@ async fn log_level_off_writes_no_access_line() {
     assert!(!log.contains(&client_id), "{log}");
     assert!(!log.contains("serving"), "info lines are off:\n{log}");
 }
+
+/// The value of the sample `series` (name and labels, as rendered) in a
+/// Prometheus text answer; 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+async fn scrape(url: &str) -> String {
+    let resp = reqwest::get(format!("{url}/_presenced/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_counters_move_after_requests_and_need_no_token() {
+    let server = crate::helpers::TestServer::start().await;
+    let user = Uuid::new_v4();
+    // Tests in this process share one recorder: compare before and after,
+    // and expect at least this test's own requests.
+    let reads =
+        r#"http_requests_total{route="/{version}/users/{id}/presence",method="GET",status="200"}"#;
+    let writes = r#"http_requests_total{route="/{version}/users/{id}/presence/setPresence",method="POST",status="200"}"#;
+    let unmatched = r#"http_requests_total{route="unmatched",method="GET",status="404"}"#;
+    let latency = r#"http_request_duration_seconds_count{route="/{version}/users/{id}/presence",method="GET"}"#;
+    let commits = "presenced_store_commit_seconds_count";
+    let before = scrape(&server.url).await;
+
+    server
+        .set_presence(user, "Busy", "InACall", None)
+        .await
+        .ok_empty();
+    for _ in 0..3 {
+        server.presence_of(user).await;
+    }
+    let missing = server
+        .client
+        .get(format!("{}/no/such/path/{user}", server.url))
+        .send()
+        .await
+        .unwrap();
+    let after = scrape(&server.url).await;
+
+    assert_eq!(missing.status(), 404);
+    assert!(
+        sample(&after, reads) - sample(&before, reads) >= 3.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, writes) - sample(&before, writes) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, unmatched) - sample(&before, unmatched) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, latency) - sample(&before, latency) >= 3.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, commits) - sample(&before, commits) >= 1.0,
+        "{after}"
+    );
+    assert!(sample(&after, "presenced_users") >= 1.0, "{after}");
+    assert!(
+        !after.contains(&user.to_string()),
+        "no label names a user:\n{after}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let data = dir.path().join("data");
+    let server = Proc::start_with_stderr(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let announced = lines_with(&log, "\"metrics\"");
+    assert_eq!(announced.len(), 1, "{log}");
+    let metrics_url = announced[0]["fields"]["url"].as_str().unwrap().to_string();
+    let base = metrics_url.strip_suffix("/_presenced/metrics").unwrap();
+
+    reqwest::get(format!("{}/_presenced/healthz", server.url))
+        .await
+        .unwrap();
+    let text = scrape(base).await;
+    let on_main = reqwest::get(format!("{}/_presenced/metrics", server.url))
+        .await
+        .unwrap();
+
+    assert!(
+        sample(
+            &text,
+            r#"http_requests_total{route="/_presenced/healthz",method="GET",status="200"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(on_main.status(), 404);
+}
