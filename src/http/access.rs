@@ -80,7 +80,7 @@ impl Entry {
         let status = response.status().as_u16();
         let method = self.method.as_str();
         let template = self.route.as_ref().ok().map(MatchedPath::as_str);
-        crate::metrics::http_request(template, method, status, elapsed);
+        crate::metrics::http_request(template, &self.method, status, elapsed);
         if failure.is_none() && self.caller.is_none() {
             return;
         }
