@@ -224,3 +224,69 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
     );
     assert_eq!(on_main.status(), 404);
 }
+
+#[tokio::test]
+async fn a_server_error_is_logged_once_at_error_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let data = dir.path().join("data");
+    let server = Proc::start_with_stderr(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--manual-clock",
+            "--log-format",
+            "json",
+        ],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let tenant = Uuid::new_v4();
+    let admin = mint(
+        &data,
+        tenant,
+        None,
+        "admin-app",
+        None,
+        Some("Presenced.Admin Presence.Read.All"),
+    );
+    let rule = server
+        .send(
+            reqwest::Method::POST,
+            "/_presenced/faults",
+            &admin,
+            Some(serde_json::json!({"path": "/v1.0/users/*/presence", "status": 500, "count": 1})),
+        )
+        .await;
+    assert!(rule.status.is_success(), "{}", rule.text);
+    let client_id = format!("fails-{}", Uuid::new_v4());
+
+    let failed = reqwest::Client::new()
+        .get(format!(
+            "{}/v1.0/users/{}/presence",
+            server.url,
+            Uuid::new_v4()
+        ))
+        .bearer_auth(&admin)
+        .header("client-request-id", &client_id)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(failed.status(), 500);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines = lines_with(&log, &client_id);
+    assert_eq!(lines.len(), 1, "a 5xx is logged once:\n{log}");
+    assert_eq!(lines[0]["level"], "ERROR", "{log}");
+    let fields = &lines[0]["fields"];
+    assert_eq!(fields["message"], "request failed");
+    assert_eq!(fields["status"], 500);
+    assert_eq!(fields["code"], "generalException");
+    assert_eq!(fields["route"], "/{version}/users/{id}/presence");
+    assert!(
+        fields["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("injected by fault rule"),
+        "{log}"
+    );
+}
