@@ -34,6 +34,9 @@ pub const EVENT_STREAMS: &str = "presenced_event_stream_clients";
 /// it was due.
 pub const SCHEDULER_LAG: &str = "presenced_scheduler_lag_seconds";
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The process's Prometheus recorder, installed on first use.
 ///
 /// `None` when another recorder was installed first (an embedding program
@@ -57,6 +60,20 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            // Histogram samples wait in a queue until drained into their
+            // buckets: drain it every few seconds, scraped or not, so
+            // memory stays flat. A thread, not a task: it outlives any one
+            // runtime (tests build many).
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+            }
             Some(handle)
         })
         .as_ref()
