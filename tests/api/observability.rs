@@ -290,3 +290,62 @@ async fn a_server_error_is_logged_once_at_error_with_its_cause() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn lines_logged_inside_a_request_carry_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let data = dir.path().join("data");
+    let server = Proc::start_with_stderr(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--manual-clock",
+            "--start-time",
+            "2026-01-01T09:00:00Z",
+            "--webhook-allow-cidr",
+            "127.0.0.0/8",
+            "--log-format",
+            "json",
+        ],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    // A closed port: the endpoint's validation handshake fails, which the
+    // subscription request logs while it runs.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let (tenant, watcher, watched) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let token = mint(
+        &data,
+        tenant,
+        Some(watcher),
+        "app-span",
+        Some("Presence.Read.All"),
+        None,
+    );
+
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1.0/subscriptions", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "changeType": "updated",
+            "notificationUrl": hook,
+            "resource": format!("/communications/presences/{watched}"),
+            "expirationDateTime": "2026-01-01T09:30:00Z",
+        }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(refused.status(), 400);
+    let request_id = refused.headers()["request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let inner = lines_with(&log, "failed validation");
+    assert_eq!(inner.len(), 1, "{log}");
+    assert_eq!(inner[0]["span"]["name"], "request", "{log}");
+    assert_eq!(inner[0]["span"]["request_id"], request_id.as_str(), "{log}");
+}
