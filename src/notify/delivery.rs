@@ -5,7 +5,7 @@
 //! bounded number of POSTs in flight, so a slow or dead receiver never
 //! delays the others.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,38 +95,18 @@ impl Notifier {
             .unwrap_or_default()
     }
 
-    /// One round: takes the due deliveries not in flight, of subscriptions
-    /// with no change POST in flight (a lifecycle notice of such a
-    /// subscription waits for that POST too), and starts, for each
-    /// subscription, one POST of its oldest due items (up to 100), when the
-    /// endpoint has a free slot. One POST at a
+    /// One round: takes the due deliveries not in flight and starts, for
+    /// each subscription with nothing in flight, one POST of its oldest due
+    /// items (up to 100), when the endpoint has a free slot. One POST at a
     /// time per subscription keeps its notifications in order (a receiver
     /// applying rich notifications as they come never ends on a stale
     /// state); only a retried item can arrive after newer ones, and its
     /// `sequenceNumber` tells. The rest wait for the next round.
     async fn deliver_due(self: &Arc<Self>, blocked: &mut bool) -> Result<(), StoreError> {
         let now = self.clock.now();
-        // Subscriptions with a change POST in flight: their rows wait, and
-        // the store need not even decode them (a round follows every
-        // finished POST; re-reading a whole backlog each time was most of
-        // the cost of delivering one).
-        let busy: HashSet<Uuid> = self
-            .busy
-            .lock()
-            .map(|lanes| {
-                lanes
-                    .iter()
-                    .filter(|(_, lifecycle)| !lifecycle)
-                    .map(|(id, _)| *id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !busy.is_empty() {
-            *blocked = true; // a finished POST starts the next round
-        }
         let due = self
             .store
-            .due_for_round(now, ROUND, MAX_ITEMS_PER_POST, &busy, &self.in_flight_ids())
+            .due_deliveries(now, ROUND, &self.in_flight_ids())
             .await?;
         if due.is_empty() {
             return Ok(());

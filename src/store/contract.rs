@@ -82,7 +82,6 @@ where
         .await;
     notify::a_renewed_subscription_watches_again_and_a_shortened_one_stops(make().await).await;
     notify::deliveries_are_due_by_next_at_with_limit_and_skip(make().await).await;
-    notify::a_round_takes_a_share_of_each_subscription_and_none_of_busy_ones(make().await).await;
     notify::subscriptions_fall_due_for_reauthorization_then_expiry(make().await).await;
     notify::a_kept_secret_is_the_first_candidate(make().await).await;
     notify::settling_a_user_whose_only_write_failed_changes_nothing(make().await).await;

@@ -951,68 +951,6 @@ pub(super) async fn deliveries_are_due_by_next_at_with_limit_and_skip(store: Arc
     assert_eq!(store.next_delivery_at(&[]).await.unwrap(), None);
 }
 
-pub(super) async fn a_round_takes_a_share_of_each_subscription_and_none_of_busy_ones(
-    store: Arc<dyn Store>,
-) {
-    let tenant = Uuid::new_v4();
-    let subs: Vec<Subscription> = ["a", "b", "c"]
-        .iter()
-        .map(|app| subscription(tenant, app, "alice", &[Uuid::new_v4()]))
-        .collect();
-    for s in &subs {
-        create(&store, s, false).await;
-    }
-    let change = |s: &Subscription| NewDelivery {
-        subscription: s.id,
-        tenant,
-        payload: Payload::Change {
-            user: s.users[0],
-            availability: Availability::Away,
-            activity: Activity::Away,
-            sequence_number: "00000000000000010000000000000001".into(),
-        },
-    };
-    // Interleaved: a b c a b c a b c a b c.
-    let queued: Vec<NewDelivery> = (0..4).flat_map(|_| subs.iter().map(change)).collect();
-    store.enqueue(queued, t0()).await.unwrap();
-    let all = store.due_deliveries(t0(), 100, &[]).await.unwrap();
-    let of = |s: &Subscription| -> Vec<u64> {
-        all.iter()
-            .filter(|d| d.subscription == s.id)
-            .map(|d| d.id)
-            .collect()
-    };
-    let (a, b, c) = (of(&subs[0]), of(&subs[1]), of(&subs[2]));
-    let ids = |ds: Vec<Delivery>| ds.iter().map(|d| d.id).collect::<Vec<_>>();
-    let none = HashSet::new();
-
-    let shared = store.due_for_round(t0(), 100, 2, &none, &[]).await.unwrap();
-    let busy_b = HashSet::from([subs[1].id]);
-    let without_b = store
-        .due_for_round(t0(), 100, 3, &busy_b, &[])
-        .await
-        .unwrap();
-    let skipping = store
-        .due_for_round(t0(), 100, 1, &busy_b, &[a[0], c[0]])
-        .await
-        .unwrap();
-    let limited = store.due_for_round(t0(), 4, 10, &none, &[]).await.unwrap();
-
-    assert_eq!(ids(shared), [a[0], b[0], c[0], a[1], b[1], c[1]]);
-    assert_eq!(ids(without_b), [a[0], c[0], a[1], c[1], a[2], c[2]]);
-    assert_eq!(ids(skipping), [a[1], c[1]]);
-    assert_eq!(
-        ids(limited),
-        [a[0], b[0], c[0], a[1]],
-        "limit counts rows read"
-    );
-    assert_eq!(
-        store.due_for_round(t0(), 100, 5, &none, &[]).await.unwrap(),
-        all,
-        "whole deliveries, as due_deliveries reads them"
-    );
-}
-
 // ---- Subscription lifecycle ----
 
 pub(super) async fn subscriptions_fall_due_for_reauthorization_then_expiry(store: Arc<dyn Store>) {

@@ -22,8 +22,6 @@ pub mod redis;
 mod resident;
 pub mod sqlite;
 
-use std::collections::{HashMap, HashSet};
-
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -229,36 +227,6 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         skip: &[u64],
     ) -> Result<Vec<Delivery>, StoreError>;
-
-    /// The deliveries one delivery round can send: those of
-    /// [`Store::due_deliveries`] (`limit` and `skip` as there), less every
-    /// delivery of a subscription in `busy` (its POST in flight goes first),
-    /// and at most `per_subscription` of each other subscription, earliest
-    /// first. Backends that can leave those rows out without decoding them
-    /// should (a backlog of 100,000 fades is read round after round); the
-    /// default filters what `due_deliveries` returns.
-    async fn due_for_round(
-        &self,
-        now: Instant,
-        limit: usize,
-        per_subscription: usize,
-        busy: &HashSet<Uuid>,
-        skip: &[u64],
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let mut taken: HashMap<Uuid, usize> = HashMap::new();
-        let due = self.due_deliveries(now, limit, skip).await?;
-        Ok(due
-            .into_iter()
-            .filter(|d| {
-                if busy.contains(&d.subscription) {
-                    return false;
-                }
-                let n = taken.entry(d.subscription).or_default();
-                *n += 1;
-                *n <= per_subscription
-            })
-            .collect())
-    }
 
     /// The earliest `next_at` of a queued delivery not in `skip`.
     async fn next_delivery_at(&self, skip: &[u64]) -> Result<Option<Instant>, StoreError>;

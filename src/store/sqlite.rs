@@ -37,7 +37,7 @@
 //!   readiness probes with a small write while marked, so a server taken
 //!   out of rotation for a full disk comes back once there is room again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -1580,77 +1580,6 @@ impl Store for SqliteStore {
                     created_at: instant(created)?,
                     next_at: instant(next)?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    /// Reads the same rows as [`Store::due_deliveries`] but decodes only
-    /// the ones a round can send: a row of a busy subscription, or past its
-    /// subscription's share, is passed over by its id columns alone.
-    async fn due_for_round(
-        &self,
-        now: Instant,
-        limit: usize,
-        per_subscription: usize,
-        busy: &HashSet<Uuid>,
-        skip: &[u64],
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let skip: HashSet<u64> = skip.iter().copied().collect();
-        let busy = busy.clone();
-        let fetch = i64::try_from(limit + skip.len()).unwrap_or(i64::MAX);
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id, subscription, tenant, payload, created_at, next_at, attempts
-                     FROM outbox WHERE next_at <= ?1 ORDER BY next_at, id LIMIT ?2",
-                )
-                .map_err(unavailable)?;
-            let mut rows = stmt
-                .query(params![now.timestamp_micros(), fetch])
-                .map_err(unavailable)?;
-            let mut taken: HashMap<Uuid, usize> = HashMap::new();
-            let mut out = Vec::new();
-            let mut read = 0;
-            while let Some(r) = rows.next().map_err(unavailable)? {
-                let id =
-                    u64::try_from(r.get::<_, i64>(0).map_err(unavailable)?).map_err(unavailable)?;
-                if skip.contains(&id) {
-                    continue;
-                }
-                read += 1;
-                if read > limit {
-                    break;
-                }
-                let subscription = uuid(
-                    r.get_ref(1)
-                        .and_then(|v| v.as_blob().map_err(Into::into))
-                        .map_err(unavailable)?,
-                )?;
-                if busy.contains(&subscription) {
-                    continue;
-                }
-                let n = taken.entry(subscription).or_default();
-                *n += 1;
-                if *n > per_subscription {
-                    continue;
-                }
-                out.push(Delivery {
-                    id,
-                    subscription,
-                    tenant: uuid(&r.get::<_, Vec<u8>>(2).map_err(unavailable)?)?,
-                    payload: serde_json::from_str::<Payload>(
-                        r.get_ref(3)
-                            .and_then(|v| v.as_str().map_err(Into::into))
-                            .map_err(unavailable)?,
-                    )
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    created_at: instant(r.get::<_, i64>(4).map_err(unavailable)?)?,
-                    next_at: instant(r.get::<_, i64>(5).map_err(unavailable)?)?,
-                    attempts: u32::try_from(r.get::<_, i64>(6).map_err(unavailable)?)
-                        .unwrap_or(u32::MAX),
                 });
             }
             Ok(out)
