@@ -7,6 +7,31 @@ use uuid::Uuid;
 
 use crate::process::{mint, Proc};
 
+/// The server's log once it has exited. Log lines are written by a log
+/// thread, in batches, and a clean exit flushes them: what the log holds
+/// then is all it will ever hold, so "exactly one" and "none" are exact.
+fn log_after_exit(server: Proc, path: &std::path::Path) -> String {
+    server.sigterm_within(std::time::Duration::from_secs(10));
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The server's log as soon as it mentions `needle` (lines are written by
+/// a log thread, a moment after they happen); fails after 10 s.
+async fn log_mentioning(path: &std::path::Path, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(path).unwrap();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line mentioned {needle} within 10 s:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The JSON log lines of `log` that mention `needle`.
 fn lines_with(log: &str, needle: &str) -> Vec<Value> {
     log.lines()
@@ -53,8 +78,7 @@ async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_bu
         .send()
         .await
         .unwrap();
-    // The line is written before the response is sent.
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = log_after_exit(server, &log_path);
 
     assert_eq!(read.status(), 200);
     let request_id = read.headers()["request-id"].to_str().unwrap().to_string();
@@ -105,7 +129,7 @@ async fn log_level_off_writes_no_access_line() {
         .unwrap();
 
     assert_eq!(resp.status(), 200);
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = log_after_exit(server, &log_path);
     assert!(!log.contains(&client_id), "{log}");
     assert!(!log.contains("serving"), "info lines are off:\n{log}");
 }
@@ -201,7 +225,7 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
         ],
         Stdio::from(std::fs::File::create(&log_path).unwrap()),
     );
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = log_mentioning(&log_path, "\"metrics\"").await;
     let announced = lines_with(&log, "\"metrics\"");
     assert_eq!(announced.len(), 1, "{log}");
     let metrics_url = announced[0]["fields"]["url"].as_str().unwrap().to_string();
@@ -273,7 +297,7 @@ async fn a_server_error_is_logged_once_at_error_with_its_cause() {
         .unwrap();
 
     assert_eq!(failed.status(), 500);
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = log_after_exit(server, &log_path);
     let lines = lines_with(&log, &client_id);
     assert_eq!(lines.len(), 1, "a 5xx is logged once:\n{log}");
     assert_eq!(lines[0]["level"], "ERROR", "{log}");
@@ -343,7 +367,7 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
         .to_str()
         .unwrap()
         .to_string();
-    let log = std::fs::read_to_string(&log_path).unwrap();
+    let log = log_after_exit(server, &log_path);
     let inner = lines_with(&log, "failed validation");
     assert_eq!(inner.len(), 1, "{log}");
     assert_eq!(inner[0]["span"]["name"], "request", "{log}");
