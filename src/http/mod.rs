@@ -23,6 +23,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod throttle;
 pub mod tls;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -269,7 +270,8 @@ fn routes() -> Router<AppState> {
         .route(
             "/_presenced/users/{id}/presence",
             get(admin::explain_presence),
-        );
+        )
+        .route("/_presenced/users", get(users::list));
     graph.merge(own)
 }
 
