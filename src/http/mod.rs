@@ -277,10 +277,13 @@ fn routes() -> Router<AppState> {
 
 /// The router of the `--metrics-listen` listener: `GET /_presenced/metrics`
 /// only (Prometheus text, no token), 404 elsewhere.
-pub fn metrics_router() -> Router {
+pub fn metrics_router(store: Arc<dyn Store>) -> Router {
     Router::new().route(
         "/_presenced/metrics",
-        get(|| async { admin::prometheus_text() }),
+        get(move || async move {
+            crate::metrics::refresh_counts(store.as_ref()).await;
+            admin::prometheus_text()
+        }),
     )
 }
 

@@ -209,3 +209,35 @@ pub(crate) async fn users_page_lists_one_tenant_in_id_order_and_pages(store: Arc
     store.reset(Some(tenant)).await.unwrap();
     assert!(store.users_page(tenant, None, 10).await.unwrap().is_empty());
 }
+
+pub(crate) async fn counts_follow_users_sessions_and_subscriptions(store: Arc<dyn Store>) {
+    let counts = |users, sessions, subscriptions| crate::store::StoreCounts {
+        users: Some(users),
+        sessions: Some(sessions),
+        subscriptions: Some(subscriptions),
+    };
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+    let (a, b) = (key(), key());
+    for (k, app) in [(a, "one"), (a, "two"), (b, "one")] {
+        let s = session(
+            app,
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            TimeDelta::hours(1),
+        );
+        store.upsert_session(k, s, t0()).await.unwrap();
+    }
+    let s = subscription(a.tenant, "app", "app", &[a.user]);
+    store.create_subscription(s, false).await.unwrap().unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(2, 3, 1));
+    store
+        .remove_session(a, crate::domain::SessionKind::Application, "two", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(2, 2, 1));
+    store.reset(Some(b.tenant)).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 1));
+    store.reset(None).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+}

@@ -454,6 +454,20 @@ impl Store for MemoryStore {
         Ok(page)
     }
 
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        let inner = self.lock()?;
+        let sessions = inner
+            .users
+            .values()
+            .map(|f| f.sessions.len())
+            .sum::<usize>();
+        Ok(super::StoreCounts {
+            users: Some(inner.users.len() as u64),
+            sessions: Some(sessions as u64),
+            subscriptions: Some(inner.subscriptions.len() as u64),
+        })
+    }
+
     async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
         self.lock()?.reset(tenant);
         Ok(())

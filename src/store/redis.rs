@@ -1063,6 +1063,16 @@ impl RedisStore {
         Ok(repaired)
     }
 
+    /// How many subscriptions are stored (`HLEN`).
+    async fn subscription_count(&self) -> Result<u64, StoreError> {
+        let subs = self.g("subs");
+        self.with(|mut c, _| {
+            let subs = subs.clone();
+            async move { ::redis::cmd("HLEN").arg(subs).query_async(&mut c).await }
+        })
+        .await
+    }
+
     /// Every stored subscription, and the subscriptions' change counter.
     async fn all_subscriptions(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
         let (subv, subs) = (self.g("subv"), self.g("subs"));
@@ -1117,6 +1127,15 @@ impl Store for RedisStore {
     /// Not on Redis yet (see [`RedisStore::contents`]).
     async fn replace(&self, _contents: super::Contents, _now: Instant) -> Result<(), StoreError> {
         Err(state_unsupported())
+    }
+
+    /// Subscriptions only: users and sessions need an index of users
+    /// (planned, with the users listing's).
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        Ok(super::StoreCounts {
+            subscriptions: Some(self.subscription_count().await?),
+            ..Default::default()
+        })
     }
 
     /// Not on Redis yet: it needs an index of each tenant's users (planned,

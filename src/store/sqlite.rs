@@ -982,7 +982,7 @@ impl Writer {
             &mut self.ids,
         );
         self.resident.publish(committed);
-        crate::metrics::store_commit(batch.len(), started.elapsed(), self.resident.len());
+        crate::metrics::store_commit(batch.len(), started.elapsed());
         results
     }
 }
@@ -1762,6 +1762,24 @@ impl Store for SqliteStore {
             .await?;
         let facts = self.resident.facts_for(tenant, &users);
         Ok(users.into_iter().zip(facts).collect())
+    }
+
+    /// Users and sessions from the resident copy's running counts;
+    /// subscriptions counted by SQLite.
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        let subscriptions = self
+            .read(|conn| {
+                conn.query_row("SELECT count(*) FROM subscriptions", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(super::StoreCounts {
+            users: Some(self.resident.users() as u64),
+            sessions: Some(self.resident.sessions() as u64),
+            subscriptions: Some(u64::try_from(subscriptions).unwrap_or(0)),
+        })
     }
 
     async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
