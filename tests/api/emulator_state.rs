@@ -190,17 +190,8 @@ async fn a_reset_forgets_subscriptions_so_no_webhook_follows() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let user = Uuid::new_v4();
-    let token = server.user_token(user, ALL_SCOPES);
-    let r = server
-        .post(
-            "/v1.0/subscriptions",
-            &token,
-            json!({"changeType": "updated", "notificationUrl": receiver.hook(),
-                "resource": format!("/communications/presences/{user}"),
-                "expirationDateTime": "2026-01-01T09:50:00Z"}),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    let body = server.subscription_body(&receiver.hook(), &[user]);
+    server.subscribe(user, body).await;
     server
         .set_presence(user, "Busy", "InACall", None)
         .await
@@ -616,17 +607,8 @@ async fn an_imported_subscription_replaces_the_cached_one_with_the_same_id() {
     let server = TestServer::start().await;
     let (first, second) = (Receiver::start().await, Receiver::start().await);
     let user = Uuid::new_v4();
-    let token = server.user_token(user, ALL_SCOPES);
-    let r = server
-        .post(
-            "/v1.0/subscriptions",
-            &token,
-            json!({"changeType": "updated", "notificationUrl": first.hook(),
-                "resource": format!("/communications/presences/{user}"),
-                "expirationDateTime": "2026-01-01T09:50:00Z"}),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    let body = server.subscription_body(&first.hook(), &[user]);
+    server.subscribe(user, body).await;
     // A delivery puts the subscription into the notifier's cache.
     server
         .set_presence(user, "Busy", "InACall", None)

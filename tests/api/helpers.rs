@@ -253,6 +253,37 @@ impl TestServer {
         .await
     }
 
+    /// A subscription body for `users` delivered to `hook`, expiring in an
+    /// hour of the server's clock, with client state `secret-state`.
+    pub fn subscription_body(&self, hook: &str, users: &[Uuid]) -> Value {
+        let resource = match users {
+            [one] => format!("/communications/presences/{one}"),
+            many => format!(
+                "/communications/presences?$filter=id in ({})",
+                many.iter()
+                    .map(|u| format!("'{u}'"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        json!({
+            "changeType": "updated",
+            "notificationUrl": hook,
+            "resource": resource,
+            "expirationDateTime": (self.clock.now() + TimeDelta::minutes(60)).to_rfc3339(),
+            "clientState": "secret-state",
+        })
+    }
+
+    /// Creates a subscription as `watcher` (delegated, Presence.Read.All)
+    /// and returns its id.
+    pub async fn subscribe(&self, watcher: Uuid, body: Value) -> String {
+        let token = self.user_token(watcher, ALL_SCOPES);
+        let r = self.post("/v1.0/subscriptions", &token, body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
     /// The (availability, activity) of `user` as the user sees it.
     pub async fn presence_of(&self, user: Uuid) -> (String, String) {
         let token = self.user_token(user, ALL_SCOPES);

@@ -17,43 +17,13 @@ fn in_minutes(server: &TestServer, minutes: i64) -> String {
     (server.clock.now() + TimeDelta::minutes(minutes)).to_rfc3339()
 }
 
-/// A subscription body for `users` delivered to `receiver`.
-fn body_for(server: &TestServer, receiver: &Receiver, users: &[Uuid]) -> Value {
-    let resource = match users {
-        [one] => format!("/communications/presences/{one}"),
-        many => format!(
-            "/communications/presences?$filter=id in ({})",
-            many.iter()
-                .map(|u| format!("'{u}'"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    };
-    json!({
-        "changeType": "updated",
-        "notificationUrl": receiver.hook(),
-        "resource": resource,
-        "expirationDateTime": in_minutes(server, 60),
-        "clientState": "secret-state",
-    })
-}
-
-/// Creates a subscription as `watcher` (delegated, Presence.Read.All) and
-/// returns its id.
-async fn subscribe(server: &TestServer, watcher: Uuid, body: Value) -> String {
-    let token = server.user_token(watcher, ALL_SCOPES);
-    let r = server.post("/v1.0/subscriptions", &token, body).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn creating_a_subscription_validates_the_endpoint_and_answers_graphs_shape() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
     let token = server.user_token(watcher, ALL_SCOPES);
-    let mut body = body_for(&server, &receiver, &[alice]);
+    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
     body["expirationDateTime"] = json!(in_minutes(&server, 10));
     body["lifecycleNotificationUrl"] = json!(format!("{}/lifecycle", receiver.url));
     let r = server.post("/beta/subscriptions", &token, body).await;
@@ -89,7 +59,12 @@ async fn a_write_notifies_in_graphs_format_and_a_keep_alive_does_not() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let id = subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    let id = server
+        .subscribe(
+            watcher,
+            server.subscription_body(&receiver.hook(), &[alice]),
+        )
+        .await;
     server
         .set_presence(alice, "Busy", "InACall", None)
         .await
@@ -137,12 +112,12 @@ async fn only_watched_users_notify_and_one_subscription_can_watch_many() {
     let receiver = Receiver::start().await;
     let watcher = Uuid::new_v4();
     let (alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    subscribe(
-        &server,
-        watcher,
-        body_for(&server, &receiver, &[alice, bob]),
-    )
-    .await;
+    server
+        .subscribe(
+            watcher,
+            server.subscription_body(&receiver.hook(), &[alice, bob]),
+        )
+        .await;
     server
         .set_presence(carol, "Busy", "InACall", None)
         .await
@@ -172,9 +147,9 @@ async fn fades_and_expiry_notify_when_the_clock_moves_each_in_time_order() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut body = body_for(&server, &receiver, &[alice]);
+    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
     add_certificate(&mut body);
-    subscribe(&server, watcher, body).await;
+    server.subscribe(watcher, body).await;
     server
         .set_presence(alice, "Available", "Available", Some("PT15M"))
         .await
@@ -205,7 +180,12 @@ async fn a_receiver_that_fails_gets_the_notification_again_after_the_backoff() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    server
+        .subscribe(
+            watcher,
+            server.subscription_body(&receiver.hook(), &[alice]),
+        )
+        .await;
     receiver.answer_with(500, Duration::ZERO);
     server
         .set_presence(alice, "Busy", "InACall", None)
@@ -227,8 +207,18 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     let (slow, fast) = (Receiver::start().await, Receiver::start().await);
     slow.answer_with(202, Duration::from_secs(60));
     let alice = Uuid::new_v4();
-    subscribe(&server, Uuid::new_v4(), body_for(&server, &slow, &[alice])).await;
-    subscribe(&server, Uuid::new_v4(), body_for(&server, &fast, &[alice])).await;
+    server
+        .subscribe(
+            Uuid::new_v4(),
+            server.subscription_body(&slow.hook(), &[alice]),
+        )
+        .await;
+    server
+        .subscribe(
+            Uuid::new_v4(),
+            server.subscription_body(&fast.hook(), &[alice]),
+        )
+        .await;
     server
         .set_presence(alice, "Busy", "InACall", None)
         .await
@@ -247,9 +237,9 @@ async fn reauthorization_is_requested_15_minutes_before_expiry_and_expiry_ends_t
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut body = body_for(&server, &receiver, &[alice]);
+    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
     body["lifecycleNotificationUrl"] = json!(format!("{}/lifecycle", receiver.url));
-    let id = subscribe(&server, watcher, body).await;
+    let id = server.subscribe(watcher, body).await;
     server.tick(TimeDelta::minutes(44)).await;
     receiver.assert_stays_at(0).await;
     server.tick(TimeDelta::minutes(1)).await;
@@ -296,7 +286,9 @@ async fn subscriptions_are_listed_read_renewed_and_deleted_only_by_their_owner()
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (owner, other, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let id = subscribe(&server, owner, body_for(&server, &receiver, &[alice])).await;
+    let id = server
+        .subscribe(owner, server.subscription_body(&receiver.hook(), &[alice]))
+        .await;
     let mine = server.user_token(owner, ALL_SCOPES);
     let theirs = server.user_token(other, ALL_SCOPES);
     let list = server.get("/v1.0/subscriptions", &mine).await;
@@ -372,21 +364,26 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
         .post(
             "/v1.0/subscriptions",
             &app,
-            body_for(&server, &receiver, &[alice]),
+            server.subscription_body(&receiver.hook(), &[alice]),
         )
         .await;
     assert_eq!(
         r.error(403, "ExtensionError"),
         "Operation: Create; Exception: [Status Code: Forbidden; Reason: The request is not authorized for this user or application.]"
     );
-    let first = subscribe(&server, watcher, body_for(&server, &receiver, &[alice])).await;
+    let first = server
+        .subscribe(
+            watcher,
+            server.subscription_body(&receiver.hook(), &[alice]),
+        )
+        .await;
     let validated = receiver.validations().len();
     let token = server.user_token(watcher, ALL_SCOPES);
     let same = server
         .post(
             "/v1.0/subscriptions",
             &token,
-            body_for(&server, &receiver, &[alice]),
+            server.subscription_body(&receiver.hook(), &[alice]),
         )
         .await;
     assert_eq!(
@@ -397,7 +394,7 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
         .post(
             "/v1.0/subscriptions",
             &token,
-            body_for(&server, &receiver, &[bob]),
+            server.subscription_body(&receiver.hook(), &[bob]),
         )
         .await;
     assert_eq!(
@@ -414,7 +411,7 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
         .post(
             "/v1.0/subscriptions",
             &no_scope,
-            body_for(&server, &receiver, &[bob]),
+            server.subscription_body(&receiver.hook(), &[bob]),
         )
         .await
         .error(403, "Forbidden");
@@ -430,7 +427,7 @@ async fn without_limits_apps_subscribe_any_number_of_times_for_up_to_7_days() {
     let alice = Uuid::new_v4();
     let app = server.app_token(&["Presence.Read.All"]);
     for users in [vec![alice], vec![alice, Uuid::new_v4()]] {
-        let mut body = body_for(&server, &receiver, &users);
+        let mut body = server.subscription_body(&receiver.hook(), &users);
         body["expirationDateTime"] = json!(in_minutes(&server, 7 * 24 * 60));
         let r = server.post("/v1.0/subscriptions", &app, body).await;
         assert_eq!(r.status, 201, "{}", r.text);
@@ -449,7 +446,7 @@ async fn the_validation_handshake_failures_answer_graphs_errors() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let token = server.user_token(Uuid::new_v4(), ALL_SCOPES);
-    let body = body_for(&server, &receiver, &[Uuid::new_v4()]);
+    let body = server.subscription_body(&receiver.hook(), &[Uuid::new_v4()]);
     receiver.validate_with(Validation::Status(500));
     let r = server
         .post("/v1.0/subscriptions", &token, body.clone())
@@ -486,7 +483,7 @@ async fn bad_subscription_requests_are_400_with_the_reason() {
     let receiver = Receiver::start().await;
     let token = server.user_token(Uuid::new_v4(), ALL_SCOPES);
     let alice = Uuid::new_v4();
-    let base = body_for(&server, &receiver, &[alice]);
+    let base = server.subscription_body(&receiver.hook(), &[alice]);
     let cases: Vec<(&str, Value, &str, &str)> = vec![
         (
             "changeType",
@@ -942,10 +939,10 @@ async fn a_notification_failing_for_4_hours_is_dropped_and_reported_as_missed() 
     .await;
     let (dead, lifecycle) = (Receiver::start().await, Receiver::start().await);
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut body = body_for(&server, &dead, &[alice]);
+    let mut body = server.subscription_body(&dead.hook(), &[alice]);
     body["expirationDateTime"] = json!(in_minutes(&server, 24 * 60));
     body["lifecycleNotificationUrl"] = json!(lifecycle.hook());
-    let id = subscribe(&server, watcher, body).await;
+    let id = server.subscribe(watcher, body).await;
     dead.answer_with(503, Duration::ZERO);
     server
         .set_presence(alice, "Busy", "InACall", Some("PT4H"))
@@ -985,12 +982,12 @@ async fn a_subscription_never_sees_the_same_user_id_in_another_tenant() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let alice = Uuid::new_v4();
-    subscribe(
-        &server,
-        Uuid::new_v4(),
-        body_for(&server, &receiver, &[alice]),
-    )
-    .await;
+    server
+        .subscribe(
+            Uuid::new_v4(),
+            server.subscription_body(&receiver.hook(), &[alice]),
+        )
+        .await;
     let elsewhere = crate::helpers::token(Uuid::new_v4(), Some(alice), APP, Some(ALL_SCOPES), None);
     let r = server
         .post(
@@ -1015,7 +1012,9 @@ async fn changing_the_notification_url_validates_the_new_endpoint_and_moves_deli
     let server = TestServer::start().await;
     let (old, new) = (Receiver::start().await, Receiver::start().await);
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let id = subscribe(&server, watcher, body_for(&server, &old, &[alice])).await;
+    let id = server
+        .subscribe(watcher, server.subscription_body(&old.hook(), &[alice]))
+        .await;
     let token = server.user_token(watcher, ALL_SCOPES);
     let path = format!("/v1.0/subscriptions/{id}");
     new.validate_with(Validation::WrongEcho);
@@ -1046,7 +1045,7 @@ async fn rich_notifications_carry_validation_tokens_the_jwks_verifies() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut body = body_for(&server, &receiver, &[alice]);
+    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
     add_certificate(&mut body);
     let r = server
         .post(
@@ -1101,9 +1100,9 @@ async fn a_simulated_teams_client_session_notifies_like_any_write() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let alice = Uuid::new_v4();
-    let mut body = body_for(&server, &receiver, &[alice]);
+    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
     add_certificate(&mut body);
-    subscribe(&server, Uuid::new_v4(), body).await;
+    server.subscribe(Uuid::new_v4(), body).await;
     let admin = server.app_token(&["Presenced.Admin"]);
     let r = server
         .send(
