@@ -1,4 +1,6 @@
-//! Minting HS256 development tokens (`presenced token`, tests).
+//! Minting tokens (`presenced token`, tests): HS256 with the development
+//! secret, or RS256/ES256 with a PEM private key whose public half a
+//! JWKS-configured server knows.
 
 use chrono::Duration;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -83,6 +85,61 @@ pub fn mint_hs256(secret: &[u8], claims: &MintClaims) -> Result<String, AuthErro
     .map_err(|e| AuthError::KeySource(format!("the token could not be signed ({e})")))
 }
 
+/// The asymmetric algorithms `presenced token` signs with, the ones a
+/// JWKS-configured server verifies (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256; the key is an RSA private key in PEM,
+    /// PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+    Rs256,
+    /// ECDSA on P-256 with SHA-256; the key is a PKCS#8 PEM
+    /// (`BEGIN PRIVATE KEY`).
+    Es256,
+}
+
+/// Signs `claims` with the PEM private key `pem` as an RS256 or ES256 JWT,
+/// with `kid` in its header when given (a JWKS-configured server picks the
+/// verification key by it; without one it accepts only a JWKS of one key).
+///
+/// A key that is not a private key of the algorithm's kind is
+/// [`AuthError::KeySource`] with a sentence saying what was expected; a SEC1
+/// EC key (`BEGIN EC PRIVATE KEY`) gets the `openssl` command that converts
+/// it to PKCS#8.
+pub fn mint_pem(
+    algorithm: PemAlgorithm,
+    pem: &[u8],
+    kid: Option<&str>,
+    claims: &MintClaims,
+) -> Result<String, AuthError> {
+    let (alg, key) = match algorithm {
+        PemAlgorithm::Rs256 => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(pem).map_err(|_| {
+                AuthError::KeySource(
+                    "the key is not an RSA private key in PEM (PKCS#8 'BEGIN PRIVATE KEY' or PKCS#1 'BEGIN RSA PRIVATE KEY')"
+                        .to_owned(),
+                )
+            })?,
+        ),
+        PemAlgorithm::Es256 => (
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(pem).map_err(|_| {
+                let sec1 = String::from_utf8_lossy(pem).contains("BEGIN EC PRIVATE KEY");
+                AuthError::KeySource(if sec1 {
+                    "the key is a SEC1 EC key ('BEGIN EC PRIVATE KEY'); convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`".to_owned()
+                } else {
+                    "the key is not a P-256 EC private key in PKCS#8 PEM ('BEGIN PRIVATE KEY')".to_owned()
+                })
+            })?,
+        ),
+    };
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    // ring checks the key's parameters (curve, size) only when signing.
+    encode(&header, claims, &key)
+        .map_err(|e| AuthError::KeySource(format!("the token could not be signed ({e})")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +184,67 @@ mod tests {
         );
         let token = mint_hs256(b"secret", &claims).unwrap();
         assert_eq!(token.split('.').count(), 3);
+    }
+
+    fn app_claims() -> MintClaims {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        MintClaims::new(
+            Uuid::from_u128(1),
+            None,
+            "app",
+            None,
+            Some(&["Presence.Read.All".to_owned()]),
+            now,
+            Duration::hours(1),
+        )
+    }
+
+    fn verify(token: &str, alg: Algorithm, key: &jsonwebtoken::DecodingKey) -> MintClaims {
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.validate_exp = false;
+        validation.set_audience(&[DEFAULT_AUDIENCES[0]]);
+        jsonwebtoken::decode::<MintClaims>(token, key, &validation)
+            .unwrap()
+            .claims
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_with_the_public_jwk_and_carry_the_kid() {
+        use crate::auth::test_keys::{ec_jwk, rsa_jwk, EC_PEM, RSA_PEM};
+        let claims = app_claims();
+        let rsa = mint_pem(
+            PemAlgorithm::Rs256,
+            RSA_PEM.as_bytes(),
+            Some("rsa-1"),
+            &claims,
+        )
+        .unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(rsa_jwk()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        assert_eq!(verify(&rsa, Algorithm::RS256, &key), claims);
+        assert_eq!(
+            jsonwebtoken::decode_header(&rsa).unwrap().kid.as_deref(),
+            Some("rsa-1")
+        );
+        let ec = mint_pem(PemAlgorithm::Es256, EC_PEM.as_bytes(), None, &claims).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ec_jwk()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        assert_eq!(verify(&ec, Algorithm::ES256, &key), claims);
+        assert_eq!(jsonwebtoken::decode_header(&ec).unwrap().kid, None);
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_kind_is_refused_with_what_was_expected() {
+        use crate::auth::test_keys::{EC_PEM, RSA_PEM};
+        let claims = app_claims();
+        let e = mint_pem(PemAlgorithm::Rs256, EC_PEM.as_bytes(), None, &claims).unwrap_err();
+        assert!(e.to_string().contains("not an RSA private key"), "{e}");
+        let e = mint_pem(PemAlgorithm::Es256, RSA_PEM.as_bytes(), None, &claims).unwrap_err();
+        assert!(e.to_string().contains("not a P-256 EC private key"), "{e}");
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+        let e = mint_pem(PemAlgorithm::Es256, sec1.as_bytes(), None, &claims).unwrap_err();
+        assert!(e.to_string().contains("openssl pkcs8 -topk8"), "{e}");
+        let e = mint_pem(PemAlgorithm::Rs256, b"not a key", None, &claims).unwrap_err();
+        assert!(matches!(e, AuthError::KeySource(_)), "{e}");
     }
 }

@@ -31,4 +31,5 @@ mod redis_server;
 mod robustness;
 mod scale_out;
 mod select;
+mod startup;
 mod time_rules;
