@@ -92,8 +92,9 @@ pub enum PemAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256; the key is an RSA private key in PEM,
     /// PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
     Rs256,
-    /// ECDSA on P-256 with SHA-256; the key is a PKCS#8 PEM
-    /// (`BEGIN PRIVATE KEY`).
+    /// ECDSA on P-256 with SHA-256; the key is a P-256 private key in PEM,
+    /// PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`, as
+    /// `openssl ecparam -genkey` writes it).
     Es256,
 }
 
@@ -102,9 +103,7 @@ pub enum PemAlgorithm {
 /// verification key by it; without one it accepts only a JWKS of one key).
 ///
 /// A key that is not a private key of the algorithm's kind is
-/// [`AuthError::KeySource`] with a sentence saying what was expected; a SEC1
-/// EC key (`BEGIN EC PRIVATE KEY`) gets the `openssl` command that converts
-/// it to PKCS#8.
+/// [`AuthError::KeySource`] with a sentence saying what was expected.
 pub fn mint_pem(
     algorithm: PemAlgorithm,
     pem: &[u8],
@@ -121,23 +120,71 @@ pub fn mint_pem(
                 )
             })?,
         ),
-        PemAlgorithm::Es256 => (
-            Algorithm::ES256,
-            EncodingKey::from_ec_pem(pem).map_err(|_| {
-                let sec1 = String::from_utf8_lossy(pem).contains("BEGIN EC PRIVATE KEY");
-                AuthError::KeySource(if sec1 {
-                    "the key is a SEC1 EC key ('BEGIN EC PRIVATE KEY'); convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`".to_owned()
-                } else {
-                    "the key is not a P-256 EC private key in PKCS#8 PEM ('BEGIN PRIVATE KEY')".to_owned()
-                })
-            })?,
-        ),
+        PemAlgorithm::Es256 => {
+            let key = match sec1_to_pkcs8(pem) {
+                Some(pkcs8) => EncodingKey::from_ec_der(&pkcs8),
+                None => EncodingKey::from_ec_pem(pem).map_err(|_| {
+                    AuthError::KeySource(
+                        "the key is not a P-256 EC private key in PEM (PKCS#8 'BEGIN PRIVATE KEY' or SEC1 'BEGIN EC PRIVATE KEY')"
+                            .to_owned(),
+                    )
+                })?,
+            };
+            (Algorithm::ES256, key)
+        }
     };
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     // ring checks the key's parameters (curve, size) only when signing.
     encode(&header, claims, &key)
         .map_err(|e| AuthError::KeySource(format!("the token could not be signed ({e})")))
+}
+
+/// The PKCS#8 DER of a SEC1 P-256 key in PEM (`BEGIN EC PRIVATE KEY`):
+/// its DER wrapped in a `PrivateKeyInfo` naming id-ecPublicKey on
+/// prime256v1, which is what the signer reads. `None` when `pem` holds no
+/// unencrypted SEC1 block. A key of another curve fails when signing.
+fn sec1_to_pkcs8(pem: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(pem).ok()?;
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN EC PRIVATE KEY-----")
+        .skip(1);
+    let body: Vec<&str> = lines
+        .by_ref()
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    // Headers (`Proc-Type: 4,ENCRYPTED`) mean an encrypted key.
+    if body.is_empty() || body.iter().any(|l| l.contains(':')) {
+        return None;
+    }
+    let sec1 = base64::engine::general_purpose::STANDARD
+        .decode(body.concat())
+        .ok()?;
+    // SEQUENCE { OID 1.2.840.10045.2.1, OID 1.2.840.10045.3.1.7 }
+    const ALGORITHM: [u8; 21] = [
+        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ];
+    let mut info = vec![0x02, 0x01, 0x00]; // version 0
+    info.extend_from_slice(&ALGORITHM);
+    info.extend(der(0x04, &sec1));
+    Some(der(0x30, &info))
+}
+
+/// A DER tag-length-value (definite lengths up to 65,535 bytes; a PEM key
+/// is far smaller).
+fn der(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match value.len() {
+        n @ 0..=0x7f => out.push(n as u8),
+        n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(value);
+    out
 }
 
 #[cfg(test)]
@@ -234,6 +281,30 @@ mod tests {
     }
 
     #[test]
+    fn a_sec1_ec_key_signs_like_its_pkcs8_form() {
+        use crate::auth::test_keys::ec_jwk;
+        // `openssl ec -in ec-1.pem`: EC_PEM as SEC1.
+        let sec1 = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ec-1.sec1.pem"
+        ))
+        .unwrap();
+        assert!(String::from_utf8_lossy(&sec1).contains("BEGIN EC PRIVATE KEY"));
+        let claims = app_claims();
+        let token = mint_pem(PemAlgorithm::Es256, &sec1, Some("ec-1"), &claims).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ec_jwk()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        assert_eq!(verify(&token, Algorithm::ES256, &key), claims);
+    }
+
+    #[test]
+    fn der_lengths_use_the_short_and_long_forms() {
+        assert_eq!(der(0x04, &[1, 2]), vec![0x04, 2, 1, 2]);
+        assert_eq!(&der(0x04, &[0; 0x80])[..3], &[0x04, 0x81, 0x80]);
+        assert_eq!(&der(0x04, &[0; 0x100])[..4], &[0x04, 0x82, 0x01, 0x00]);
+    }
+
+    #[test]
     fn a_key_of_the_wrong_kind_is_refused_with_what_was_expected() {
         use crate::auth::test_keys::{EC_PEM, RSA_PEM};
         let claims = app_claims();
@@ -241,9 +312,10 @@ mod tests {
         assert!(e.to_string().contains("not an RSA private key"), "{e}");
         let e = mint_pem(PemAlgorithm::Es256, RSA_PEM.as_bytes(), None, &claims).unwrap_err();
         assert!(e.to_string().contains("not a P-256 EC private key"), "{e}");
-        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
-        let e = mint_pem(PemAlgorithm::Es256, sec1.as_bytes(), None, &claims).unwrap_err();
-        assert!(e.to_string().contains("openssl pkcs8 -topk8"), "{e}");
+        let bad_sec1 =
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+        let e = mint_pem(PemAlgorithm::Es256, bad_sec1.as_bytes(), None, &claims).unwrap_err();
+        assert!(matches!(e, AuthError::KeySource(_)), "{e}");
         let e = mint_pem(PemAlgorithm::Rs256, b"not a key", None, &claims).unwrap_err();
         assert!(matches!(e, AuthError::KeySource(_)), "{e}");
     }

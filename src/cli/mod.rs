@@ -265,7 +265,7 @@ pub struct TokenArgs {
     /// of the HS256 secret, for a server whose JWKS holds its public half.
     #[arg(long, value_name = "FILE", conflicts_with = "jwt_secret_file")]
     pub rs256_key: Option<PathBuf>,
-    /// Sign ES256 with this P-256 private key (PEM, PKCS#8) instead of the
+    /// Sign ES256 with this P-256 private key (PEM, PKCS#8 or SEC1) instead of the
     /// HS256 secret, for a server whose JWKS holds its public half.
     #[arg(long, value_name = "FILE", conflicts_with = "jwt_secret_file")]
     pub es256_key: Option<PathBuf>,

@@ -215,6 +215,7 @@ async fn tokens_minted_with_rs256_and_es256_keys_are_accepted_by_a_jwks_server_a
         ("--rs256-key", "rsa-1.pem", "rsa-1"),
         ("--rs256-key", "rsa-1.pkcs1.pem", "rsa-1"),
         ("--es256-key", "ec-1.pem", "ec-1"),
+        ("--es256-key", "ec-1.sec1.pem", "ec-1"),
     ] {
         let token = minted(flag, key, kid, tenant, user);
         assert_eq!(
