@@ -3,7 +3,8 @@
 //! the real binary, which then verifies tokens against the JWKS and answers
 //! through the public URL. Only what cannot run here is changed: the data
 //! dir (a temp dir), the ports (free ones) and the JWKS URL (a loopback
-//! server holding the test key instead of Entra ID's).
+//! server holding the test key instead of Entra ID's). And
+//! `systemd-analyze verify` finds nothing to say about the unit.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -195,5 +196,35 @@ async fn the_systemd_unit_starts_a_server_that_verifies_jwks_tokens_and_logs_jso
     assert!(
         log.contains("/_presenced/metrics"),
         "the metrics listener is logged: {log}"
+    );
+}
+
+/// `systemd-analyze verify` accepts the unit (with ExecStart pointing at the
+/// built binary, which it checks exists). Machines without systemd's tools
+/// skip this, saying so.
+#[test]
+fn systemd_analyze_verify_accepts_the_unit() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze is not installed: the unit was not verified");
+        return;
+    }
+    let unit = std::fs::read_to_string(format!("{DEPLOY}/presenced.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("presenced.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/presenced", BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("presenced.service"),
+        "warnings about the unit: {stderr}"
     );
 }
