@@ -5,7 +5,8 @@
 #   the official Microsoft Graph SDK suites (Python msgraph-sdk, JavaScript
 #   @microsoft/microsoft-graph-client) against the real binary, and
 #   schemathesis against the binary's own OpenAPI document; the examples in
-#   examples/ run under `presenced exec`.
+#   examples/ run under `presenced exec`; the README walk-through runs as
+#   pasted (scripts/readme-test.sh).
 # Installs what the suites need (system packages via apt-get when missing, a
 # Python venv in .venv-sdk, npm ci from the committed lockfile).
 set -euo pipefail
@@ -44,6 +45,11 @@ PRESENCED_BIN="$repo/target/debug/presenced" scripts/sdk-tests.sh
 # --- The examples (examples/), each under `presenced exec`, as users run them.
 echo "test.sh: examples under presenced exec"
 PRESENCED_BIN="$repo/target/debug/presenced" scripts/examples.sh
+
+# --- The README walk-through and its Python program, as pasted, against a
+# real server (presenced on PATH is a shim to the binary built above).
+echo "test.sh: README walk-through"
+PRESENCED_BIN="$repo/target/debug/presenced" scripts/readme-test.sh
 
 # --- Schemathesis against the server's own OpenAPI document.
 echo "test.sh: schemathesis"

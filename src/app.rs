@@ -74,7 +74,8 @@ fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     use rand::RngCore;
     if let Some(dir) = path.parent() {
-        crate::store::sqlite::create_private_dir(dir)?;
+        crate::store::sqlite::create_private_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", dir.display()))?;
     }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -262,7 +263,7 @@ impl App {
         let tls = config
             .tls
             .as_ref()
-            .map(|source| crate::http::tls::load(source, &config.data_dir, config.listen))
+            .map(|source| crate::http::tls::load(source, &config.data_dir, &config.listen))
             .transpose()?;
         Ok(Self {
             tls,

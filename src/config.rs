@@ -1,7 +1,6 @@
 //! One [`Config`], merged from the command line and an optional TOML file
 //! (`--config`), validated once at start-up.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -13,6 +12,7 @@ use crate::http::serve::{
 };
 use crate::http::throttle::RateLimit;
 use crate::http::tls::TlsSource;
+use crate::listen::ListenAddr;
 use crate::notify::NotifySettings;
 
 /// The shortest event-log retention (SPEC §8: at least 24 hours).
@@ -233,11 +233,11 @@ pub enum SecretSource {
 /// The validated server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on.
-    pub listen: SocketAddr,
+    /// Address to listen on (an IP address or a host name, with a port).
+    pub listen: ListenAddr,
     /// Where `/_presenced/metrics` is served apart (`--metrics-listen`);
     /// `None`: on the main listener.
-    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<ListenAddr>,
     /// Directory of the SQLite database and the generated secret.
     pub data_dir: PathBuf,
     /// The store backend.
@@ -335,18 +335,18 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text.parse().map_err(|_| {
+        let listen = ListenAddr::parse(&listen_text).ok_or_else(|| {
             ConfigError::Invalid(format!(
-                "--listen '{listen_text}' is not an address such as 127.0.0.1:8080"
+                "--listen '{listen_text}' is not an address such as 127.0.0.1:8080 or localhost:8080"
             ))
         })?;
         let metrics_listen = cli
             .metrics_listen
             .or(file.metrics_listen)
             .map(|text| {
-                text.parse().map_err(|_| {
+                ListenAddr::parse(&text).ok_or_else(|| {
                     ConfigError::Invalid(format!(
-                        "--metrics-listen '{text}' is not an address such as 127.0.0.1:9090"
+                        "--metrics-listen '{text}' is not an address such as 127.0.0.1:9090 or localhost:9090"
                     ))
                 })
             })
@@ -610,7 +610,7 @@ mod tests {
             ..Default::default()
         };
         let c = Config::merge(cli, file, false).unwrap();
-        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(
             c.audiences,
@@ -627,6 +627,11 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::merge(bad, FileConfig::default(), false).is_err());
+        let named = FileConfig {
+            listen: Some("localhost:8080".into()),
+            ..Default::default()
+        };
+        assert!(Config::merge(named, FileConfig::default(), false).is_ok());
         let start = FileConfig {
             start_time: Some("2026-01-01T09:00:00Z".into()),
             ..Default::default()

@@ -2,7 +2,8 @@
 //!
 //! Layers (dependencies point downwards only):
 //! - [`cli`]: clap entry points (`serve`, `token`); [`config`] merges flags
-//!   and the TOML file; [`app`] wires config, store, clock and router.
+//!   and the TOML file ([`listen`]: listen addresses, host names
+//!   resolved when bound); [`app`] wires config, store, clock and router.
 //! - [`http`]: axum router, Graph error JSON, extractors, handlers.
 //! - [`service`]: the one path every write takes (store, then events).
 //! - [`notify`]: subscriptions, the scheduler of time-driven changes,
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod service;

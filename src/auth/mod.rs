@@ -31,8 +31,8 @@ use uuid::Uuid;
 
 pub use cache::TokenCacheStats;
 pub use error::AuthError;
-pub use mint::{mint_hs256, MintClaims};
-pub use policy::{authorize, Operation};
+pub use mint::{mint_hs256, mint_pem, MintClaims, PemAlgorithm};
+pub use policy::{authorize, unknown_permissions, Operation, KNOWN_ROLES, KNOWN_SCOPES};
 pub use verify::{bearer_token, TokenVerifier};
 
 /// The accepted `aud` values before any configured extras: Microsoft Graph's

@@ -11,6 +11,25 @@ const READ_WRITE_ALL: &str = "Presence.ReadWrite.All";
 /// The application role that unlocks `/_presenced/…` admin endpoints.
 const ADMIN: &str = "Presenced.Admin";
 
+/// The delegated scopes the permission table grants anything for (`scp`).
+pub const KNOWN_SCOPES: [&str; 4] = [READ, READ_ALL, READ_WRITE, READ_WRITE_ALL];
+
+/// The application roles the permission table grants anything for (`roles`).
+pub const KNOWN_ROLES: [&str; 3] = [READ_ALL, READ_WRITE_ALL, ADMIN];
+
+/// The names in `names` that `known` does not hold (compared as
+/// [`Principal::has_scope`] and [`Principal::has_role`] do, ignoring ASCII
+/// case): a token carrying them is granted nothing for them, so
+/// `presenced token` warns about them (a typo such as
+/// `Presence.ReadWrite.Al` would otherwise surface only as a 403 later).
+pub fn unknown_permissions<'a>(names: &[&'a str], known: &[&str]) -> Vec<&'a str> {
+    names
+        .iter()
+        .copied()
+        .filter(|name| !known.iter().any(|k| k.eq_ignore_ascii_case(name)))
+        .collect()
+}
+
 /// What a request wants to do, as far as permissions are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -112,6 +131,27 @@ fn alternatives(names: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_permissions_are_the_names_the_table_does_not_know() {
+        assert_eq!(
+            unknown_permissions(
+                &[
+                    "Presence.ReadWrite.Al",
+                    "presence.read",
+                    "Presence.ReadWrite"
+                ],
+                &KNOWN_SCOPES
+            ),
+            vec!["Presence.ReadWrite.Al"]
+        );
+        assert_eq!(
+            unknown_permissions(&["Presence.Read", "Presenced.Admin"], &KNOWN_ROLES),
+            vec!["Presence.Read"],
+            "Presence.Read is a delegated scope, no application role"
+        );
+        assert!(unknown_permissions(&[], &KNOWN_ROLES).is_empty());
+    }
 
     const ME: Uuid = Uuid::from_u128(0xa);
     const OTHER: Uuid = Uuid::from_u128(0xb);

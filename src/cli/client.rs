@@ -367,9 +367,19 @@ pub(super) async fn status_message(args: StatusMessageArgs) -> anyhow::Result<()
     Ok(())
 }
 
+/// How long `watch` waits before its first attempt to reconnect; each
+/// failed attempt doubles it, up to [`RECONNECT_MAX_DELAY`].
+const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts to reconnect.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+
 /// `presenced watch`: follows the event stream and prints a line per
-/// change until interrupted; an ended stream is an error (the server
-/// stopped).
+/// change until interrupted. A stream that breaks or ends (the server
+/// restarted, a proxy cut it) is reconnected with `Last-Event-ID`, so no
+/// change is missed or printed twice while the server's event log still
+/// holds it (else the server says `reset`, and so does `watch`). Only the
+/// first connection failing, or the server refusing a reconnection (an
+/// expired token, say), ends it with an error.
 pub(super) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let client = Client::new(args.client, None)?;
     let path = if args.users.is_empty() {
@@ -384,15 +394,25 @@ pub(super) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     eprintln!("presenced: watching {} (Ctrl-C to stop)", client.base);
     let mut parser = SseParser::default();
     loop {
-        let chunk = resp
-            .chunk()
-            .await
-            .map_err(|e| anyhow::anyhow!("the event stream from {} broke: {e}", client.base))?;
-        let Some(chunk) = chunk else {
-            anyhow::bail!(
-                "the server at {} ended the event stream (it is stopping?)",
-                client.base
-            );
+        let why = print_events(&client.base, &mut resp, &mut parser).await;
+        parser.discard_partial();
+        match parser.last_event_id() {
+            Some(id) => eprintln!("presenced: {why}; reconnecting to resume after event {id}"),
+            None => eprintln!("presenced: {why}; reconnecting"),
+        }
+        resp = reconnect(&client, &path, parser.last_event_id()).await?;
+        eprintln!("presenced: reconnected to {}", client.base);
+    }
+}
+
+/// Prints a line per presence event of `resp` until the stream breaks or
+/// ends; returns why, in words.
+async fn print_events(base: &str, resp: &mut reqwest::Response, parser: &mut SseParser) -> String {
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return format!("the server at {base} ended the event stream"),
+            Err(e) => return format!("the event stream from {base} broke ({e})"),
         };
         for event in parser.push(&chunk) {
             match event.name.as_str() {
@@ -406,6 +426,41 @@ pub(super) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 _ => {}
             }
         }
+    }
+}
+
+/// Opens the event stream again, resuming after `last_event_id`: retries
+/// while no server answers (or it answers 503, still starting), with
+/// growing waits; any other refusal is the error `watch` ends with.
+async fn reconnect(
+    client: &Client,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> anyhow::Result<reqwest::Response> {
+    let mut delay = RECONNECT_FIRST_DELAY;
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RECONNECT_MAX_DELAY);
+        let mut req = client
+            .http
+            .get(format!("{}{path}", client.base))
+            .bearer_auth(&client.token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(_) => continue,
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            continue;
+        }
+        let body = resp.text().await.unwrap_or_default();
+        return Err(answer_error(status, &body));
     }
 }
 

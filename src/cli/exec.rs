@@ -118,9 +118,7 @@ pub(super) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let store = App::open_store(&config).await?;
     let clock = App::clock_for(&config, store.as_ref()).await?;
     let app = App::build(&config, store, clock).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let listener = config.listen.bind("--listen").await?;
     let url = format!("{}://{}", app.scheme(), listener.local_addr()?);
     let tenant = Uuid::new_v4();
     let roles: Vec<String> = ADMIN_ROLES.iter().map(|r| r.to_string()).collect();

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::app::{load_secret, shutdown_signal, App};
-use crate::auth::{mint_hs256, MintClaims};
+use crate::auth::{
+    mint_hs256, mint_pem, unknown_permissions, MintClaims, PemAlgorithm, KNOWN_ROLES, KNOWN_SCOPES,
+};
 use crate::clock::wall_now;
 use crate::config::{Config, FileConfig, SecretSource, SECRET_ENV};
 use crate::domain::parse_duration;
@@ -66,7 +68,9 @@ impl Cli {
 pub enum Command {
     /// Run the server.
     Serve(Box<ServeArgs>),
-    /// Print a signed development token (HS256, with the server's secret).
+    /// Print a signed token: HS256 with the server's development secret, or
+    /// RS256/ES256 with a private key (--rs256-key, --es256-key) for a
+    /// server that verifies with a JWKS.
     Token(Box<TokenArgs>),
     /// Run a command against a throwaway in-memory emulator: presenced
     /// starts (manual clock, a free loopback port, a temporary secret),
@@ -120,7 +124,9 @@ pub struct ServeArgs {
     /// Config, data dir and secret.
     #[command(flatten)]
     pub keys: KeyArgs,
-    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free one.
+    /// Address to listen on, an IP address or a host name with a port, e.g.
+    /// localhost:8080 (a name is bound to the first of its addresses that
+    /// can be bound) [default: 127.0.0.1:8080]; port 0 picks a free one.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Where presence is kept: `sqlite` (durable, in --data-dir), `memory`
@@ -226,6 +232,7 @@ pub struct ServeArgs {
 
 /// `presenced token`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("private_key").args(["rs256_key", "es256_key"])))]
 pub struct TokenArgs {
     /// Config, data dir and secret (the same as the server's).
     #[command(flatten)]
@@ -254,6 +261,19 @@ pub struct TokenArgs {
     /// Issuer claim [default: the server's configured issuer, else `https://sts.windows.net/{tenant}/`].
     #[arg(long, value_name = "ISS")]
     pub issuer: Option<String>,
+    /// Sign RS256 with this RSA private key (PEM, PKCS#8 or PKCS#1) instead
+    /// of the HS256 secret, for a server whose JWKS holds its public half.
+    #[arg(long, value_name = "FILE", conflicts_with = "jwt_secret_file")]
+    pub rs256_key: Option<PathBuf>,
+    /// Sign ES256 with this P-256 private key (PEM, PKCS#8 or SEC1) instead of the
+    /// HS256 secret, for a server whose JWKS holds its public half.
+    #[arg(long, value_name = "FILE", conflicts_with = "jwt_secret_file")]
+    pub es256_key: Option<PathBuf>,
+    /// The key id (`kid`) of --rs256-key/--es256-key in the server's JWKS,
+    /// put in the token's header [default: none, which a server accepts
+    /// only when its JWKS has a single key].
+    #[arg(long, value_name = "KID", requires = "private_key")]
+    pub kid: Option<String>,
 }
 
 fn file_config(keys: &KeyArgs) -> anyhow::Result<FileConfig> {
@@ -336,16 +356,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = App::open_store(&config).await?;
     let clock = App::clock_for(&config, store.as_ref()).await?;
     let app = App::build(&config, store, clock).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let listener = config.listen.bind("--listen").await?;
     let addr = listener.local_addr()?;
-    if let Some(metrics_addr) = config.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(metrics_addr)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot listen on {metrics_addr} (--metrics-listen): {e}")
-            })?;
+    if let Some(metrics_addr) = &config.metrics_listen {
+        let metrics = metrics_addr.bind("--metrics-listen").await?;
         let bound = metrics.local_addr()?;
         let store = app.state().store.clone();
         tracing::info!(url = %format_args!("http://{bound}/_presenced/metrics"), "metrics");
@@ -395,12 +409,6 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let config = Config::merge(cli, file, secret_env_set())?;
-    if config.secret == SecretSource::None {
-        anyhow::bail!("the server uses JWKS keys only; mint tokens with your identity provider");
-    }
-    let Some((secret, _)) = load_secret(&config.secret, false)? else {
-        anyhow::bail!("no HS256 secret is configured");
-    };
     match (&args.user, &args.scopes, &args.roles) {
         (Some(_), None, _) => anyhow::bail!(
             "a delegated token (--user) needs --scopes; for an application token leave out --user and give --roles"
@@ -415,6 +423,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         .roles
         .as_deref()
         .map(|r| r.split_whitespace().map(str::to_string).collect());
+    warn_unknown_permissions(args.scopes.as_deref(), roles.as_deref());
     let mut claims = MintClaims::new(
         args.tenant,
         args.user,
@@ -429,6 +438,54 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         // The server requires this issuer; mint tokens it will accept.
         claims.iss = issuer.replace("{tenantid}", &args.tenant.to_string());
     }
-    println!("{}", mint_hs256(&secret, &claims)?);
+    let private_key = match (&args.rs256_key, &args.es256_key) {
+        (Some(path), _) => Some((PemAlgorithm::Rs256, path)),
+        (None, Some(path)) => Some((PemAlgorithm::Es256, path)),
+        (None, None) => None,
+    };
+    let token = match private_key {
+        Some((algorithm, path)) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the key {}: {e}", path.display()))?;
+            mint_pem(algorithm, &pem, args.kid.as_deref(), &claims)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => {
+            if config.secret == SecretSource::None {
+                anyhow::bail!(
+                    "the server uses JWKS keys only; mint tokens with your identity provider, or sign with the private key of a JWKS entry (--rs256-key FILE or --es256-key FILE, with --kid KID)"
+                );
+            }
+            let Some((secret, _)) = load_secret(&config.secret, false)? else {
+                anyhow::bail!("no HS256 secret is configured");
+            };
+            mint_hs256(&secret, &claims)?
+        }
+    };
+    println!("{token}");
     Ok(())
+}
+
+/// Warns on stderr (the token is still printed) about scope or role names
+/// the permission table does not know: the token would be granted nothing
+/// for them.
+fn warn_unknown_permissions(scopes: Option<&str>, roles: Option<&[String]>) {
+    if let Some(scopes) = scopes {
+        let names: Vec<&str> = scopes.split_whitespace().collect();
+        for name in unknown_permissions(&names, &KNOWN_SCOPES) {
+            eprintln!(
+                "presenced token: warning: presenced knows no delegated scope '{name}'; it grants nothing (known scopes: {})",
+                KNOWN_SCOPES.join(", ")
+            );
+        }
+    }
+    if let Some(roles) = roles {
+        let names: Vec<&str> = roles.iter().map(String::as_str).collect();
+        for name in unknown_permissions(&names, &KNOWN_ROLES) {
+            eprintln!(
+                "presenced token: warning: presenced knows no application role '{name}'; it grants nothing (known roles: {})",
+                KNOWN_ROLES.join(", ")
+            );
+        }
+    }
 }

@@ -4,10 +4,10 @@
 //! so clients that prefer HTTP/2 over TLS (the Python SDK's default client)
 //! get it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::listen::ListenAddr;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Tls {
 
 /// Loads (or, for a self-signed certificate, creates once) the listener's
 /// TLS configuration.
-pub fn load(source: &TlsSource, data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Tls> {
+pub fn load(source: &TlsSource, data_dir: &Path, listen: &ListenAddr) -> anyhow::Result<Tls> {
     let (cert, key, self_signed) = match source {
         TlsSource::Files { cert, key } => (cert.clone(), key.clone(), None),
         TlsSource::SelfSigned => {
@@ -81,22 +81,28 @@ pub fn load(source: &TlsSource, data_dir: &Path, listen: SocketAddr) -> anyhow::
 }
 
 /// The self-signed certificate and key in `data_dir`, created on first use
-/// for `localhost`, `127.0.0.1`, `::1` and the listen address.
-fn self_signed(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
+/// for `localhost`, `127.0.0.1`, `::1` and the listen address (its IP
+/// address, or the host name it was given as).
+fn self_signed(data_dir: &Path, listen: &ListenAddr) -> anyhow::Result<(PathBuf, PathBuf)> {
     let cert = data_dir.join(SELF_SIGNED_CERT);
     let key = data_dir.join(SELF_SIGNED_KEY);
     if cert.exists() && key.exists() {
         return Ok((cert, key));
     }
-    crate::store::sqlite::create_private_dir(data_dir)?;
+    crate::store::sqlite::create_private_dir(data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    let ip = listen.ip();
-    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
-        names.push(ip.to_string());
+    let name = match listen {
+        ListenAddr::Ip(addr) if addr.ip().is_unspecified() => None,
+        ListenAddr::Ip(addr) => Some(addr.ip().to_string()),
+        ListenAddr::Host { host, .. } => Some(host.clone()),
+    };
+    if let Some(name) = name.filter(|n| !names.contains(n)) {
+        names.push(name);
     }
     let made = rcgen::generate_simple_self_signed(names)
         .map_err(|e| anyhow::anyhow!("cannot create a self-signed certificate: {e}"))?;
@@ -128,7 +134,7 @@ mod tests {
     #[test]
     fn a_self_signed_certificate_is_made_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listen = &ListenAddr::Ip("127.0.0.1:0".parse().unwrap());
         let first = load(&TlsSource::SelfSigned, dir.path(), listen).unwrap();
         let cert = first.self_signed.clone().unwrap();
         let pem = std::fs::read_to_string(&cert).unwrap();
@@ -151,7 +157,7 @@ mod tests {
     #[test]
     fn a_missing_or_mismatched_certificate_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listen = &ListenAddr::Ip("127.0.0.1:0".parse().unwrap());
         let missing = TlsSource::Files {
             cert: dir.path().join("nope.pem"),
             key: dir.path().join("nope.key"),

@@ -274,7 +274,8 @@ impl SqliteStore {
         })?;
         let lock = lock_data_dir(data_dir)?;
         let path = Self::file_in(data_dir);
-        let conn = Connection::open(&path).map_err(unavailable)?;
+        let conn = Connection::open(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         check_integrity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
@@ -489,6 +490,13 @@ fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
+    }
+    if dir.exists() {
+        // mkdir's own "File exists" reads as if all were well.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "something that is not a directory is in the way (a file?)",
+        ));
     }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

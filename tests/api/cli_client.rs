@@ -520,3 +520,110 @@ fn backup_of_a_dir_without_a_database_says_so() {
     assert_fails_with(&out, "no presenced database at");
     assert!(!to.exists());
 }
+
+/// `presenced serve` on `listen` with `data` as its data dir.
+fn serve_on(listen: &str, data: &str) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", listen, "--data-dir", data])
+        .env_remove("PRESENCED_JWT_SECRET")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("presenced listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Proc { child, url }
+}
+
+async fn set_presence(server: &Proc, token: &str, user: Uuid, availability: &str, activity: &str) {
+    let r = server
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{user}/presence/setPresence"),
+            token,
+            Some(json!({"sessionId": APP, "availability": availability, "activity": activity})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn watch_reconnects_after_a_restart_and_resumes_with_last_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let first = serve_on("127.0.0.1:0", &data);
+    let url = first.url.clone();
+    let listen = url.strip_prefix("http://").unwrap().to_string();
+    let token = app_token(dir.path(), Uuid::new_v4());
+    let watched = Uuid::new_v4();
+    let mut watch = Command::new(BIN)
+        .args(["watch", &watched.to_string()])
+        .env("PRESENCED_URL", &url)
+        .env("PRESENCED_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    let err = watch.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            if err_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Duration::from_secs(30);
+    let started = err_rx.recv_timeout(deadline).unwrap();
+    assert!(started.contains("watching"), "{started}");
+    set_presence(&first, &token, watched, "Busy", "InACall").await;
+    assert_eq!(
+        rx.recv_timeout(deadline).unwrap(),
+        format!("{watched}  Busy  InACall")
+    );
+
+    // The server dies (kill -9); while `watch` is disconnected a change is
+    // written through another server on the same data dir (another port),
+    // then a server comes back on the watched URL.
+    first.kill9();
+    let broke = err_rx.recv_timeout(deadline).unwrap();
+    assert!(
+        broke.contains("reconnecting to resume after event"),
+        "{broke}"
+    );
+    let other = serve_on("127.0.0.1:0", &data);
+    set_presence(&other, &token, watched, "DoNotDisturb", "Presenting").await;
+    other.sigterm();
+    let back = serve_on(&listen, &data);
+    let reconnected = err_rx.recv_timeout(deadline).unwrap();
+    assert!(reconnected.contains("reconnected"), "{reconnected}");
+    set_presence(&back, &token, watched, "Away", "Away").await;
+
+    // The missed change first (from the event log, by Last-Event-ID), the
+    // one printed before not again, then the live one.
+    for expected in ["DoNotDisturb  Presenting", "Away  Away"] {
+        let line = rx
+            .recv_timeout(deadline)
+            .unwrap_or_else(|_| panic!("watch printed no line for {expected} within {deadline:?}"));
+        assert_eq!(line, format!("{watched}  {expected}"));
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}

@@ -1,5 +1,6 @@
 //! Production-style keys end to end: the real binary verifying RS256 tokens
-//! from a JWKS file and a JWKS URL, with a configured issuer and audience.
+//! from a JWKS file and a JWKS URL, with a configured issuer and audience,
+//! and tokens minted for such a server by `presenced token --rs256-key/--es256-key`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -154,4 +155,159 @@ async fn rs256_tokens_verify_against_a_jwks_url() {
     .await
     .unwrap();
     check_rs256(&server.1).await;
+}
+
+/// Runs `presenced token ARGS` (no secret in the environment).
+fn token_cmd(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .env_remove("PRESENCED_JWT_SECRET")
+        .output()
+        .unwrap()
+}
+
+/// `presenced token` signing with `key_flag KEY` (and `--kid`), for a
+/// delegated token of `user`; the printed token.
+fn minted(key_flag: &str, key: &str, kid: &str, tenant: Uuid, user: Uuid) -> String {
+    let (tenant, user) = (tenant.to_string(), user.to_string());
+    let out = token_cmd(&[
+        key_flag,
+        &format!("{FIXTURES}/{key}"),
+        "--kid",
+        kid,
+        "--tenant",
+        &tenant,
+        "--user",
+        &user,
+        "--app",
+        "minted-app",
+        "--scopes",
+        "Presence.ReadWrite",
+        "--audience",
+        "api://presenced",
+        "--issuer",
+        ISSUER,
+    ]);
+    assert!(
+        out.status.success(),
+        "token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "no warning for known scopes");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn tokens_minted_with_rs256_and_es256_keys_are_accepted_by_a_jwks_server_and_refused_with_a_wrong_kid(
+) {
+    let jwks = format!("{FIXTURES}/jwks-rsa-ec.json");
+    let server = start(&[
+        "--jwks-file",
+        &jwks,
+        "--issuer",
+        ISSUER,
+        "--audience",
+        "api://presenced",
+    ]);
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    for (flag, key, kid) in [
+        ("--rs256-key", "rsa-1.pem", "rsa-1"),
+        ("--rs256-key", "rsa-1.pkcs1.pem", "rsa-1"),
+        ("--es256-key", "ec-1.pem", "ec-1"),
+        ("--es256-key", "ec-1.sec1.pem", "ec-1"),
+    ] {
+        let token = minted(flag, key, kid, tenant, user);
+        assert_eq!(
+            me(&server.1, &token).await.ok_json()["id"],
+            user.to_string(),
+            "{flag} {key} --kid {kid}"
+        );
+    }
+    for (flag, key, kid) in [
+        ("--rs256-key", "rsa-1.pem", "rsa-9"),
+        ("--rs256-key", "rsa-1.pem", "ec-1"),
+        ("--es256-key", "ec-1.pem", "rsa-1"),
+    ] {
+        let token = minted(flag, key, kid, tenant, user);
+        me(&server.1, &token)
+            .await
+            .error(401, "InvalidAuthenticationToken");
+    }
+}
+
+#[test]
+fn token_refuses_a_key_of_the_wrong_kind_and_a_missing_file_naming_the_file() {
+    let tenant = Uuid::new_v4().to_string();
+    let base = [
+        "--tenant",
+        &tenant,
+        "--app",
+        "a",
+        "--roles",
+        "Presence.Read.All",
+    ];
+    let ec = format!("{FIXTURES}/ec-1.pem");
+    let out = token_cmd(&[&["--rs256-key", ec.as_str()][..], &base].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("ec-1.pem") && stderr.contains("not an RSA private key"),
+        "{stderr}"
+    );
+    let out = token_cmd(&[&["--es256-key", "/nonexistent/key.pem"][..], &base].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("/nonexistent/key.pem"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn token_warns_about_unknown_scope_and_role_names_and_still_prints_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a-development-secret-of-enough-length").unwrap();
+    let secret = secret.to_str().unwrap();
+    let tenant = Uuid::new_v4().to_string();
+    let user = Uuid::new_v4().to_string();
+    let out = token_cmd(&[
+        "--jwt-secret-file",
+        secret,
+        "--tenant",
+        &tenant,
+        "--app",
+        "a",
+        "--roles",
+        "Presence.ReadWrite.Al Presenced.Admin",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+    assert!(
+        stderr.contains("warning") && stderr.contains("'Presence.ReadWrite.Al'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("'Presenced.Admin'"), "{stderr}");
+    let out = token_cmd(&[
+        "--jwt-secret-file",
+        secret,
+        "--tenant",
+        &tenant,
+        "--user",
+        &user,
+        "--app",
+        "a",
+        "--scopes",
+        "Presence.Read presence.readwrite Presence.Raed.All",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("'Presence.Raed.All'"), "{stderr}");
 }

@@ -398,3 +398,52 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
     assert_eq!(inner[0]["span"]["name"], "request", "{log}");
     assert_eq!(inner[0]["span"]["request_id"], request_id.as_str(), "{log}");
 }
+
+/// Browsers send a CORS preflight before many cross-origin calls; the CORS
+/// layer, outside the edge, answers every OPTIONS request itself, so none
+/// writes an access line (it would double the log of a browser app and say
+/// nothing about the call itself) or counts in the request metrics. The
+/// call that follows is logged.
+#[tokio::test]
+async fn a_cors_preflight_writes_no_access_line_but_the_call_after_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let data = dir.path().join("data");
+    let server = Proc::start_with_stderr(
+        &["--data-dir", data.to_str().unwrap(), "--log-format", "json"],
+        Stdio::from(log_file),
+    );
+    let preflight_path = format!("/preflight-{}", Uuid::new_v4());
+    let call_path = format!("/call-after-preflight-{}", Uuid::new_v4());
+    let client = reqwest::Client::new();
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}{preflight_path}", server.url),
+        )
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let call = client
+        .post(format!("{}{call_path}", server.url))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 404);
+
+    let log = log_after_exit(server, &log_path);
+    assert!(lines_with(&log, &preflight_path).is_empty(), "{log}");
+    let lines = lines_with(&log, &call_path);
+    assert_eq!(lines.len(), 1, "{log}");
+    assert_eq!(lines[0]["fields"]["method"], "POST", "{log}");
+}
