@@ -5,7 +5,7 @@
 #   the official Microsoft Graph SDK suites (Python msgraph-sdk, JavaScript
 #   @microsoft/microsoft-graph-client) against the real binary, and
 #   schemathesis against the binary's own OpenAPI document; the examples in
-#   examples/ run under `presenced exec`.
+#   examples/ run under `presenced exec`; the dashboard in headless chromium.
 # Installs what the suites need (system packages via apt-get when missing, a
 # Python venv in .venv-sdk, npm ci from the committed lockfile).
 set -euo pipefail
@@ -22,6 +22,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # redis-cli --cluster create for the cluster).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# The dashboard check drives a real headless browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: please install: ${missing[*]}" >&2
@@ -44,6 +46,10 @@ PRESENCED_BIN="$repo/target/debug/presenced" scripts/sdk-tests.sh
 # --- The examples (examples/), each under `presenced exec`, as users run them.
 echo "test.sh: examples under presenced exec"
 PRESENCED_BIN="$repo/target/debug/presenced" scripts/examples.sh
+
+# --- The dashboard in headless chromium (screenshots in target/dashboard-screenshots/).
+echo "test.sh: dashboard in headless chromium"
+PRESENCED_BIN="$repo/target/debug/presenced" scripts/dashboard.sh
 
 # --- Schemathesis against the server's own OpenAPI document.
 echo "test.sh: schemathesis"

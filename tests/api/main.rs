@@ -14,6 +14,7 @@ mod batch;
 mod binary;
 mod cli_client;
 mod connections;
+mod dashboard;
 mod emulator;
 mod emulator_binary;
 mod emulator_state;
