@@ -24,6 +24,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod throttle;
 pub mod tls;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -272,7 +273,8 @@ fn routes() -> Router<AppState> {
         .route(
             "/_presenced/users/{id}/presence",
             get(admin::explain_presence),
-        );
+        )
+        .route("/_presenced/users", get(users::list));
     graph.merge(own)
 }
 

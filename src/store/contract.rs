@@ -90,7 +90,8 @@ where
 }
 
 /// The emulator's whole-store operations (state document, reset), on the
-/// backends that offer them (memory and SQLite; not Redis yet).
+/// backends that offer them (memory and SQLite; not Redis yet), and the
+/// users listing built on the same index of users.
 pub(crate) async fn run_state_contract<F, Fut>(make: F)
 where
     F: Fn() -> Fut,
@@ -100,6 +101,7 @@ where
     state::a_tenant_reset_wipes_that_tenant_only(make().await).await;
     state::a_full_reset_wipes_everything_but_secrets_and_the_clock(make().await).await;
     state::replace_then_contents_round_trips_and_watches(make().await).await;
+    state::users_page_lists_one_tenant_in_id_order_and_pages(make().await).await;
 }
 
 async fn emulator_time_round_trips(store: Arc<dyn Store>) {

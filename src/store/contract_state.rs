@@ -163,3 +163,49 @@ pub(crate) async fn replace_then_contents_round_trips_and_watches(store: Arc<dyn
     store.replace(Contents::default(), t0()).await.unwrap();
     assert_eq!(store.contents().await.unwrap(), Contents::default());
 }
+
+pub(crate) async fn users_page_lists_one_tenant_in_id_order_and_pages(store: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let mut users: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    for user in &users {
+        let k = UserKey {
+            tenant,
+            user: *user,
+        };
+        let s = session(
+            "app",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            TimeDelta::hours(1),
+        );
+        store.upsert_session(k, s, t0()).await.unwrap();
+    }
+    let stranger = key();
+    store
+        .apply(stranger, Change::SetStatusMessage(None), t0())
+        .await
+        .unwrap();
+    users.sort();
+
+    let first = store.users_page(tenant, None, 2).await.unwrap();
+    let ids: Vec<Uuid> = first.iter().map(|(u, _)| *u).collect();
+    assert_eq!(ids, users[..2], "the first page, in id order");
+    assert!(first
+        .iter()
+        .all(|(_, f)| f.sessions.len() == 1 && f.version == 1));
+    let rest = store.users_page(tenant, Some(ids[1]), 10).await.unwrap();
+    let rest: Vec<Uuid> = rest.iter().map(|(u, _)| *u).collect();
+    assert_eq!(rest, users[2..], "the next page starts after the last id");
+    assert!(store
+        .users_page(tenant, Some(users[4]), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let theirs = store.users_page(stranger.tenant, None, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1, "another tenant sees only its own user");
+    assert_eq!(theirs[0].0, stranger.user);
+
+    store.reset(Some(tenant)).await.unwrap();
+    assert!(store.users_page(tenant, None, 10).await.unwrap().is_empty());
+}

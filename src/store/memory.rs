@@ -436,6 +436,24 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        let inner = self.lock()?;
+        let mut page: Vec<(Uuid, UserFacts)> = inner
+            .users
+            .iter()
+            .filter(|(k, _)| k.tenant == tenant && after.is_none_or(|a| k.user > a))
+            .map(|(k, f)| (k.user, f.clone()))
+            .collect();
+        page.sort_by_key(|(user, _)| *user);
+        page.truncate(limit);
+        Ok(page)
+    }
+
     async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
         self.lock()?.reset(tenant);
         Ok(())

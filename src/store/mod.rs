@@ -279,6 +279,16 @@ pub trait Store: Send + Sync + 'static {
     /// users' next transitions that have no settled instant.
     async fn replace(&self, contents: Contents, now: Instant) -> Result<(), StoreError>;
 
+    /// Up to `limit` of `tenant`'s users, each with its facts, in user-id
+    /// order and after `after` when given: every user written at least
+    /// once and not wiped since (the users listing, `GET /_presenced/users`).
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError>;
+
     /// Creates or refreshes a session (setPresence).
     async fn upsert_session(
         &self,

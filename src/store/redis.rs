@@ -1119,6 +1119,20 @@ impl Store for RedisStore {
         Err(state_unsupported())
     }
 
+    /// Not on Redis yet: it needs an index of each tenant's users (planned,
+    /// with the state document's).
+    async fn users_page(
+        &self,
+        _tenant: Uuid,
+        _after: Option<Uuid>,
+        _limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        Err(StoreError::Unsupported(
+            "The users listing needs --store memory or sqlite; it is not available on Redis yet."
+                .into(),
+        ))
+    }
+
     async fn apply(
         &self,
         key: UserKey,

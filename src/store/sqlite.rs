@@ -1733,6 +1733,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// The ids from SQLite's `(tenant, user)` key, in order; the facts
+    /// from the resident copy (at least as new as the ids read).
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let users = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT user FROM users WHERE tenant = ?1 AND user > ?2 ORDER BY user LIMIT ?3",
+                    )
+                    .map_err(unavailable)?;
+                // An empty blob sorts before every 16-byte id.
+                let after: Vec<u8> = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+                let rows = stmt
+                    .query_map(params![tenant.as_bytes().as_slice(), after, limit], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })
+                    .map_err(unavailable)?;
+                rows.map(|r| uuid(&r.map_err(unavailable)?))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let facts = self.resident.facts_for(tenant, &users);
+        Ok(users.into_iter().zip(facts).collect())
+    }
+
     async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
         let job = Job::Replace {
             tenant,
