@@ -174,9 +174,23 @@ class Browser:
             if value:
                 return value
             if time.monotonic() > deadline:
-                fail(f"waited {timeout} s for {what}; the page shows: "
-                     + str(self.evaluate("document.body.innerText.slice(0, 2000)")))
+                fail(f"waited {timeout} s for {what}; the page's errors: {self.errors()}; it shows: "
+                     + str(self.evaluate("document.body.innerText.slice(0, 1500)")))
             self.pump()
+
+    def errors(self):
+        """What went wrong in the page so far: exceptions, console errors."""
+        found = []
+        for event in self.events:
+            params = event.get("params", {})
+            if event.get("method") == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
+                found.append(details.get("exception", {}).get("description") or details.get("text"))
+            elif event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"{params['entry']['text']} ({params['entry'].get('url', '')})")
+            elif event.get("method") == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
+                found.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+        return found
 
     def viewport(self, width, height, mobile):
         self.call("Emulation.setDeviceMetricsOverride", {
@@ -308,18 +322,15 @@ def main():
         browser.evaluate("document.getElementById('detail-close').click()")
         browser.screenshot("phone-roster.png")
 
-        # No request carried the token in its URL; no exception; no CSP report.
+        # No request carried the token in its URL; no exception, console
+        # error or CSP violation.
         browser.pump()
         for event in browser.events:
-            method = event.get("method")
             params = event.get("params", {})
-            if method == "Network.requestWillBeSent" and TOKEN in params["request"]["url"]:
+            if event.get("method") == "Network.requestWillBeSent" and TOKEN in params["request"]["url"]:
                 fail(f"a request carried the token in its URL: {params['request']['url'][:80]}…")
-            if method == "Runtime.exceptionThrown":
-                fail(f"the page threw: {params['exceptionDetails']}")
-            if method == "Log.entryAdded" and params["entry"]["level"] == "error":
-                text = params["entry"]["text"]
-                fail(f"the browser logged an error: {text}")
+        if browser.errors():
+            fail(f"the page reported errors: {browser.errors()}")
         print("dashboard-check: all checks passed")
     finally:
         browser.close()

@@ -407,7 +407,9 @@ async function loadDetail() {
   learnNow(explained.now);
   const user = state.users.get(id);
   if (user) {
-    user.presence = explained.presence;
+    // The explanation is the Graph resource with more fields beside it.
+    const { sessions, preferredPresence, lastSeenDateTime, now, ...presence } = explained;
+    user.presence = presence;
     user.lastSeen = explained.lastSeenDateTime ?? null;
     user.sessionCount = explained.sessions.length;
     renderRow(id, false);

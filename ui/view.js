@@ -65,7 +65,7 @@ export function statusText(presence) {
 /** The work location as words: "Office · building-7". */
 export function locationText(presence) {
   const location = presence && presence.workLocation;
-  if (!location || !location.workLocationType || location.workLocationType === "unknown") return "";
+  if (!location || !location.workLocationType || ["unknown", "unspecified"].includes(location.workLocationType)) return "";
   const kind = { office: "Office", remote: "Remote", timeOff: "Time off" }[location.workLocationType]
     || words(location.workLocationType);
   return location.placeId ? `${kind} · ${location.placeId}` : kind;
