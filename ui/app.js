@@ -98,6 +98,12 @@ function cell(label, ...children) {
   return el("td", { "data-label": label }, ...children);
 }
 
+/** A cell that may be empty: "—", and left out of the phone card. */
+function optional(label, text, className = "") {
+  return el("td", { "data-label": label, className: text ? "" : "blank" },
+    el("span", { className: text ? className : "muted", text: text || "—" }));
+}
+
 function buildRow(user) {
   const p = user.presence;
   const message = statusText(p);
@@ -107,13 +113,18 @@ function buildRow(user) {
     : el("span", { className: "sub", text: `${user.sessionCount} session${user.sessionCount === 1 ? "" : "s"}` });
   const row = el(
     "tr",
-    { tabindex: "0", dataset: { id: user.id, tone: tone(p.availability) } },
-    cell("User", el("span", { className: "avatar", "aria-hidden": "true", text: user.id.slice(0, 2).toUpperCase() }),
-      el("span", { className: "who" }, el("span", { className: "mono id", text: user.id }), sessions)),
+    {
+      tabindex: "0",
+      className: state.selected === user.id ? "selected" : null,
+      dataset: { id: user.id, tone: tone(p.availability) },
+    },
+    cell("User", el("div", { className: "user" },
+      el("span", { className: "avatar", "aria-hidden": "true", text: user.id.slice(0, 2).toUpperCase() }),
+      el("span", { className: "who" }, el("span", { className: "mono id", title: user.id, text: user.id }), sessions))),
     cell("Availability", badge(p.availability)),
     cell("Activity", el("span", { text: words(p.activity) })),
-    cell("Status message", el("span", { className: message ? "message" : "muted", text: message || "—" })),
-    cell("Work location", el("span", { className: location ? "" : "muted", text: location || "—" })),
+    optional("Status message", message, "message"),
+    optional("Work location", location),
     cell("Last seen", el("span", { className: "seen", title: when(user.lastSeen), text: ago(user.lastSeen, serverNow()) })),
   );
   return row;
@@ -430,9 +441,12 @@ async function loadDetail() {
       "tr",
       {},
       el("td", { "data-label": "Session" }, el("span", { className: "kind", text: s.kind === "client" ? "Teams client" : "App" }),
-        el("span", { className: "mono sub", text: s.id })),
-      el("td", { "data-label": "Now" }, badge(s.availability), el("span", { className: "sub", text: words(s.activity) })),
-      el("td", { "data-label": "Reported", className: "muted", text: `${words(s.reportedAvailability)} / ${words(s.reportedActivity)}` }),
+        el("span", { className: "mono sub", title: s.id, text: s.id })),
+      el("td", { "data-label": "Now" }, badge(s.availability), el("span", { className: "sub", text: words(s.activity) }),
+        // What the session reported, when time has since changed it (idle, away).
+        s.reportedAvailability !== s.availability || s.reportedActivity !== s.activity
+          ? el("span", { className: "sub", text: `reported ${words(s.reportedAvailability)} / ${words(s.reportedActivity)}` })
+          : null),
       el("td", { "data-label": "Expires", title: when(s.expirationDateTime), text: ago(s.expirationDateTime, serverNow()) }),
       el("td", {}, end),
     );
@@ -482,9 +496,6 @@ async function detectEmulator() {
 function showClock(now) {
   $("emulator-now").textContent = when(now);
   $("emulator-now").title = now;
-  const clock = $("clock");
-  clock.hidden = false;
-  clock.textContent = `⏱ ${when(now)}`;
 }
 
 async function advance(duration) {
@@ -557,7 +568,6 @@ function showConnect() {
   $("connect").hidden = false;
   $("roster-card").hidden = true;
   $("emulator").hidden = true;
-  $("clock").hidden = true;
   $("forget").hidden = true;
   setLive("off", "Not connected");
 }
