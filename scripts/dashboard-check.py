@@ -32,6 +32,9 @@ import uuid
 
 URL = os.environ["PRESENCED_URL"].rstrip("/")
 TOKEN = os.environ["PRESENCED_ADMIN_TOKEN"]
+TENANT = os.environ["PRESENCED_TENANT"]
+SECRET_FILE = os.environ["PRESENCED_JWT_SECRET_FILE"]
+PRESENCED = os.environ.get("PRESENCED_BIN", "presenced")
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 SHOTS = os.path.join(os.environ.get("SCREENSHOT_DIR", "target/dashboard-screenshots"))
 DEADLINE_S = float(os.environ.get("DASHBOARD_DEADLINE_S", "30"))
@@ -61,6 +64,15 @@ def api(method, path, body=None):
             return json.loads(text) if text else None
     except urllib.error.HTTPError as e:
         fail(f"{method} {path} answered {e.code}: {e.read().decode(errors='replace')}")
+
+
+def reader_token():
+    """A token that may read the tenant but is no admin."""
+    return subprocess.run(
+        [PRESENCED, "token", "--jwt-secret-file", SECRET_FILE, "--tenant", TENANT,
+         "--app", str(uuid.uuid4()), "--roles", "Presence.Read.All"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
 
 
 def set_presence(user, availability, activity):
@@ -192,6 +204,17 @@ class Browser:
                 found.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
         return found
 
+    def open_tab(self, url):
+        """A new tab (its own session storage) showing `url`."""
+        target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)
+        attached = self.call("Target.attachToTarget", {
+            "targetId": target["targetId"], "flatten": True,
+        }, session=False)
+        self.session = attached["sessionId"]
+        for domain in ("Page", "Runtime", "Network", "Log"):
+            self.call(f"{domain}.enable")
+        self.call("Page.navigate", {"url": url})
+
     def viewport(self, width, height, mobile):
         self.call("Emulation.setDeviceMetricsOverride", {
             "width": width, "height": height, "deviceScaleFactor": 2 if mobile else 1, "mobile": mobile,
@@ -230,15 +253,8 @@ def main():
 
     browser = Browser()
     try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"}, session=False)
-        attached = browser.call("Target.attachToTarget", {
-            "targetId": target["targetId"], "flatten": True,
-        }, session=False)
-        browser.session = attached["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            browser.call(f"{domain}.enable")
+        browser.open_tab(f"{URL}/#token={TOKEN}")
         browser.viewport(1280, 800, False)
-        browser.call("Page.navigate", {"url": f"{URL}/#token={TOKEN}"})
 
         row = lambda user: f'document.querySelector(\'tr[data-id="{user}"]\')'
         browser.wait_for(f"{row(alice)} !== null", f"the roster to list {alice}")
@@ -331,6 +347,25 @@ def main():
                 fail(f"a request carried the token in its URL: {params['request']['url'][:80]}…")
         if browser.errors():
             fail(f"the page reported errors: {browser.errors()}")
+
+        # A new tab without a token asks for one; a reader's token pasted
+        # there shows the roster without the emulator's tools.
+        browser.open_tab(f"{URL}/")
+        browser.viewport(1280, 800, False)
+        browser.wait_for("document.getElementById('connect').hidden === false", "the token form")
+        browser.screenshot("desktop-connect.png")
+        browser.evaluate(f"document.getElementById('token-input').value = {json.dumps(reader_token())}")
+        browser.evaluate("document.querySelector('#token-form button[type=submit]').click()")
+        browser.wait_for(f"{row(carol)} !== null", "the roster for the reader's token")
+        if browser.evaluate("document.getElementById('emulator').hidden") is not True:
+            fail("the emulator's clock controls are shown to a token without Presenced.Admin")
+        browser.evaluate(f"{row(alice)}.click()")
+        browser.wait_for("document.querySelectorAll('#detail-sessions tr').length === 2",
+                         f"{alice}'s sessions for the reader")
+        if browser.evaluate("document.getElementById('simulate').hidden") is not True:
+            fail("the simulated-session form is shown to a token without Presenced.Admin")
+        if browser.evaluate("document.querySelectorAll('#detail-sessions button').length") != 0:
+            fail("End buttons are shown to a token without Presenced.Admin")
         print("dashboard-check: all checks passed")
     finally:
         browser.close()

@@ -22,5 +22,5 @@ if ! command -v "${CHROMIUM:-chromium}" >/dev/null 2>&1; then
 fi
 rm -rf "$repo/target/dashboard-screenshots"
 echo "dashboard: headless chromium against presenced exec"
-SCREENSHOT_DIR="$repo/target/dashboard-screenshots" \
+SCREENSHOT_DIR="$repo/target/dashboard-screenshots" PRESENCED_BIN="$bin" \
   "$bin" exec -- python3 "$repo/scripts/dashboard-check.py"
