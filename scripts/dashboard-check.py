@@ -338,6 +338,24 @@ def main():
         browser.evaluate("document.getElementById('detail-close').click()")
         browser.screenshot("phone-roster.png")
 
+        # End the simulated session from the detail, then move the clock a
+        # day: alice's app session expires and the roster shows it live.
+        browser.viewport(1280, 800, False)
+        browser.evaluate(f"{row(alice)}.click()")
+        browser.wait_for("document.querySelector('#detail-sessions button[data-end=\"desktop\"]') !== null",
+                         "the End button of the simulated session")
+        browser.evaluate("document.querySelector('#detail-sessions button[data-end=\"desktop\"]').click()")
+        browser.wait_for("document.querySelectorAll('#detail-sessions tr').length === 1",
+                         "the ended client session to leave the detail")
+        before = browser.evaluate("document.getElementById('emulator-now').title")
+        browser.evaluate("document.querySelector('[data-advance=\"P1D\"]').click()")
+        browser.wait_for(f"document.getElementById('emulator-now').title !== {json.dumps(before)}",
+                         "the emulator clock to show the new time")
+        browser.wait_for(f"{badge(alice)} === 'Offline'", f"{alice} to turn Offline live once the clock moved")
+        browser.wait_for("document.getElementById('detail-no-sessions').hidden === false",
+                         f"{alice}'s detail to show no live sessions")
+        browser.evaluate("document.getElementById('detail-close').click()")
+
         # No request carried the token in its URL; no exception, console
         # error or CSP violation.
         browser.pump()
@@ -347,6 +365,9 @@ def main():
                 fail(f"a request carried the token in its URL: {params['request']['url'][:80]}…")
         if browser.errors():
             fail(f"the page reported errors: {browser.errors()}")
+
+        api("PUT", f"/_presenced/users/{alice}/clientSessions/phone",
+            {"availability": "Available", "activity": "Available"})
 
         # A new tab without a token asks for one; a reader's token pasted
         # there shows the roster without the emulator's tools.
@@ -360,8 +381,8 @@ def main():
         if browser.evaluate("document.getElementById('emulator').hidden") is not True:
             fail("the emulator's clock controls are shown to a token without Presenced.Admin")
         browser.evaluate(f"{row(alice)}.click()")
-        browser.wait_for("document.querySelectorAll('#detail-sessions tr').length === 2",
-                         f"{alice}'s sessions for the reader")
+        browser.wait_for("document.querySelectorAll('#detail-sessions tr').length === 1",
+                         f"{alice}'s simulated client session in the reader's detail")
         if browser.evaluate("document.getElementById('simulate').hidden") is not True:
             fail("the simulated-session form is shown to a token without Presenced.Admin")
         if browser.evaluate("document.querySelectorAll('#detail-sessions button').length") != 0:
