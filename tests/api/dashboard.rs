@@ -84,3 +84,33 @@ async fn the_root_only_answers_get_and_unknown_paths_stay_graph_404s() {
     let reply = server.send(Method::GET, "/v1.0", None, None).await;
     reply.error(404, "itemNotFound");
 }
+
+#[tokio::test]
+async fn the_dashboard_is_neither_faulted_nor_journaled_by_the_emulator() {
+    let server = TestServer::start().await;
+    let admin = server.app_token(&["Presenced.Admin"]);
+    server
+        .post(
+            "/_presenced/faults",
+            &admin,
+            serde_json::json!({"path": "/**", "status": 503}),
+        )
+        .await;
+    let rules = server.get("/_presenced/faults", &admin).await;
+    assert_eq!(rules.ok_json()["value"].as_array().unwrap().len(), 1);
+    for path in ["/", "/_presenced/ui/app.js"] {
+        let reply = server.send(Method::GET, path, None, None).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    }
+    let journal = server.get("/_presenced/requests", &admin).await;
+    assert_eq!(
+        journal.ok_json()["value"],
+        serde_json::json!([]),
+        "the page is not a Graph request"
+    );
+    // The rule still answers Graph paths.
+    let reply = server
+        .send(Method::GET, "/v1.0/me/presence", None, None)
+        .await;
+    reply.error(503, "serviceNotAvailable");
+}
