@@ -368,6 +368,11 @@ def main():
 
         api("PUT", f"/_presenced/users/{alice}/clientSessions/phone",
             {"availability": "Available", "activity": "Available"})
+        # More users than one page of the listing ($top=200): the page
+        # follows @odata.nextLink.
+        known = browser.evaluate("document.querySelectorAll('#rows tr').length")
+        for _ in range(250):
+            set_presence(str(uuid.uuid4()), "Away", "Away")
 
         # A new tab without a token asks for one; a reader's token pasted
         # there shows the roster without the emulator's tools.
@@ -378,6 +383,8 @@ def main():
         browser.evaluate(f"document.getElementById('token-input').value = {json.dumps(reader_token())}")
         browser.evaluate("document.querySelector('#token-form button[type=submit]').click()")
         browser.wait_for(f"{row(carol)} !== null", "the roster for the reader's token")
+        browser.wait_for(f"document.getElementById('count').textContent === '{known + 250} users'",
+                         f"all {known + 250} users, over two pages of the listing")
         if browser.evaluate("document.getElementById('emulator').hidden") is not True:
             fail("the emulator's clock controls are shown to a token without Presenced.Admin")
         browser.evaluate(f"{row(alice)}.click()")
