@@ -213,6 +213,10 @@ class Browser:
         self.session = attached["sessionId"]
         for domain in ("Page", "Runtime", "Network", "Log"):
             self.call(f"{domain}.enable")
+        # No transitions: a screenshot shows where the page settles.
+        self.call("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-reduced-motion", "value": "reduce"}],
+        })
         self.call("Page.navigate", {"url": url})
 
     def viewport(self, width, height, mobile):
@@ -336,6 +340,8 @@ def main():
         browser.wait_for("innerWidth === 390", "the phone-sized viewport")
         browser.screenshot("phone-detail.png")
         browser.evaluate("document.getElementById('detail-close').click()")
+        if browser.evaluate("document.querySelectorAll('#rows tr.selected').length") != 0:
+            fail("a row is still marked selected after the detail closed")
         browser.screenshot("phone-roster.png")
 
         # End the simulated session from the detail, then move the clock a
