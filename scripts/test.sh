@@ -6,7 +6,7 @@
 #   @microsoft/microsoft-graph-client) against the real binary, and
 #   schemathesis against the binary's own OpenAPI document; the examples in
 #   examples/ run under `presenced exec`; the README walk-through runs as
-#   pasted (scripts/readme-test.sh).
+#   pasted (scripts/readme-test.sh); the dashboard in headless chromium.
 # Installs what the suites need (system packages via apt-get when missing, a
 # Python venv in .venv-sdk, npm ci from the committed lockfile).
 set -euo pipefail
@@ -23,6 +23,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # redis-cli --cluster create for the cluster).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# The dashboard check drives a real headless browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: please install: ${missing[*]}" >&2
@@ -50,6 +52,10 @@ PRESENCED_BIN="$repo/target/debug/presenced" scripts/examples.sh
 # real server (presenced on PATH is a shim to the binary built above).
 echo "test.sh: README walk-through"
 PRESENCED_BIN="$repo/target/debug/presenced" scripts/readme-test.sh
+
+# --- The dashboard in headless chromium (screenshots in target/dashboard-screenshots/).
+echo "test.sh: dashboard in headless chromium"
+PRESENCED_BIN="$repo/target/debug/presenced" scripts/dashboard.sh
 
 # --- Schemathesis against the server's own OpenAPI document.
 echo "test.sh: schemathesis"

@@ -5,7 +5,8 @@
 //! It runs inside the Graph edges (body limits, request ids, error
 //! rendering) and before routing reaches any handler: a faulted request is
 //! answered here and changes nothing. Requests to presenced's own paths
-//! under `/_presenced/` pass through untouched and unjournaled.
+//! under `/_presenced/`, and to the dashboard page at `/`, pass through
+//! untouched and unjournaled.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -52,7 +53,10 @@ pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next
     let Some(tools) = state.emulator.clone() else {
         return next.run(req).await;
     };
-    if req.uri().path().starts_with("/_presenced/") {
+    // presenced's own paths and the dashboard page are not Graph's: never
+    // faulted, never journaled.
+    let path = req.uri().path();
+    if path.starts_with("/_presenced/") || path == "/" {
         return next.run(req).await;
     }
     let method = req.method().as_str().to_string();

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod admin;
 pub mod batch;
+pub mod dashboard;
 pub mod emulator;
 pub mod error;
 pub mod events;
@@ -237,6 +238,8 @@ fn routes() -> Router<AppState> {
             post(subscriptions::reauthorize),
         );
     let own = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/_presenced/ui/{file}", get(dashboard::asset))
         .route("/_presenced/healthz", get(admin::healthz))
         .route("/_presenced/readyz", get(admin::readyz))
         .route("/_presenced/metrics", get(admin::metrics))

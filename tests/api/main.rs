@@ -14,6 +14,7 @@ mod batch;
 mod binary;
 mod cli_client;
 mod connections;
+mod dashboard;
 mod deploy;
 mod emulator;
 mod emulator_binary;
