@@ -773,26 +773,27 @@ impl RedisStore {
         Ok((n.unwrap_or(0), facts))
     }
 
+    /// Marks `tu` in-flight (one more writer on its way).
     async fn mark(&self, tu: &str) -> Result<(), StoreError> {
-        let (pend, pendat) = (self.g("pend"), self.g("pendat"));
-        let tu = tu.to_string();
-        self.with(|mut c, s| async move {
-            s.mark
-                .key(pend)
-                .key(pendat)
-                .arg(tu)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(|_| ())
+        self.invoke_on_marks(|s| &s.mark, tu).await
     }
 
+    /// Ends one writer's in-flight mark on `tu`.
     async fn unmark(&self, tu: &str) -> Result<(), StoreError> {
+        self.invoke_on_marks(|s| &s.unmark, tu).await
+    }
+
+    /// Runs `script` (one of the mark scripts) on the in-flight count and
+    /// times, for user `tu`.
+    async fn invoke_on_marks(
+        &self,
+        script: fn(&Scripts) -> &Script,
+        tu: &str,
+    ) -> Result<(), StoreError> {
         let (pend, pendat) = (self.g("pend"), self.g("pendat"));
         let tu = tu.to_string();
         self.with(|mut c, s| async move {
-            s.unmark
+            script(&s)
                 .key(pend)
                 .key(pendat)
                 .arg(tu)
