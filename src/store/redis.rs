@@ -75,6 +75,21 @@
 //! `reauthorizationRequired` at the same instant; `enqueue` keeps one per
 //! subscription and instant.
 //!
+//! # The user index and the emulator's state
+//!
+//! The move also indexes the user: a sorted set of user ids per tenant
+//! (score 0, so ordered by id) and a set of tenants, both on the global
+//! slot, so the index costs one `ZADD` and one `SADD` inside a script that
+//! runs anyway. (The other way, a `SCAN` of every master of a cluster, would
+//! read every key of the deployment to find the users.) The emulator's
+//! operations use it: [`Store::contents`] reads the index, then each user;
+//! [`Store::reset`] wipes the global slot's part in one script and then
+//! each wiped user's facts in its own slot; [`Store::replace`] is a reset,
+//! the facts, then one script indexing and scheduling the restored users.
+//! These are not isolated from writes that other nodes make meanwhile
+//! (no Redis operation spans every slot); they are meant for an emulator
+//! nobody else writes to at that moment.
+//!
 //! # Failures
 //!
 //! Every operation answers within [`OPERATION_TIMEOUT`]; an unreachable
@@ -94,6 +109,7 @@ use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use async_trait::async_trait;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -101,18 +117,11 @@ use uuid::Uuid;
 use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::{
-    observe, Applied, Change, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery, Payload,
-    SharedState, Store, StoreError, Subscription, SubscriptionConflict,
+    observe, Applied, Change, Contents, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery,
+    Payload, SharedState, Store, StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
 use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
-
-/// What the emulator's state operations answer on Redis.
-fn state_unsupported() -> StoreError {
-    StoreError::Unsupported(
-        "The emulator's state document and reset need --store memory or sqlite; they are not available on Redis yet.".into(),
-    )
-}
 
 /// Longest any store operation may take before it is `Unavailable`.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -128,6 +137,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// others (Redis server time); a node that dies holding deliveries loses
 /// them to another node after this.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+/// How many users the emulator's state operations read or write at once.
+const STATE_CONCURRENCY: usize = 32;
 /// How often a writer retries after losing a race on its user.
 const MAX_ATTEMPTS: u32 = 100;
 
@@ -209,6 +220,9 @@ struct Scripts {
     remove_deliveries: Script,
     retry_deliveries: Script,
     save_time: Script,
+    indexed_users: Script,
+    reset: Script,
+    restore_users: Script,
 }
 
 /// Stores the user's new facts and an outbox entry, if the write counter is
@@ -256,13 +270,18 @@ return 0
 "#;
 
 /// Moves outbox entries to the global slot (KEYS: the moved-marks hash, the
-/// in-flight count and times; ARGV: prefix, user, tenant, wanted n,
+/// in-flight count and times; ARGV: prefix, tenant:user, tenant, wanted n,
 /// whether to end one writer's in-flight mark ("1"), then n/entry pairs in
-/// order). Answers "seq queued" for the wanted n.
+/// order). Indexes the user (the tenant's `users:` set, the `tenants` set)
+/// when anything new moves. Answers "seq queued" for the wanted n.
 const MOVE: &str = r#"
 local P, tu, tenant = ARGV[1], ARGV[2], ARGV[3]
 local last = tonumber(redis.call('HGET', KEYS[1], tu) or '0')
 local res = P .. 'res:' .. tu
+if #ARGV >= 7 and tonumber(ARGV[#ARGV - 1]) > last then
+  redis.call('ZADD', P .. 'users:' .. tenant, 0, string.sub(tu, #tenant + 2))
+  redis.call('SADD', P .. 'tenants', tenant)
+end
 for i = 6, #ARGV, 2 do
   local n = tonumber(ARGV[i])
   if n > last then
@@ -351,11 +370,11 @@ return dropped
 "#;
 
 /// Creates a subscription if no subscription changed since the writer read
-/// them (KEYS[1]: subv; ARGV: prefix, expected subv, id, json, expiry,
-/// tenant, users…).
+/// them, or in any case if the expected subv is "" (KEYS[1]: subv; ARGV:
+/// prefix, expected subv, id, json, expiry, tenant, users…).
 const CREATE_SUBSCRIPTION: &str = r#"
 local P = ARGV[1]
-if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[2] ~= '' and tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', P .. 'subs', ARGV[3], ARGV[4])
 redis.call('HSET', P .. 'subexp', ARGV[3], ARGV[5])
 for i = 7, #ARGV do
@@ -513,6 +532,88 @@ end
 return 1
 "#;
 
+/// The user index: every indexed user of every tenant, as flat
+/// tenant/user pairs (ARGV: prefix).
+const INDEXED_USERS: &str = r#"
+local P = ARGV[1]
+local out = {}
+for _, t in ipairs(redis.call('SMEMBERS', P .. 'tenants')) do
+  for _, u in ipairs(redis.call('ZRANGE', P .. 'users:' .. t, 0, -1)) do
+    table.insert(out, t)
+    table.insert(out, u)
+  end
+end
+return out
+"#;
+
+/// Wipes one tenant (ARGV[2]) or every tenant (ARGV[2] = "") from the
+/// global slot: its users' index entries and schedule, its events, its
+/// subscriptions with their watches and their queued deliveries; a wipe
+/// of every tenant also marks the whole event log pruned (KEYS[1]: subv;
+/// ARGV[1]: prefix). Answers the wiped users as flat tenant/user pairs, for
+/// the caller to wipe their facts in their own slots.
+const RESET: &str = r#"
+local P, only = ARGV[1], ARGV[2]
+local function wiped_tenant(t) return only == '' or t == only end
+local tenants = {only}
+if only == '' then tenants = redis.call('SMEMBERS', P .. 'tenants') end
+local wiped = {}
+for _, t in ipairs(tenants) do
+  for _, u in ipairs(redis.call('ZRANGE', P .. 'users:' .. t, 0, -1)) do
+    table.insert(wiped, t)
+    table.insert(wiped, u)
+    redis.call('ZREM', P .. 'due', t .. ':' .. u)
+  end
+  for _, seq in ipairs(redis.call('ZRANGE', P .. 'evt:' .. t, 0, -1)) do
+    redis.call('ZREM', P .. 'ev', seq)
+    redis.call('HDEL', P .. 'evd', seq)
+  end
+  redis.call('DEL', P .. 'users:' .. t, P .. 'evt:' .. t)
+  redis.call('SREM', P .. 'tenants', t)
+end
+local subs = redis.call('HGETALL', P .. 'subs')
+for i = 1, #subs, 2 do
+  local id, s = subs[i], cjson.decode(subs[i + 1])
+  if wiped_tenant(s.tenant) then
+    for _, u in ipairs(s.users) do
+      redis.call('SREM', P .. 'w:' .. s.tenant .. ':' .. u, id)
+    end
+    redis.call('DEL', P .. 'ds:' .. id)
+    redis.call('HDEL', P .. 'once', id)
+    redis.call('HDEL', P .. 'subs', id)
+    redis.call('HDEL', P .. 'subexp', id)
+  end
+end
+for _, m in ipairs(redis.call('ZRANGE', P .. 'dq', 0, -1)) do
+  local id = tostring(tonumber(m))
+  local t = redis.call('HGET', P .. 'd:' .. id, 't')
+  if not t or wiped_tenant(t) then
+    redis.call('DEL', P .. 'd:' .. id)
+    redis.call('HDEL', P .. 'claim', id)
+    redis.call('ZREM', P .. 'dq', m)
+  end
+end
+if only == '' then
+  local seq = redis.call('GET', P .. 'seq')
+  if seq then redis.call('SET', P .. 'pruned', seq) end
+end
+redis.call('INCR', KEYS[1])
+return wiped
+"#;
+
+/// Indexes restored users and schedules their next transitions (ARGV:
+/// prefix, then tenant/user/due triples, due "" for none).
+const RESTORE_USERS: &str = r#"
+local P = ARGV[1]
+for i = 2, #ARGV, 3 do
+  local t, u, due = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  redis.call('ZADD', P .. 'users:' .. t, 0, u)
+  redis.call('SADD', P .. 'tenants', t)
+  if due ~= '' then redis.call('ZADD', P .. 'due', due, t .. ':' .. u) end
+end
+return 1
+"#;
+
 /// Keeps the later emulator time.
 const SAVE_TIME: &str = r#"
 local cur = redis.call('GET', KEYS[1])
@@ -601,6 +702,18 @@ fn ceil_micros(t: Instant) -> i64 {
     }
 }
 
+/// Flat tenant/user pairs as user keys.
+fn user_keys(flat: &[String]) -> Result<Vec<UserKey>, StoreError> {
+    flat.chunks_exact(2)
+        .map(|pair| {
+            Ok(UserKey {
+                tenant: Uuid::parse_str(&pair[0]).map_err(corrupt)?,
+                user: Uuid::parse_str(&pair[1]).map_err(corrupt)?,
+            })
+        })
+        .collect()
+}
+
 fn instant(micros: i64) -> Result<Instant, StoreError> {
     chrono::DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| corrupt(format!("instant {micros} out of range")))
@@ -673,6 +786,9 @@ impl RedisStore {
                 remove_deliveries: Script::new(REMOVE_DELIVERIES),
                 retry_deliveries: Script::new(RETRY_DELIVERIES),
                 save_time: Script::new(SAVE_TIME),
+                indexed_users: Script::new(INDEXED_USERS),
+                reset: Script::new(RESET),
+                restore_users: Script::new(RESTORE_USERS),
             }),
             node: Uuid::new_v4(),
             delivery_lease: DELIVERY_LEASE,
@@ -1082,6 +1198,97 @@ impl RedisStore {
         Ok((version.unwrap_or(0), subscriptions))
     }
 
+    /// Every user in the index (every user a write reached since the last
+    /// reset), in no particular order.
+    async fn indexed_users(&self) -> Result<Vec<UserKey>, StoreError> {
+        let (tenants, prefix) = (self.g("tenants"), self.global.clone());
+        let flat: Vec<String> = self
+            .with(|mut c, s| async move {
+                s.indexed_users
+                    .key(tenants)
+                    .arg(prefix)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        user_keys(&flat)
+    }
+
+    /// Removes a wiped user's facts and outbox from its slot. The write
+    /// counter `n` stays: the global slot remembers the last moved `n` of
+    /// every user, so counting on from it keeps the next write's outbox
+    /// entry new to the move.
+    async fn wipe_user(&self, key: UserKey) -> Result<(), StoreError> {
+        let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
+        self.with(|mut c, _| async move {
+            ::redis::cmd("HDEL")
+                .arg(&hash)
+                .arg("v")
+                .arg("f")
+                .query_async::<i64>(&mut c)
+                .await?;
+            ::redis::cmd("DEL")
+                .arg(&outbox)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores restored facts (`version` and the encoded facts) as they are:
+    /// no outbox entry, no event.
+    async fn put_facts(
+        &self,
+        key: UserKey,
+        version: u64,
+        encoded: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let hash = self.user_key(key, "u");
+        self.with(|mut c, _| async move {
+            ::redis::cmd("HSET")
+                .arg(&hash)
+                .arg("v")
+                .arg(version)
+                .arg("f")
+                .arg(encoded)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores `subscription` and its watches; with `expected` (the
+    /// subscriptions' change counter as read) only if nothing changed
+    /// since. Answers whether it was stored.
+    async fn put_subscription(
+        &self,
+        subscription: &Subscription,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut args = vec![
+            self.global.clone(),
+            expected.map(|v| v.to_string()).unwrap_or_default(),
+            subscription.id.to_string(),
+            serde_json::to_string(subscription).map_err(corrupt)?,
+            subscription.expires_at.timestamp_micros().to_string(),
+            subscription.tenant.to_string(),
+        ];
+        args.extend(subscription.users.iter().map(Uuid::to_string));
+        let subv = self.g("subv");
+        let created: i64 = self
+            .with(|mut c, s| async move {
+                let mut call = s.create_subscription.key(subv);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(created == 1)
+    }
+
     fn parse_event(seq: &str, blob: &str) -> Result<Event, StoreError> {
         let seq: u64 = number(seq)?;
         let stored: StoredEvent = serde_json::from_str(blob).map_err(corrupt)?;
@@ -1103,21 +1310,102 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
-    /// Not on Redis yet: the emulator's state document reads and replaces
-    /// a whole store at once, which needs an index of every user across a
-    /// cluster (planned).
-    async fn contents(&self) -> Result<super::Contents, StoreError> {
-        Err(state_unsupported())
+    /// Reads the user index, then every indexed user's facts (users with
+    /// none, wiped or never stored, are left out) and every subscription.
+    /// Not isolated from writes other nodes make meanwhile: in Cluster the
+    /// users sit in many slots, which no one Redis operation spans.
+    async fn contents(&self) -> Result<Contents, StoreError> {
+        let keys = self.indexed_users().await?;
+        let (_, mut subscriptions) = self.all_subscriptions().await?;
+        let read: Vec<(UserKey, UserFacts)> = stream::iter(keys)
+            .map(|key| async move { self.read_user(key).await.map(|(_, facts)| (key, facts)) })
+            .buffer_unordered(STATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut users: Vec<(UserKey, UserFacts)> = read
+            .into_iter()
+            .filter(|(_, facts)| facts.version > 0 && !facts.unreadable)
+            .collect();
+        users.sort_by_key(|(key, _)| *key);
+        subscriptions.sort_by_key(|s| (s.tenant, s.id));
+        Ok(Contents {
+            users,
+            subscriptions,
+        })
     }
 
-    /// Not on Redis yet (see [`RedisStore::contents`]).
-    async fn reset(&self, _tenant: Option<Uuid>) -> Result<(), StoreError> {
-        Err(state_unsupported())
+    /// One script on the global slot wipes the tenant's (or everyone's)
+    /// index, schedule, events, subscriptions and deliveries, then each
+    /// wiped user's facts go from its own slot. Atomic on one
+    /// `redis-server` only up to that second step: a write another node
+    /// makes in between may survive it.
+    async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
+        let subv = self.g("subv");
+        let args = [
+            self.global.clone(),
+            tenant.map(|t| t.to_string()).unwrap_or_default(),
+        ];
+        let flat: Vec<String> = self
+            .with(|mut c, s| async move {
+                s.reset
+                    .key(subv)
+                    .arg(&args[0])
+                    .arg(&args[1])
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        stream::iter(user_keys(&flat)?)
+            .map(|key| self.wipe_user(key))
+            .buffer_unordered(STATE_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
-    /// Not on Redis yet (see [`RedisStore::contents`]).
-    async fn replace(&self, _contents: super::Contents, _now: Instant) -> Result<(), StoreError> {
-        Err(state_unsupported())
+    /// A [`Store::reset`] of everything, then the facts (each in its slot),
+    /// then the index and schedule of the restored users, then the
+    /// subscriptions.
+    async fn replace(&self, contents: Contents, now: Instant) -> Result<(), StoreError> {
+        self.reset(None).await?;
+        let users: Vec<&(UserKey, UserFacts)> = contents
+            .users
+            .iter()
+            .filter(|(_, facts)| !facts.unreadable)
+            .collect();
+        let encoded: Vec<(UserKey, u64, Vec<u8>)> = users
+            .iter()
+            .map(|(key, facts)| (*key, facts.version, encode(facts)))
+            .collect();
+        stream::iter(encoded)
+            .map(|(key, version, facts)| self.put_facts(key, version, facts))
+            .buffer_unordered(STATE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        for chunk in users.chunks(500) {
+            let mut args = vec![self.global.clone()];
+            for (key, facts) in chunk {
+                args.push(key.tenant.to_string());
+                args.push(key.user.to_string());
+                args.push(
+                    due_at(facts, facts.settled_at.unwrap_or(now))
+                        .map(|t| ceil_micros(t).to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            let tenants = self.g("tenants");
+            self.with(|mut c, s| async move {
+                let mut call = s.restore_users.key(tenants);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        }
+        for subscription in &contents.subscriptions {
+            self.put_subscription(subscription, None).await?;
+        }
+        Ok(())
     }
 
     async fn apply(
@@ -1262,7 +1550,6 @@ impl Store for RedisStore {
         subscription: Subscription,
         one_per_user_and_app: bool,
     ) -> Result<Result<(), SubscriptionConflict>, StoreError> {
-        let json = serde_json::to_string(&subscription).map_err(corrupt)?;
         for _ in 0..MAX_ATTEMPTS {
             let (version, existing) = self.all_subscriptions().await?;
             if let Some(conflict) =
@@ -1270,26 +1557,7 @@ impl Store for RedisStore {
             {
                 return Ok(Err(conflict));
             }
-            let mut args = vec![
-                self.global.clone(),
-                version.to_string(),
-                subscription.id.to_string(),
-                json.clone(),
-                subscription.expires_at.timestamp_micros().to_string(),
-                subscription.tenant.to_string(),
-            ];
-            args.extend(subscription.users.iter().map(Uuid::to_string));
-            let subv = self.g("subv");
-            let created: i64 = self
-                .with(|mut c, s| async move {
-                    let mut call = s.create_subscription.key(subv);
-                    for a in args {
-                        call.arg(a);
-                    }
-                    call.invoke_async(&mut c).await
-                })
-                .await?;
-            if created == 1 {
+            if self.put_subscription(&subscription, Some(version)).await? {
                 return Ok(Ok(()));
             }
         }
