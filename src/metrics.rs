@@ -21,8 +21,12 @@ pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
 pub const STORE_COMMIT_SECONDS: &str = "presenced_store_commit_seconds";
 /// Writes folded into one SQLite transaction.
 pub const STORE_BATCH_SIZE: &str = "presenced_store_batch_size";
-/// Users the store's resident copy holds (SQLite).
+/// Users with stored facts (read from the store at each scrape).
 pub const USERS: &str = "presenced_users";
+/// Sessions the store holds (read from the store at each scrape).
+pub const SESSIONS: &str = "presenced_sessions";
+/// Stored subscriptions (read from the store at each scrape).
+pub const SUBSCRIPTIONS: &str = "presenced_subscriptions";
 /// Change notifications by `outcome`: `delivered`, `failed` (to be
 /// retried) or `dropped` (given up after 4 hours).
 pub const DELIVERIES: &str = "presenced_deliveries_total";
@@ -100,7 +104,17 @@ fn describe() {
         Unit::Count,
         "Writes per SQLite transaction."
     );
-    describe_gauge!(USERS, Unit::Count, "Users the SQLite store holds.");
+    describe_gauge!(USERS, Unit::Count, "Users with stored facts.");
+    describe_gauge!(
+        SESSIONS,
+        Unit::Count,
+        "Presence sessions held (live, or expired since their user was last settled)."
+    );
+    describe_gauge!(
+        SUBSCRIPTIONS,
+        Unit::Count,
+        "Stored change-notification subscriptions."
+    );
     describe_counter!(
         DELIVERIES,
         "Change notifications by outcome (delivered, failed, dropped)."
@@ -169,10 +183,29 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Records one SQLite write transaction of `ops` writes.
-pub fn store_commit(ops: usize, elapsed: Duration, users: usize) {
+pub fn store_commit(ops: usize, elapsed: Duration) {
     histogram!(STORE_COMMIT_SECONDS).record(elapsed.as_secs_f64());
     histogram!(STORE_BATCH_SIZE).record(ops as f64);
-    gauge!(USERS).set(users as f64);
+}
+
+/// Sets the users, sessions and subscriptions gauges from the store's
+/// counts; a count the store cannot give (or a store that does not
+/// answer) leaves its gauge as it was.
+pub async fn refresh_counts(store: &dyn crate::store::Store) {
+    match store.counts().await {
+        Ok(counts) => {
+            for (name, count) in [
+                (USERS, counts.users),
+                (SESSIONS, counts.sessions),
+                (SUBSCRIPTIONS, counts.subscriptions),
+            ] {
+                if let Some(n) = count {
+                    gauge!(name).set(n as f64);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the store's counts are unavailable"),
+    }
 }
 
 /// Records one webhook POST of `items` notifications.

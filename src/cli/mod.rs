@@ -347,10 +347,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("cannot listen on {metrics_addr} (--metrics-listen): {e}")
             })?;
         let bound = metrics.local_addr()?;
+        let store = app.state().store.clone();
         tracing::info!(url = %format_args!("http://{bound}/_presenced/metrics"), "metrics");
         // Ends with the process; a scrape needs no graceful shutdown.
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(metrics, crate::http::metrics_router()).await {
+            if let Err(e) = axum::serve(metrics, crate::http::metrics_router(store)).await {
                 tracing::error!(error = %e, "the metrics listener failed");
             }
         });

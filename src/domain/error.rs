@@ -244,4 +244,18 @@ pub enum DomainError {
     /// An allowed-network entry that is not CIDR or an address.
     #[error("'{0}' is not a valid network; expected CIDR notation such as 10.0.0.0/8 or fd00::/8, or a single address")]
     InvalidAllowedNetwork(String),
+    /// A users-listing `$top` outside 1 to the maximum.
+    #[error("$top '{0}' is not a whole number from 1 to {1}.")]
+    InvalidTop(String, usize),
+    /// A users-listing `$filter` other than on availability.
+    #[error("$filter '{0}' is not supported here; use availability eq 'Busy' or availability in ('Busy','Away').")]
+    InvalidUsersFilter(String),
+    /// A users-listing `$skiptoken` that no nextLink gave.
+    #[error(
+        "$skiptoken '{0}' is not valid; use the @odata.nextLink of the previous page as it is."
+    )]
+    InvalidSkipToken(String),
+    /// A users-listing query option other than `$top`, `$filter` and `$skiptoken`.
+    #[error("The query option '{0}' is not supported on the users listing; use $top, $filter or $skiptoken.")]
+    UnsupportedUsersQueryOption(String),
 }

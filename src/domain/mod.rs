@@ -12,6 +12,7 @@ mod effective;
 mod error;
 mod facts;
 mod ids;
+mod listing;
 pub(crate) mod query;
 mod select;
 mod status;
@@ -29,6 +30,7 @@ pub use facts::{
     Preferred, Session, SessionKind, StatusMessage, UserFacts, WorkLocation, WorkLocationLayer,
 };
 pub use ids::{parse_guid, UserKey};
+pub use listing::{UsersQuery, DEFAULT_USERS_PAGE, MAX_USERS_PAGE};
 pub use select::{PresenceProperty, PresenceQuery};
 pub use status::{StatusMessageInput, MAX_STATUS_MESSAGE_CHARS};
 pub use subscription::{

@@ -41,6 +41,7 @@ pub async fn metrics(
             uri.path()
         )));
     }
+    crate::metrics::refresh_counts(state.store.as_ref()).await;
     Ok(prometheus_text())
 }
 

@@ -194,6 +194,10 @@ impl From<DomainError> for GraphError {
             DomainError::UnknownPresenceProperty(_)
             | DomainError::UnsupportedQueryOption(_)
             | DomainError::RepeatedQueryOption(_)
+            | DomainError::InvalidTop(..)
+            | DomainError::InvalidUsersFilter(_)
+            | DomainError::InvalidSkipToken(_)
+            | DomainError::UnsupportedUsersQueryOption(_)
             | DomainError::BatchNotJson(_)
             | DomainError::BatchMissingRequests
             | DomainError::BatchSize { .. }

@@ -23,6 +23,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod throttle;
 pub mod tls;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -269,16 +270,20 @@ fn routes() -> Router<AppState> {
         .route(
             "/_presenced/users/{id}/presence",
             get(admin::explain_presence),
-        );
+        )
+        .route("/_presenced/users", get(users::list));
     graph.merge(own)
 }
 
 /// The router of the `--metrics-listen` listener: `GET /_presenced/metrics`
 /// only (Prometheus text, no token), 404 elsewhere.
-pub fn metrics_router() -> Router {
+pub fn metrics_router(store: Arc<dyn Store>) -> Router {
     Router::new().route(
         "/_presenced/metrics",
-        get(|| async { admin::prometheus_text() }),
+        get(move || async move {
+            crate::metrics::refresh_counts(store.as_ref()).await;
+            admin::prometheus_text()
+        }),
     )
 }
 

@@ -214,6 +214,32 @@ pub struct SubscriptionCollection {
     pub value: Vec<Subscription>,
 }
 
+/// One user of the users listing (`GET /_presenced/users`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedUser {
+    /// The user's object id.
+    pub id: Uuid,
+    /// The presence resource, as `GET /users/{id}/presence` answers it
+    /// (without `@odata.context`).
+    pub presence: Presence,
+    /// How many sessions are live now.
+    pub session_count: usize,
+    /// When the user last had a live session (now while one lives), if
+    /// ever.
+    pub last_seen_date_time: Option<String>,
+}
+
+/// A page of the users listing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserCollection {
+    /// The page's users, in user-id order.
+    pub value: Vec<ListedUser>,
+    /// The next page, when there may be one.
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
 /// Graph's error body (SPEC §6).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorResponse {

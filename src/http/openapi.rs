@@ -55,6 +55,8 @@ use crate::notify::subscriptions::{CreateBody, PatchBody};
         model::Status,
         model::ClockTime,
         model::PresenceExplanation,
+        model::ListedUser,
+        model::UserCollection,
         JsonWebKeySet,
         IdsBody,
         SetPresenceBody,
@@ -784,6 +786,19 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
             ),
         ),
         (
+            "/_presenced/users".to_string(),
+            HttpMethod::Get,
+            own(
+                "listUsers",
+                "The users of the caller's tenant that presenced knows, each with its presence, in id order (Presence.Read.All).",
+                users_params(),
+                None,
+                Success::Json(200, model::UserCollection::name()),
+                Errors::Read,
+                true,
+            ),
+        ),
+        (
             "/_presenced/users/{id}/presence".to_string(),
             HttpMethod::Get,
             own(
@@ -798,6 +813,45 @@ fn operations() -> Vec<(String, HttpMethod, Op)> {
         ),
     ]);
     out
+}
+
+/// The users listing's query options.
+fn users_params() -> Vec<Parameter> {
+    let string = || ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String);
+    vec![
+        Parameter::builder()
+            .name("$top")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("Users per page [default: 100]."))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(crate::domain::MAX_USERS_PAGE as u64)),
+            ))
+            .build(),
+        Parameter::builder()
+            .name("$filter")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(
+                "availability eq 'Busy', or availability in ('Busy','Away').",
+            ))
+            .schema(Some(string().pattern(Some(
+                r"^\s*[Aa][Vv][Aa][Ii][Ll][Aa][Bb][Ii][Ll][Ii][Tt][Yy]\s+([Ee][Qq]\s+'[A-Za-z]+'|[Ii][Nn]\s*\(\s*'[A-Za-z]+'(\s*,\s*'[A-Za-z]+')*\s*\))\s*$",
+            ))))
+            .build(),
+        Parameter::builder()
+            .name("$skiptoken")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("From the previous page's @odata.nextLink."))
+            .schema(Some(string().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Uuid,
+            )))))
+            .build(),
+    ]
 }
 
 /// Builds the document.

@@ -60,4 +60,15 @@ impl PresenceService {
     ) -> Result<Vec<UserFacts>, StoreError> {
         self.store.facts_for(tenant, users).await
     }
+
+    /// Up to `limit` of `tenant`'s users with their facts, in user-id
+    /// order, after `after` (the users listing).
+    pub async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        self.store.users_page(tenant, after, limit).await
+    }
 }

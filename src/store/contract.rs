@@ -89,7 +89,8 @@ where
     notify::a_transition_between_microseconds_settles_and_leaves_nothing_due(make().await).await;
 }
 
-/// The emulator's whole-store operations (state document, reset).
+/// The emulator's whole-store operations (state document, reset), and the
+/// users listing and counts built on the same index of users.
 pub(crate) async fn run_state_contract<F, Fut>(make: F)
 where
     F: Fn() -> Fut,
@@ -99,6 +100,8 @@ where
     state::a_tenant_reset_wipes_that_tenant_only(make().await).await;
     state::a_full_reset_wipes_everything_but_secrets_and_the_clock(make().await).await;
     state::replace_then_contents_round_trips_and_watches(make().await).await;
+    state::users_page_lists_one_tenant_in_id_order_and_pages(make().await).await;
+    state::counts_follow_users_sessions_and_subscriptions(make().await).await;
 }
 
 async fn emulator_time_round_trips(store: Arc<dyn Store>) {

@@ -163,3 +163,81 @@ pub(crate) async fn replace_then_contents_round_trips_and_watches(store: Arc<dyn
     store.replace(Contents::default(), t0()).await.unwrap();
     assert_eq!(store.contents().await.unwrap(), Contents::default());
 }
+
+pub(crate) async fn users_page_lists_one_tenant_in_id_order_and_pages(store: Arc<dyn Store>) {
+    let tenant = Uuid::new_v4();
+    let mut users: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    for user in &users {
+        let k = UserKey {
+            tenant,
+            user: *user,
+        };
+        let s = session(
+            "app",
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            TimeDelta::hours(1),
+        );
+        store.upsert_session(k, s, t0()).await.unwrap();
+    }
+    let stranger = key();
+    store
+        .apply(stranger, Change::SetStatusMessage(None), t0())
+        .await
+        .unwrap();
+    users.sort();
+
+    let first = store.users_page(tenant, None, 2).await.unwrap();
+    let ids: Vec<Uuid> = first.iter().map(|(u, _)| *u).collect();
+    assert_eq!(ids, users[..2], "the first page, in id order");
+    assert!(first
+        .iter()
+        .all(|(_, f)| f.sessions.len() == 1 && f.version == 1));
+    let rest = store.users_page(tenant, Some(ids[1]), 10).await.unwrap();
+    let rest: Vec<Uuid> = rest.iter().map(|(u, _)| *u).collect();
+    assert_eq!(rest, users[2..], "the next page starts after the last id");
+    assert!(store
+        .users_page(tenant, Some(users[4]), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let theirs = store.users_page(stranger.tenant, None, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1, "another tenant sees only its own user");
+    assert_eq!(theirs[0].0, stranger.user);
+
+    store.reset(Some(tenant)).await.unwrap();
+    assert!(store.users_page(tenant, None, 10).await.unwrap().is_empty());
+}
+
+pub(crate) async fn counts_follow_users_sessions_and_subscriptions(store: Arc<dyn Store>) {
+    let counts = |users, sessions, subscriptions| crate::store::StoreCounts {
+        users: Some(users),
+        sessions: Some(sessions),
+        subscriptions: Some(subscriptions),
+    };
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+    let (a, b) = (key(), key());
+    for (k, app) in [(a, "one"), (a, "two"), (b, "one")] {
+        let s = session(
+            app,
+            Availability::Busy,
+            Activity::InACall,
+            t0(),
+            TimeDelta::hours(1),
+        );
+        store.upsert_session(k, s, t0()).await.unwrap();
+    }
+    let s = subscription(a.tenant, "app", "app", &[a.user]);
+    store.create_subscription(s, false).await.unwrap().unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(2, 3, 1));
+    store
+        .remove_session(a, crate::domain::SessionKind::Application, "two", t0())
+        .await
+        .unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(2, 2, 1));
+    store.reset(Some(b.tenant)).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 1));
+    store.reset(None).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+}

@@ -436,6 +436,38 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        let inner = self.lock()?;
+        let mut page: Vec<(Uuid, UserFacts)> = inner
+            .users
+            .iter()
+            .filter(|(k, _)| k.tenant == tenant && after.is_none_or(|a| k.user > a))
+            .map(|(k, f)| (k.user, f.clone()))
+            .collect();
+        page.sort_by_key(|(user, _)| *user);
+        page.truncate(limit);
+        Ok(page)
+    }
+
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        let inner = self.lock()?;
+        let sessions = inner
+            .users
+            .values()
+            .map(|f| f.sessions.len())
+            .sum::<usize>();
+        Ok(super::StoreCounts {
+            users: Some(inner.users.len() as u64),
+            sessions: Some(sessions as u64),
+            subscriptions: Some(inner.subscriptions.len() as u64),
+        })
+    }
+
     async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
         self.lock()?.reset(tenant);
         Ok(())

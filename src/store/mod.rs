@@ -111,6 +111,19 @@ pub struct SharedState {
     pub emulator_time: Option<Instant>,
 }
 
+/// How much a store holds, for the metrics gauges (`None` where a backend
+/// cannot count cheaply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    /// Users with stored facts.
+    pub users: Option<u64>,
+    /// Sessions held: the live ones, plus any that expired since their
+    /// user was last settled (the scheduler prunes them at their expiry).
+    pub sessions: Option<u64>,
+    /// Stored subscriptions, expired ones not yet removed included.
+    pub subscriptions: Option<u64>,
+}
+
 /// The storage contract. Every backend passes `contract.rs`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -278,6 +291,20 @@ pub trait Store: Send + Sync + 'static {
     /// given (each subscription watching its users). `now` schedules the
     /// users' next transitions that have no settled instant.
     async fn replace(&self, contents: Contents, now: Instant) -> Result<(), StoreError>;
+
+    /// Up to `limit` of `tenant`'s users, each with its facts, in user-id
+    /// order and after `after` when given: every user written at least
+    /// once and not wiped since (the users listing, `GET /_presenced/users`).
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError>;
+
+    /// How many users, sessions and subscriptions the store holds (read
+    /// when metrics are scraped).
+    async fn counts(&self) -> Result<StoreCounts, StoreError>;
 
     /// Creates or refreshes a session (setPresence).
     async fn upsert_session(

@@ -273,7 +273,8 @@ return 0
 /// in-flight count and times; ARGV: prefix, tenant:user, tenant, wanted n,
 /// whether to end one writer's in-flight mark ("1"), then n/entry pairs in
 /// order). Indexes the user (the tenant's `users:` set, the `tenants` set)
-/// when anything new moves. Answers "seq queued" for the wanted n.
+/// when anything new moves, and keeps its session count (`sc`) and the
+/// total (`nsess`). Answers "seq queued" for the wanted n.
 const MOVE: &str = r#"
 local P, tu, tenant = ARGV[1], ARGV[2], ARGV[3]
 local last = tonumber(redis.call('HGET', KEYS[1], tu) or '0')
@@ -309,6 +310,11 @@ for i = 6, #ARGV, 2 do
       redis.call('ZREM', P .. 'due', tu)
     else
       redis.call('ZADD', P .. 'due', e.due, tu)
+    end
+    if e.s then
+      local had = tonumber(redis.call('HGET', P .. 'sc', tu) or '0')
+      redis.call('HSET', P .. 'sc', tu, e.s)
+      redis.call('INCRBY', P .. 'nsess', e.s - had)
     end
     redis.call('HSET', KEYS[1], tu, n)
     redis.call('HSET', res, n, seq .. ' ' .. queued)
@@ -547,7 +553,8 @@ return out
 "#;
 
 /// Wipes one tenant (ARGV[2]) or every tenant (ARGV[2] = "") from the
-/// global slot: its users' index entries and schedule, its events, its
+/// global slot: its users' index entries, session counts and schedule,
+/// its events, its
 /// subscriptions with their watches and their queued deliveries; a wipe
 /// of every tenant also marks the whole event log pruned (KEYS[1]: subv;
 /// ARGV[1]: prefix). Answers the wiped users as flat tenant/user pairs, for
@@ -563,6 +570,11 @@ for _, t in ipairs(tenants) do
     table.insert(wiped, t)
     table.insert(wiped, u)
     redis.call('ZREM', P .. 'due', t .. ':' .. u)
+    local had = redis.call('HGET', P .. 'sc', t .. ':' .. u)
+    if had then
+      redis.call('HDEL', P .. 'sc', t .. ':' .. u)
+      redis.call('DECRBY', P .. 'nsess', had)
+    end
   end
   for _, seq in ipairs(redis.call('ZRANGE', P .. 'evt:' .. t, 0, -1)) do
     redis.call('ZREM', P .. 'ev', seq)
@@ -601,12 +613,16 @@ redis.call('INCR', KEYS[1])
 return wiped
 "#;
 
-/// Indexes restored users and schedules their next transitions (ARGV:
-/// prefix, then tenant/user/due triples, due "" for none).
+/// Indexes restored users, counts their sessions and schedules their next
+/// transitions (ARGV: prefix, then tenant/user/due/sessions quadruples,
+/// due "" for none).
 const RESTORE_USERS: &str = r#"
 local P = ARGV[1]
-for i = 2, #ARGV, 3 do
+for i = 2, #ARGV, 4 do
   local t, u, due = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local had = tonumber(redis.call('HGET', P .. 'sc', t .. ':' .. u) or '0')
+  redis.call('HSET', P .. 'sc', t .. ':' .. u, ARGV[i + 3])
+  redis.call('INCRBY', P .. 'nsess', tonumber(ARGV[i + 3]) - had)
   redis.call('ZADD', P .. 'users:' .. t, 0, u)
   redis.call('SADD', P .. 'tenants', t)
   if due ~= '' then redis.call('ZADD', P .. 'due', due, t .. ':' .. u) end
@@ -634,6 +650,8 @@ struct Entry {
     pay: Option<String>,
     /// The write's instant, microseconds.
     now: String,
+    /// How many sessions the user holds after the write.
+    s: usize,
 }
 
 /// An event as stored: who, when, and the facts after the change.
@@ -1073,6 +1091,7 @@ impl RedisStore {
                 ev,
                 pay,
                 now: now.timestamp_micros().to_string(),
+                s: after.sessions.len(),
             };
             let entry = serde_json::to_string(&entry).map_err(corrupt)?;
             let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
@@ -1391,6 +1410,7 @@ impl Store for RedisStore {
                         .map(|t| ceil_micros(t).to_string())
                         .unwrap_or_default(),
                 );
+                args.push(facts.sessions.len().to_string());
             }
             let tenants = self.g("tenants");
             self.with(|mut c, s| async move {
@@ -1406,6 +1426,70 @@ impl Store for RedisStore {
             self.put_subscription(subscription, None).await?;
         }
         Ok(())
+    }
+
+    /// Users from the index (`sc`, one field per indexed user), sessions
+    /// from the running count the moves keep, subscriptions by `HLEN`.
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        let (sc, nsess, subs) = (self.g("sc"), self.g("nsess"), self.g("subs"));
+        let (users, sessions, subscriptions): (u64, Option<i64>, u64) = self
+            .with(|mut c, _| async move {
+                let users = ::redis::cmd("HLEN").arg(sc).query_async(&mut c).await?;
+                let sessions = ::redis::cmd("GET").arg(nsess).query_async(&mut c).await?;
+                let subscriptions = ::redis::cmd("HLEN").arg(subs).query_async(&mut c).await?;
+                Ok((users, sessions, subscriptions))
+            })
+            .await?;
+        Ok(super::StoreCounts {
+            users: Some(users),
+            sessions: Some(u64::try_from(sessions.unwrap_or(0)).unwrap_or(0)),
+            subscriptions: Some(subscriptions),
+        })
+    }
+
+    /// A page of the tenant's index (`ZRANGEBYLEX`: the ids are members
+    /// of equal score, so in id order), then each user's facts; a user
+    /// wiped meanwhile is left out.
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        let index = self.g(&format!("users:{tenant}"));
+        let from = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+        let ids: Vec<String> = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("ZRANGEBYLEX")
+                    .arg(index)
+                    .arg(from)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let keys = ids
+            .iter()
+            .map(|id| {
+                Ok(UserKey {
+                    tenant,
+                    user: Uuid::parse_str(id).map_err(corrupt)?,
+                })
+            })
+            .collect::<Result<Vec<UserKey>, StoreError>>()?;
+        let read: Vec<(UserKey, UserFacts)> = stream::iter(keys)
+            .map(|key| async move { self.read_user(key).await.map(|(_, facts)| (key, facts)) })
+            .buffered(STATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(read
+            .into_iter()
+            .filter(|(_, facts)| facts.version > 0)
+            .map(|(key, facts)| (key.user, facts))
+            .collect())
     }
 
     async fn apply(

@@ -45,6 +45,7 @@
 //! read before it.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -63,6 +64,11 @@ const NO_INSTANT: i64 = i64::MIN;
 /// Every user's facts, as last committed.
 pub(crate) struct Resident {
     users: papaya::HashMap<UserKey, Compact>,
+    /// Entries with at least one session or other fact (a wiped user keeps
+    /// an empty entry), kept by [`Resident::publish`].
+    known: AtomicUsize,
+    /// Sessions over every entry, kept by [`Resident::publish`].
+    sessions: AtomicUsize,
 }
 
 impl std::fmt::Debug for Resident {
@@ -78,12 +84,24 @@ impl Resident {
     pub(crate) fn with_capacity(users: usize) -> Self {
         Self {
             users: papaya::HashMap::with_capacity(users),
+            known: AtomicUsize::new(0),
+            sessions: AtomicUsize::new(0),
         }
     }
 
     /// How many users have an entry.
     pub(crate) fn len(&self) -> usize {
         self.users.len()
+    }
+
+    /// How many users have facts (a wiped user's empty entry not counted).
+    pub(crate) fn users(&self) -> usize {
+        self.known.load(Ordering::Relaxed)
+    }
+
+    /// How many sessions the entries hold.
+    pub(crate) fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
     }
 
     /// The facts of one user; empty facts for a user never written.
@@ -116,9 +134,21 @@ impl Resident {
     /// the same user wins, as its write came later in the batch).
     pub(crate) fn publish(&self, committed: impl IntoIterator<Item = (UserKey, Compact)>) {
         let map = self.users.pin();
+        // Only the writer thread (or the loader before it) publishes, so
+        // the counts need no read-modify-write atomicity across entries.
+        let (mut known, mut sessions) = (self.users() as isize, self.sessions() as isize);
         for (key, facts) in committed {
-            map.insert(key, facts);
+            let (new_known, new_sessions) = (facts.is_known(), facts.session_count());
+            if let Some(old) = map.insert(key, facts) {
+                known -= isize::from(old.is_known());
+                sessions -= old.session_count() as isize;
+            }
+            known += isize::from(new_known);
+            sessions += new_sessions as isize;
         }
+        self.known.store(known.max(0) as usize, Ordering::Relaxed);
+        self.sessions
+            .store(sessions.max(0) as usize, Ordering::Relaxed);
     }
 }
 
@@ -170,6 +200,17 @@ struct Rest {
 }
 
 impl Compact {
+    /// How many sessions it holds.
+    fn session_count(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    /// Whether it holds any fact: a user wiped by a reset keeps an entry
+    /// with none.
+    fn is_known(&self) -> bool {
+        self.version != 0 || self.first.is_some() || self.rest.is_some()
+    }
+
     /// The compact form of committed `facts`; session ids are shared
     /// through `ids`. Instants are cut to what the codec keeps, so
     /// [`Compact::facts`] gives what decoding the stored row gives.

@@ -982,7 +982,7 @@ impl Writer {
             &mut self.ids,
         );
         self.resident.publish(committed);
-        crate::metrics::store_commit(batch.len(), started.elapsed(), self.resident.len());
+        crate::metrics::store_commit(batch.len(), started.elapsed());
         results
     }
 }
@@ -1731,6 +1731,55 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    /// The ids from SQLite's `(tenant, user)` key, in order; the facts
+    /// from the resident copy (at least as new as the ids read).
+    async fn users_page(
+        &self,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let users = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT user FROM users WHERE tenant = ?1 AND user > ?2 ORDER BY user LIMIT ?3",
+                    )
+                    .map_err(unavailable)?;
+                // An empty blob sorts before every 16-byte id.
+                let after: Vec<u8> = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+                let rows = stmt
+                    .query_map(params![tenant.as_bytes().as_slice(), after, limit], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })
+                    .map_err(unavailable)?;
+                rows.map(|r| uuid(&r.map_err(unavailable)?))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let facts = self.resident.facts_for(tenant, &users);
+        Ok(users.into_iter().zip(facts).collect())
+    }
+
+    /// Users and sessions from the resident copy's running counts;
+    /// subscriptions counted by SQLite.
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        let subscriptions = self
+            .read(|conn| {
+                conn.query_row("SELECT count(*) FROM subscriptions", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(super::StoreCounts {
+            users: Some(self.resident.users() as u64),
+            sessions: Some(self.resident.sessions() as u64),
+            subscriptions: Some(u64::try_from(subscriptions).unwrap_or(0)),
+        })
     }
 
     async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {

@@ -32,3 +32,4 @@ mod robustness;
 mod scale_out;
 mod select;
 mod time_rules;
+mod users_listing;

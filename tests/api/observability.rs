@@ -234,7 +234,32 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
     reqwest::get(format!("{}/_presenced/healthz", server.url))
         .await
         .unwrap();
+    // Two applications' sessions on one user: the gauges read the store.
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    for app in ["app-one", "app-two"] {
+        let token = mint(
+            &data,
+            tenant,
+            None,
+            app,
+            None,
+            Some("Presence.ReadWrite.All"),
+        );
+        let body =
+            serde_json::json!({"sessionId": app, "availability": "Busy", "activity": "InACall"});
+        let path = format!("/v1.0/users/{user}/presence/setPresence");
+        let r = server
+            .send(reqwest::Method::POST, &path, &token, Some(body))
+            .await;
+        r.ok_empty();
+    }
     let text = scrape(base).await;
+    assert_eq!(sample(&text, "presenced_users"), 1.0, "{text}");
+    assert_eq!(sample(&text, "presenced_sessions"), 2.0, "{text}");
+    assert!(
+        text.lines().any(|l| l == "presenced_subscriptions 0"),
+        "the subscriptions gauge is there, at 0: {text}"
+    );
     let on_main = reqwest::get(format!("{}/_presenced/metrics", server.url))
         .await
         .unwrap();
