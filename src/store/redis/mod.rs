@@ -58,15 +58,24 @@
 //!
 //! # Deliveries across nodes
 //!
-//! Every node runs a delivery worker on the one shared queue. A delivery
-//! handed out by `due_deliveries` is *claimed* for the store that asked
-//! (a random node id, Redis server time plus [`DELIVERY_LEASE`]); other
-//! nodes neither get it nor see it in `next_delivery_at` until the claim
-//! lapses, and removing or retrying it drops the claim. A node that dies
-//! with deliveries in hand therefore loses them to another node after the
-//! lease: at least once, and normally exactly once. (A worker that keeps
-//! one POST in flight longer than the lease, with no round in between, may
-//! see it sent twice.)
+//! Every node runs a delivery worker on shared queues in two stages. A
+//! delivery waits in a sorted set by its `next_at` (presence time: a new
+//! one, or a failed one waiting for its retry). `due_deliveries` first
+//! moves those due into a Redis Stream, atomically (one script), and reads
+//! it with a consumer group, the node being the consumer (a random node
+//! id): `XREADGROUP` hands each entry to one node. A sent delivery is
+//! `XACK`ed and `XDEL`eted; a failed attempt leaves the stream and goes
+//! back to the sorted set with its next `next_at`. Each entry a node holds
+//! carries a lease (Redis server time plus [`DELIVERY_LEASE`], renewed
+//! each time the node's worker is handed it); once it lapses, any node
+//! takes the entry over with `XCLAIM` (not `XAUTOCLAIM`: the lease is the
+//! holder's, and nodes may be configured with different ones). Other
+//! nodes neither get a held entry nor see it in `next_delivery_at`. A node
+//! that dies with deliveries in hand therefore loses them to another node
+//! after the lease: at least once, and normally exactly once. (A worker
+//! that keeps one POST in flight longer than the lease, with no round in
+//! between, may see it sent twice.) The stream never holds an entry before
+//! it is due, which is why not-yet-due ones wait in the sorted set.
 //!
 //! Settling a time-driven transition is a write like any other: when every
 //! node's scheduler finds the same user due, one wins the write and the
@@ -188,9 +197,9 @@ pub struct RedisStore {
     /// `<ns>`, the start of every per-user key.
     namespace: String,
     scripts: Arc<Scripts>,
-    /// This store's name in delivery claims.
+    /// This store's consumer name in the deliveries' consumer group.
     node: Uuid,
-    /// How long a claim on a delivery keeps other nodes off it.
+    /// How long a delivery this node holds keeps other nodes off it.
     delivery_lease: Duration,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }

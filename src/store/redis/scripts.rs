@@ -41,15 +41,15 @@ impl Scripts {
             prune: Script::new(PRUNE),
             create_subscription: Script::new(CREATE_SUBSCRIPTION),
             update_subscription: Script::new(UPDATE_SUBSCRIPTION),
-            delete_subscription: Script::new(DELETE_SUBSCRIPTION),
+            delete_subscription: Script::new(&format!("{STREAM}{DELETE_SUBSCRIPTION}")),
             enqueue: Script::new(ENQUEUE),
-            due_deliveries: Script::new(&format!("{CLAIMS}{DUE_DELIVERIES}")),
-            next_delivery: Script::new(&format!("{CLAIMS}{NEXT_DELIVERY}")),
-            remove_deliveries: Script::new(REMOVE_DELIVERIES),
-            retry_deliveries: Script::new(RETRY_DELIVERIES),
+            due_deliveries: Script::new(&format!("{STREAM}{DUE_DELIVERIES}")),
+            next_delivery: Script::new(&format!("{STREAM}{NEXT_DELIVERY}")),
+            remove_deliveries: Script::new(&format!("{STREAM}{REMOVE_DELIVERIES}")),
+            retry_deliveries: Script::new(&format!("{STREAM}{RETRY_DELIVERIES}")),
             save_time: Script::new(SAVE_TIME),
             indexed_users: Script::new(INDEXED_USERS),
-            reset: Script::new(RESET),
+            reset: Script::new(&format!("{STREAM}{RESET}")),
             restore_users: Script::new(RESTORE_USERS),
         }
     }
@@ -244,8 +244,8 @@ for _, u in ipairs(s.users) do
   redis.call('SREM', P .. 'w:' .. s.tenant .. ':' .. u, id)
 end
 for _, d in ipairs(redis.call('SMEMBERS', P .. 'ds:' .. id)) do
+  unstream(P, d)
   redis.call('DEL', P .. 'd:' .. d)
-  redis.call('HDEL', P .. 'claim', d)
   redis.call('ZREM', P .. 'dq', string.format('%020d', tonumber(d)))
 end
 redis.call('DEL', P .. 'ds:' .. id)
@@ -279,64 +279,114 @@ end
 return 1
 "#;
 
-/// The Redis server's time in milliseconds, and whether a delivery claim
-/// (`"<node> <until ms>"`) is held by a node other than `me`.
-const CLAIMS: &str = r#"
+/// Shared by the delivery scripts (ARGV[1] is always the prefix): the
+/// Redis server's time in milliseconds, the stream of due deliveries `S`
+/// (consumer group `w`, one consumer per node), and `unstream`, which
+/// ends a delivery's stream entry if it has one (acknowledged, deleted,
+/// its lease dropped).
+const STREAM: &str = r#"
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function foreign(claim, me)
-  if not claim then return false end
-  local owner, untl = string.match(claim, '^(%S+) (%d+)$')
-  return owner ~= me and tonumber(untl) > now_ms
+local S = ARGV[1] .. 'dx'
+local function unstream(P, id)
+  local x = redis.call('HGET', P .. 'd:' .. id, 'x')
+  if x then
+    redis.call('XACK', S, 'w', x)
+    redis.call('XDEL', S, x)
+    redis.call('HDEL', P .. 'lease', x)
+    redis.call('HDEL', P .. 'd:' .. id, 'x')
+  end
 end
 "#;
 
-/// Due deliveries not claimed by another node, claimed for this one
-/// (KEYS[1]: the queue; ARGV: prefix, now, count, me, lease ms): flat
-/// id/subscription/tenant/payload/created/next/attempts groups.
+/// Hands due deliveries to this node (KEYS[1]: the not-yet-due queue;
+/// ARGV: prefix, now, count, me, lease ms): moves those due by `now` from
+/// the queue into the stream, takes over stream entries whose holder's
+/// lease lapsed (`XCLAIM`), reads the new ones (`XREADGROUP >`), then
+/// answers this node's pending entries due by `now` (`XREADGROUP 0`),
+/// renewing their lease: flat id/subscription/tenant/payload/created/
+/// next/attempts groups.
 const DUE_DELIVERIES: &str = r#"
-local P, me, want = ARGV[1], ARGV[4], tonumber(ARGV[3])
-local out, taken, offset = {}, 0, 0
-while taken < want and offset < 20000 do
-  local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', offset, 200)
-  if #page == 0 then break end
-  offset = offset + #page
-  for _, m in ipairs(page) do
+local P, want, me = ARGV[1], tonumber(ARGV[3]), ARGV[4]
+local now = tonumber(ARGV[2])
+local until_ms = string.format('%d', now_ms + tonumber(ARGV[5]))
+if redis.call('EXISTS', S) == 0 then
+  redis.call('XGROUP', 'CREATE', S, 'w', '0', 'MKSTREAM')
+end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 1000)) do
+  local id = tostring(tonumber(m))
+  redis.call('ZREM', KEYS[1], m)
+  if redis.call('EXISTS', P .. 'd:' .. id) == 1 then
+    redis.call('HSET', P .. 'd:' .. id, 'x', redis.call('XADD', S, '*', 'd', id))
+  end
+end
+for _, p in ipairs(redis.call('XPENDING', S, 'w', '-', '+', 10000)) do
+  if p[2] ~= me and tonumber(redis.call('HGET', P .. 'lease', p[1]) or '0') <= now_ms then
+    redis.call('XCLAIM', S, 'w', me, 0, p[1])
+    redis.call('HSET', P .. 'lease', p[1], until_ms)
+  end
+end
+local fresh = redis.call('XREADGROUP', 'GROUP', 'w', me, 'COUNT', 10000, 'STREAMS', S, '>')
+if fresh and fresh[1] then
+  for _, e in ipairs(fresh[1][2]) do redis.call('HSET', P .. 'lease', e[1], until_ms) end
+end
+local out, taken = {}, 0
+local mine = redis.call('XREADGROUP', 'GROUP', 'w', me, 'COUNT', 10000, 'STREAMS', S, '0')
+if mine and mine[1] then
+  for _, e in ipairs(mine[1][2]) do
     if taken >= want then break end
-    local id = tostring(tonumber(m))
-    if not foreign(redis.call('HGET', P .. 'claim', id), me) then
-      local f = redis.call('HMGET', P .. 'd:' .. id, 's', 't', 'p', 'c', 'n', 'a')
-      if f[1] then
-        redis.call('HSET', P .. 'claim', id, me .. ' ' .. string.format('%d', now_ms + tonumber(ARGV[5])))
-        table.insert(out, id)
-        for j = 1, 6 do table.insert(out, f[j]) end
-        taken = taken + 1
-      end
+    local xid, fields = e[1], e[2]
+    local id = fields and fields[2]
+    local f = id and redis.call('HMGET', P .. 'd:' .. id, 's', 't', 'p', 'c', 'n', 'a')
+    if not f or not f[1] then
+      redis.call('XACK', S, 'w', xid)
+      redis.call('XDEL', S, xid)
+      redis.call('HDEL', P .. 'lease', xid)
+    elseif tonumber(f[5]) <= now then
+      redis.call('HSET', P .. 'lease', xid, until_ms)
+      table.insert(out, id)
+      for j = 1, 6 do table.insert(out, f[j]) end
+      taken = taken + 1
     end
   end
 end
 return out
 "#;
 
-/// The earliest `next_at` of a delivery neither in `skip` (ARGV[3..]) nor
-/// claimed by another node (KEYS[1]: the queue; ARGV: prefix, me).
+/// The earliest `next_at` of a delivery not in `skip` (ARGV[3..]) among
+/// the not-yet-due queue (KEYS[1]) and the stream entries this node holds
+/// or whose holder's lease lapsed (ARGV: prefix, me).
 const NEXT_DELIVERY: &str = r#"
 local P, me = ARGV[1], ARGV[2]
 local skip = {}
 for i = 3, #ARGV do skip[ARGV[i]] = true end
+local best = nil
 local offset = 0
-while offset < 20000 do
+while offset < 20000 and not best do
   local page = redis.call('ZRANGE', KEYS[1], offset, offset + 199, 'WITHSCORES')
-  if #page == 0 then return false end
+  if #page == 0 then break end
   offset = offset + #page / 2
   for i = 1, #page, 2 do
-    local id = tostring(tonumber(page[i]))
-    if not skip[id] and not foreign(redis.call('HGET', P .. 'claim', id), me) then
-      return page[i + 1]
+    if not skip[tostring(tonumber(page[i]))] then
+      best = tonumber(page[i + 1])
+      break
     end
   end
 end
-return false
+if redis.call('EXISTS', S) == 1 then
+  for _, p in ipairs(redis.call('XPENDING', S, 'w', '-', '+', 10000)) do
+    if p[2] == me or tonumber(redis.call('HGET', P .. 'lease', p[1]) or '0') <= now_ms then
+      local e = redis.call('XRANGE', S, p[1], p[1])
+      local id = e[1] and e[1][2] and e[1][2][2]
+      if id and not skip[id] then
+        local n = tonumber(redis.call('HGET', P .. 'd:' .. id, 'n') or 'none')
+        if n and (not best or n < best) then best = n end
+      end
+    end
+  end
+end
+if not best then return false end
+return string.format('%d', best)
 "#;
 
 /// Removes deliveries (ARGV: prefix, ids…).
@@ -346,7 +396,7 @@ for i = 2, #ARGV do
   local key = P .. 'd:' .. ARGV[i]
   local s = redis.call('HGET', key, 's')
   if s then redis.call('SREM', P .. 'ds:' .. s, ARGV[i]) end
-  redis.call('HDEL', P .. 'claim', ARGV[i])
+  unstream(P, ARGV[i])
   redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], string.format('%020d', tonumber(ARGV[i])))
 end
@@ -361,7 +411,7 @@ for i = 3, #ARGV do
   if redis.call('EXISTS', key) == 1 then
     redis.call('HINCRBY', key, 'a', 1)
     redis.call('HSET', key, 'n', ARGV[2])
-    redis.call('HDEL', P .. 'claim', ARGV[i])
+    unstream(P, ARGV[i])
     redis.call('ZADD', KEYS[1], ARGV[2], string.format('%020d', tonumber(ARGV[i])))
   end
 end
@@ -431,8 +481,19 @@ for _, m in ipairs(redis.call('ZRANGE', P .. 'dq', 0, -1)) do
   local t = redis.call('HGET', P .. 'd:' .. id, 't')
   if not t or wiped_tenant(t) then
     redis.call('DEL', P .. 'd:' .. id)
-    redis.call('HDEL', P .. 'claim', id)
     redis.call('ZREM', P .. 'dq', m)
+  end
+end
+if redis.call('EXISTS', S) == 1 then
+  for _, e in ipairs(redis.call('XRANGE', S, '-', '+')) do
+    local id = e[2] and e[2][2]
+    local t = id and redis.call('HGET', P .. 'd:' .. id, 't')
+    if not t or wiped_tenant(t) then
+      redis.call('XACK', S, 'w', e[1])
+      redis.call('XDEL', S, e[1])
+      redis.call('HDEL', P .. 'lease', e[1])
+      if id then redis.call('DEL', P .. 'd:' .. id) end
+    end
   end
 end
 if only == '' then

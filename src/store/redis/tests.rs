@@ -315,6 +315,11 @@ async fn a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(t
     assert!(to_b.is_empty(), "claimed by A: {to_b:?}");
     assert_eq!(b.next_delivery_at(&[]).await.unwrap(), None);
     assert_eq!(again_to_a, to_a, "a node keeps what it claimed");
+    assert_eq!(
+        stream_state(&a).await,
+        (vec![a.node.to_string()], 1),
+        "the due delivery is one stream entry, pending to A in the consumer group"
+    );
     drop(a);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let taken = loop {
@@ -329,12 +334,46 @@ async fn a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(t
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(taken, to_a);
+    assert_eq!(
+        stream_state(&b).await,
+        (vec![b.node.to_string()], 1),
+        "B took the entry over"
+    );
     b.remove_deliveries(&[taken[0].id]).await.unwrap();
+    assert_eq!(
+        stream_state(&b).await,
+        (vec![], 0),
+        "a sent delivery is acknowledged and deleted"
+    );
     assert!(b
         .due_deliveries(latest_instant(), 10, &[])
         .await
         .unwrap()
         .is_empty());
+}
+
+/// The consumers holding entries of the deliveries' stream (one per
+/// entry) and the stream's length.
+async fn stream_state(store: &RedisStore) -> (Vec<String>, usize) {
+    let stream = store.g("dx");
+    store
+        .with(|mut c, _| async move {
+            let len: usize = ::redis::cmd("XLEN")
+                .arg(&stream)
+                .query_async(&mut c)
+                .await?;
+            let pending: Vec<(String, String, u64, u64)> = ::redis::cmd("XPENDING")
+                .arg(&stream)
+                .arg("w")
+                .arg("-")
+                .arg("+")
+                .arg(100)
+                .query_async(&mut c)
+                .await?;
+            Ok((pending.into_iter().map(|p| p.1).collect(), len))
+        })
+        .await
+        .unwrap()
 }
 
 /// Every node's scheduler queues a subscription's
