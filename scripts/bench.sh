@@ -22,13 +22,25 @@
 #           (wrk, 64 connections, one app token per session), then the
 #           restart: SIGTERM, start on the same data dir, time until
 #           /_presenced/readyz answers 200 and a loaded user reads Busy.
+#  redis    presenced on Redis (issue #15), side by side with
+#           redis-benchmark against the same redis-server in the same run:
+#           a fresh redis-server on a free loopback port in a temp dir,
+#           durable as README "Running several nodes" documents
+#           (appendonly yes, appendfsync always, no RDB snapshots);
+#           redis-benchmark SET, GET and EVALSHA of a small script like
+#           presenced's write (HGET, HSET, RPUSH on one hashed key), with
+#           BENCH_CONNS clients; then wrk get and set (as in http) against
+#           ONE presenced node (--store redis://…), then against TWO nodes
+#           on the same Redis (two wrk processes at once, half the
+#           connections each, figures summed). One line per scenario:
+#           requests/s (median of the rounds) and the p99 of the median run.
 #  cargo    the in-process benches: throughput, notify (notification
 #           figures; reads PRESENCED_BENCH_PARTS, PRESENCED_BENCH_FADE_USERS,
 #           PRESENCED_BENCH_DRAIN_SECS, see benches/notify.rs) and the
 #           criterion micro benches (effective, codec, store batch).
 #
 # Environment (defaults in brackets):
-#  BENCH_SECTIONS     sections to run ["http bulk batch memory cargo"]
+#  BENCH_SECTIONS     sections to run ["http bulk batch memory redis cargo"]
 #  BENCH_PROFILE      cargo profile of the binaries [release]; "debug" only
 #                     to smoke-test this script (figures mean nothing then)
 #  BENCH_BATCH        setPresence requests per batch [20]
@@ -42,6 +54,7 @@
 #                     figures: "100000x10 1000000x1" (loading runs at about
 #                     8 000-10 000 writes/s on 2 cores: minutes, not hours)
 #  BENCH_CARGO        cargo benches to run ["throughput notify micro"]
+#  BENCH_REDIS_REQS   requests per redis-benchmark test [200000]
 #  BENCH_KEEP         1 keeps the temp dir (data dirs, server logs) [0]
 #  RUST_LOG           passed to presenced [unset: presenced=info, as deployed]
 # Quick look: BENCH_DURATION=3 BENCH_WARMUP=1 BENCH_ROUNDS=1
@@ -51,7 +64,7 @@ shopt -s inherit_errexit
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-sections="${BENCH_SECTIONS:-http bulk batch memory cargo}"
+sections="${BENCH_SECTIONS:-http bulk batch memory redis cargo}"
 duration="${BENCH_DURATION:-10}"
 warmup="${BENCH_WARMUP:-2}"
 rounds="${BENCH_ROUNDS:-3}"
@@ -62,6 +75,7 @@ mem_configs="${BENCH_MEM_CONFIGS:-100000x1 10000x10}"
 cargo_benches="${BENCH_CARGO-throughput notify micro}"
 profile="${BENCH_PROFILE:-release}"
 per_batch="${BENCH_BATCH:-20}"
+redis_reqs="${BENCH_REDIS_REQS:-200000}"
 
 tenant=8f2b7e1c-0d5a-4a3b-9a57-2b5c3f2e9d10
 lua="$repo/benches/wrk/presence.lua"
@@ -83,7 +97,7 @@ user_id() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 # The app id of session j (the sessionId setPresence requires).
 app_id() { printf '22553876-f5ab-4529-bffb-%012x' "$1"; }
 
-if has http || has bulk || has batch || has memory; then
+if has http || has bulk || has batch || has memory || has redis; then
   command -v wrk >/dev/null || { say "needs wrk (apt-get install -y wrk)"; exit 1; }
   command -v curl >/dev/null || { say "needs curl"; exit 1; }
 fi
@@ -130,8 +144,10 @@ start() {
 
 # start_presenced NAME DATA_DIR: as deployed, with its default log filter
 # (presenced=info) unless RUST_LOG says otherwise; logs go to a file.
+# Extra arguments go to serve (e.g. --store URL).
 start_presenced() {
-  start "$1" env -u PRESENCED_JWT_SECRET "$bin" serve --listen 127.0.0.1:0 --data-dir "$2"
+  local name="$1" data="$2"; shift 2
+  start "$name" env -u PRESENCED_JWT_SECRET "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" "$@"
 }
 
 # forget PID: a reaped child, which cleanup must not signal (its pid may
@@ -221,7 +237,13 @@ reads_busy() {
 cores="$(nproc)"
 say "$(date -u +%FT%TZ), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo '+dirty'), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-if has http || has bulk || has batch || has memory; then
+if has redis; then
+  for tool in redis-server redis-cli redis-benchmark python3; do
+    command -v "$tool" >/dev/null || { say "needs $tool (apt-get install -y redis-server python3)"; exit 1; }
+  done
+fi
+
+if has http || has bulk || has batch || has memory || has redis; then
   targets=(--bin presenced)
   if has http; then
     targets+=(--example baseline)
@@ -362,6 +384,113 @@ if has memory; then
         u " x " k, s, secs, s / secs, b / 1024, a / 1024, (a - b) * 1024 / s, db / 1024,
         st / 1000, l / 1000, r / 1000, rr / 1024 }'
   done
+fi
+
+if has redis; then
+  rport="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  mkdir -p "$work/redis"
+  # Durable as documented: every write on disk before Redis answers.
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis" --save "" \
+    --appendonly yes --appendfsync always --daemonize no \
+    >"$work/redis-server.out" 2>&1 &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  deadline=$((SECONDS + 30))
+  until redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1; do
+    ((SECONDS < deadline)) && kill -0 "$redis_pid" 2>/dev/null \
+      || { say "redis-server did not start:"; cat "$work/redis-server.out" >&2; exit 1; }
+    sleep 0.05
+  done
+  say "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$rport (appendonly yes, appendfsync always)"
+
+  echo
+  echo "## redis: presenced --store redis:// beside redis-benchmark, one redis-server (appendonly yes, appendfsync always)"
+  echo "## redis-benchmark: -c$conns, $redis_reqs requests per test; presenced: wrk -t1 -c$conns (two nodes: two wrk -c$((conns / 2)) at once, summed), median of $rounds x ${duration}s, $users users"
+  printf '%-26s %12s %9s\n' scenario rps p99_ms
+
+  # redis-benchmark ARGS…: "rps p99_ms" per test, from its CSV
+  # ("test","rps","avg","min","p50","p95","p99","max").
+  rb() {
+    redis-benchmark -h 127.0.0.1 -p "$rport" -c "$conns" -n "$redis_reqs" -r 100000 --csv "$@" \
+      | tail -n +2 | tr -d '"' | awk -F, '{print $2, $7}'
+  }
+  rb_line() { # NAME "rps p99"
+    set -- "$1" $2
+    printf '%-26s %12.0f %9.2f\n' "$1" "$2" "$3"
+  }
+  readarray -t rb_out < <(rb -t set,get)
+  rb_line "redis-benchmark SET" "${rb_out[0]}"
+  rb_line "redis-benchmark GET" "${rb_out[1]}"
+  # A script shaped like presenced's write: read a counter, store a field.
+  sha="$(redis-cli -h 127.0.0.1 -p "$rport" script load \
+    "local n = redis.call('HINCRBY', KEYS[1], 'n', 1) redis.call('HSET', KEYS[1], 'f', ARGV[1]) return n")"
+  rb_line "redis-benchmark EVALSHA" "$(rb evalsha "$sha" 1 'bench:{__rand_int__}' 0123456789abcdef)"
+  redis-cli -h 127.0.0.1 -p "$rport" flushall >/dev/null
+
+  store=(--store "redis://127.0.0.1:$rport")
+  data="$work/redis-data"
+  start_presenced redis-node-a "$data" "${store[@]}"
+  node_a_pid="$started_pid" node_a_url="$started_url"
+  token="$(app_token "$data" 0)"
+  app="$(app_id 0)"
+  rcommon=(WRK_SALT=3 WRK_USERS="$users" WRK_TOKENS="$token" WRK_APPS="$app")
+  load "$node_a_url" 3 "$users" "$token" "$app"
+  reads_busy "$node_a_url" "$token" "$(user_id 3 $((users - 1)))" \
+    || { say "user $((users - 1)) does not read Busy after loading (Redis)"; exit 1; }
+  say "loaded $users users x 1 session into presenced on Redis in $load_secs s"
+
+  # pick: of "rps p99_us" lines, the median rps and the p99 of the run
+  # closest below it.
+  pick() {
+    sed '/^$/d' | sort -g | awk '{r[NR] = $1; p[NR] = $2} END {
+      m = int((NR + 1) / 2)
+      printf "%s %s\n", (NR % 2 ? r[m] : (r[m] + r[m + 1]) / 2), p[m] / 1000 }'
+  }
+  for scenario in get set; do
+    wrk_run "$node_a_url" "$conns" "$warmup" WRK_MODE="$scenario" "${rcommon[@]}" >/dev/null
+    runs=""
+    for ((r = 0; r < rounds; r++)); do
+      result="$(wrk_run "$node_a_url" "$conns" "$duration" WRK_MODE="$scenario" "${rcommon[@]}")"
+      runs+="$(field rps "$result") $(field p99_us "$result")"$'\n'
+    done
+    rb_line "presenced $scenario, 1 node" "$(pick <<<"$runs")"
+    say "$scenario runs, 1 node (rps p99_us): $(sed '/^$/d' <<<"$runs" | paste -sd';')"
+  done
+
+  start_presenced redis-node-b "$data" "${store[@]}"
+  node_b_pid="$started_pid" node_b_url="$started_url"
+  reads_busy "$node_b_url" "$token" "$(user_id 3 $((users - 1)))" \
+    || { say "node B does not read what node A loaded"; exit 1; }
+  # wrk_pair SECS VAR=VALUE…: both nodes at once, half the connections
+  # each, node B's wrk half a pass of users behind node A's (so the two
+  # rarely write the same user at once); prints "summed_rps max_p99_us".
+  wrk_pair() {
+    local secs="$1"; shift
+    local half=$((conns / 2)) a_pid b_pid
+    wrk_run "$node_a_url" "$half" "$secs" "$@" >"$work/pair-a.out" &
+    a_pid=$!
+    wrk_run "$node_b_url" "$half" "$secs" WRK_OFFSET=$((users / 2)) "$@" >"$work/pair-b.out" &
+    b_pid=$!
+    wait "$a_pid" || exit 1
+    wait "$b_pid" || exit 1
+    local a b
+    a="$(cat "$work/pair-a.out")" b="$(cat "$work/pair-b.out")"
+    awk -v ra="$(field rps "$a")" -v rb="$(field rps "$b")" \
+      -v pa="$(field p99_us "$a")" -v pb="$(field p99_us "$b")" \
+      'BEGIN {printf "%.1f %d\n", ra + rb, (pa > pb ? pa : pb)}'
+  }
+  for scenario in get set; do
+    wrk_pair "$warmup" WRK_MODE="$scenario" "${rcommon[@]}" >/dev/null
+    runs=""
+    for ((r = 0; r < rounds; r++)); do
+      runs+="$(wrk_pair "$duration" WRK_MODE="$scenario" "${rcommon[@]}")"$'\n'
+    done
+    rb_line "presenced $scenario, 2 nodes" "$(pick <<<"$runs")"
+    say "$scenario runs, 2 nodes (summed rps, max p99_us): $(sed '/^$/d' <<<"$runs" | paste -sd';')"
+  done
+  stop "$node_b_pid"
+  stop "$node_a_pid"
+  stop "$redis_pid"
 fi
 
 if has cargo; then

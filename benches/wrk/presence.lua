@@ -19,6 +19,9 @@
 --   WRK_TOKENS  bearer token(s), space-separated (load: one per session)
 --   WRK_APPS    app id(s) matching the tokens (setPresence's sessionId)
 --   WRK_IDS     ids per bulk read (default 650)
+--   WRK_OFFSET  get/set: start this many requests into the rotation
+--               (default 0; two wrk processes on two nodes use it to stay
+--               apart)
 --   WRK_DONE_FILE  load: created once the last write is answered (wrk only
 --               ends at its -d, so the script interrupts it then)
 --
@@ -67,7 +70,7 @@ local function set_path(i)
 end
 
 local requests = {}
-local next_request = 0
+local next_request = tonumber(os.getenv("WRK_OFFSET") or "0")
 local total = 0
 local answered = 0
 

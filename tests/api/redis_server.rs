@@ -1,7 +1,7 @@
 //! Real `redis-server` processes for tests: one server, or a 3-master Redis
 //! Cluster, on free loopback ports in temp dirs, durable (`appendonly yes`,
 //! `appendfsync always`), killed by pid on drop. Shared by the integration
-//! tests and the store's unit tests (`src/store/redis.rs` includes this
+//! tests and the store's unit tests (`src/store/redis/mod.rs` includes this
 //! file), so it uses std only.
 
 #![allow(dead_code, unreachable_pub)]

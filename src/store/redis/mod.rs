@@ -58,15 +58,24 @@
 //!
 //! # Deliveries across nodes
 //!
-//! Every node runs a delivery worker on the one shared queue. A delivery
-//! handed out by `due_deliveries` is *claimed* for the store that asked
-//! (a random node id, Redis server time plus [`DELIVERY_LEASE`]); other
-//! nodes neither get it nor see it in `next_delivery_at` until the claim
-//! lapses, and removing or retrying it drops the claim. A node that dies
-//! with deliveries in hand therefore loses them to another node after the
-//! lease: at least once, and normally exactly once. (A worker that keeps
-//! one POST in flight longer than the lease, with no round in between, may
-//! see it sent twice.)
+//! Every node runs a delivery worker on shared queues in two stages. A
+//! delivery waits in a sorted set by its `next_at` (presence time: a new
+//! one, or a failed one waiting for its retry). `due_deliveries` first
+//! moves those due into a Redis Stream, atomically (one script), and reads
+//! it with a consumer group, the node being the consumer (a random node
+//! id): `XREADGROUP` hands each entry to one node. A sent delivery is
+//! `XACK`ed and `XDEL`eted; a failed attempt leaves the stream and goes
+//! back to the sorted set with its next `next_at`. Each entry a node holds
+//! carries a lease (Redis server time plus [`DELIVERY_LEASE`], renewed
+//! each time the node's worker is handed it); once it lapses, any node
+//! takes the entry over with `XCLAIM` (not `XAUTOCLAIM`: the lease is the
+//! holder's, and nodes may be configured with different ones). Other
+//! nodes neither get a held entry nor see it in `next_delivery_at`. A node
+//! that dies with deliveries in hand therefore loses them to another node
+//! after the lease: at least once, and normally exactly once. (A worker
+//! that keeps one POST in flight longer than the lease, with no round in
+//! between, may see it sent twice.) The stream never holds an entry before
+//! it is due, which is why not-yet-due ones wait in the sorted set.
 //!
 //! Settling a time-driven transition is a write like any other: when every
 //! node's scheduler finds the same user due, one wins the write and the
@@ -74,6 +83,21 @@
 //! delivered, once. Every scheduler also queues a subscription's
 //! `reauthorizationRequired` at the same instant; `enqueue` keeps one per
 //! subscription and instant.
+//!
+//! # The user index and the emulator's state
+//!
+//! The move also indexes the user: a sorted set of user ids per tenant
+//! (score 0, so ordered by id) and a set of tenants, both on the global
+//! slot, so the index costs one `ZADD` and one `SADD` inside a script that
+//! runs anyway. (The other way, a `SCAN` of every master of a cluster, would
+//! read every key of the deployment to find the users.) The emulator's
+//! operations use it: [`Store::contents`] reads the index, then each user;
+//! [`Store::reset`] wipes the global slot's part in one script and then
+//! each wiped user's facts in its own slot; [`Store::replace`] is a reset,
+//! the facts, then one script indexing and scheduling the restored users.
+//! These are not isolated from writes that other nodes make meanwhile
+//! (no Redis operation spans every slot); they are meant for an emulator
+//! nobody else writes to at that moment.
 //!
 //! # Failures
 //!
@@ -89,11 +113,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
-use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use ::redis::Script;
 use async_trait::async_trait;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -101,18 +125,18 @@ use uuid::Uuid;
 use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::{
-    observe, Applied, Change, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery, Payload,
-    SharedState, Store, StoreError, Subscription, SubscriptionConflict,
+    observe, Applied, Change, Contents, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery,
+    Payload, SharedState, Store, StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
 use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
 
-/// What the emulator's state operations answer on Redis.
-fn state_unsupported() -> StoreError {
-    StoreError::Unsupported(
-        "The emulator's state document and reset need --store memory or sqlite; they are not available on Redis yet.".into(),
-    )
-}
+mod conn;
+mod scripts;
+
+pub use conn::Target;
+use conn::{Client, Conn};
+use scripts::Scripts;
 
 /// Longest any store operation may take before it is `Unavailable`.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -128,397 +152,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// others (Redis server time); a node that dies holding deliveries loses
 /// them to another node after this.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+/// How many users the emulator's state operations read or write at once.
+const STATE_CONCURRENCY: usize = 32;
 /// How often a writer retries after losing a race on its user.
 const MAX_ATTEMPTS: u32 = 100;
-
-/// Where the store lives.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Target {
-    /// One server: `redis://HOST:PORT[/DB]` or `rediss://…` (TLS).
-    Server(String),
-    /// Seed nodes of a Redis Cluster, each `redis://HOST:PORT`.
-    Cluster(Vec<String>),
-}
-
-impl fmt::Debug for Target {
-    /// Never shows credentials: only the kind and the node count.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Server(_) => f.write_str("Server(..)"),
-            Target::Cluster(nodes) => write!(f, "Cluster({} seed nodes)", nodes.len()),
-        }
-    }
-}
-
-/// A connection to either kind of deployment.
-#[derive(Clone)]
-enum Conn {
-    Server(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Server(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Server(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Server(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-enum Client {
-    Server(ConnectionManager),
-    Cluster(Box<(ClusterClient, OnceCell<ClusterConnection>)>),
-}
-
-/// The Lua scripts, loaded once.
-struct Scripts {
-    cas: Script,
-    mark: Script,
-    unmark: Script,
-    clear_mark: Script,
-    moves: Script,
-    trim: Script,
-    events: Script,
-    prune: Script,
-    create_subscription: Script,
-    update_subscription: Script,
-    delete_subscription: Script,
-    enqueue: Script,
-    due_deliveries: Script,
-    next_delivery: Script,
-    remove_deliveries: Script,
-    retry_deliveries: Script,
-    save_time: Script,
-}
-
-/// Stores the user's new facts and an outbox entry, if the write counter is
-/// still the one the writer read. Answers `{n, outbox…}`, or `{}` on a
-/// conflict.
-const CAS: &str = r#"
-local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-if n ~= tonumber(ARGV[1]) then return {} end
-n = n + 1
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'f', ARGV[3], 'n', n)
-redis.call('RPUSH', KEYS[2], n .. ' ' .. ARGV[4])
-local out = redis.call('LRANGE', KEYS[2], 0, -1)
-table.insert(out, 1, tostring(n))
-return out
-"#;
-
-/// Marks a user in-flight (KEYS: pend, pendat; ARGV: user).
-const MARK: &str = r#"
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-local t = redis.call('TIME')
-redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
-return 1
-"#;
-
-/// Ends one writer's in-flight mark.
-const UNMARK: &str = r#"
-local c = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if c <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-return c
-"#;
-
-/// The sweeper's: clears a mark unless it was renewed since it was read
-/// (ARGV: user, the score read).
-const CLEAR_MARK: &str = r#"
-local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if s and tonumber(s) == tonumber(ARGV[2]) then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-"#;
-
-/// Moves outbox entries to the global slot (KEYS: the moved-marks hash, the
-/// in-flight count and times; ARGV: prefix, user, tenant, wanted n,
-/// whether to end one writer's in-flight mark ("1"), then n/entry pairs in
-/// order). Answers "seq queued" for the wanted n.
-const MOVE: &str = r#"
-local P, tu, tenant = ARGV[1], ARGV[2], ARGV[3]
-local last = tonumber(redis.call('HGET', KEYS[1], tu) or '0')
-local res = P .. 'res:' .. tu
-for i = 6, #ARGV, 2 do
-  local n = tonumber(ARGV[i])
-  if n > last then
-    local e = cjson.decode(ARGV[i + 1])
-    local seq, queued = 0, 0
-    if e.ev then
-      seq = redis.call('INCR', P .. 'seq')
-      redis.call('ZADD', P .. 'ev', seq, seq)
-      redis.call('ZADD', P .. 'evt:' .. tenant, seq, seq)
-      redis.call('HSET', P .. 'evd', seq, e.ev)
-    end
-    if e.pay then
-      for _, sid in ipairs(redis.call('SMEMBERS', P .. 'w:' .. tu)) do
-        local exp = redis.call('HGET', P .. 'subexp', sid)
-        if exp and tonumber(exp) > tonumber(e.now) then
-          local id = redis.call('INCR', P .. 'dn')
-          redis.call('HSET', P .. 'd:' .. id, 's', sid, 't', tenant, 'p', e.pay, 'c', e.now, 'n', e.now, 'a', 0)
-          redis.call('ZADD', P .. 'dq', e.now, string.format('%020d', id))
-          redis.call('SADD', P .. 'ds:' .. sid, id)
-          queued = queued + 1
-        end
-      end
-    end
-    if e.due == '' then
-      redis.call('ZREM', P .. 'due', tu)
-    else
-      redis.call('ZADD', P .. 'due', e.due, tu)
-    end
-    redis.call('HSET', KEYS[1], tu, n)
-    redis.call('HSET', res, n, seq .. ' ' .. queued)
-    last = n
-  end
-end
-redis.call('EXPIRE', res, 600)
-if ARGV[5] == '1' then
-  local c = redis.call('HINCRBY', KEYS[2], tu, -1)
-  if c <= 0 then
-    redis.call('HDEL', KEYS[2], tu)
-    redis.call('ZREM', KEYS[3], tu)
-  end
-end
-return redis.call('HGET', res, ARGV[4])
-"#;
-
-/// Drops the leading outbox entries up to n (ARGV[1]).
-const TRIM: &str = r#"
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local k = 0
-for i, item in ipairs(items) do
-  if tonumber(string.match(item, '^(%d+)')) <= tonumber(ARGV[1]) then k = i else break end
-end
-if k > 0 then redis.call('LTRIM', KEYS[1], k, -1) end
-return k
-"#;
-
-/// Events after ARGV[2] from the index KEYS[1], at most ARGV[3]: flat
-/// seq/blob pairs (ARGV[1]: prefix).
-const EVENTS: &str = r#"
-local seqs = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, seq in ipairs(seqs) do
-  local blob = redis.call('HGET', ARGV[1] .. 'evd', seq)
-  if blob then
-    table.insert(out, seq)
-    table.insert(out, blob)
-  end
-end
-return out
-"#;
-
-/// Drops events (ARGV: prefix, then seq/tenant pairs), raising
-/// `pruned` to the last; answers how many were still there.
-const PRUNE: &str = r#"
-local P = ARGV[1]
-local dropped, top = 0, 0
-for i = 2, #ARGV, 2 do
-  local seq = ARGV[i]
-  if redis.call('ZREM', P .. 'ev', seq) == 1 then dropped = dropped + 1 end
-  redis.call('ZREM', P .. 'evt:' .. ARGV[i + 1], seq)
-  redis.call('HDEL', P .. 'evd', seq)
-  if tonumber(seq) > top then top = tonumber(seq) end
-end
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if top > cur then redis.call('SET', KEYS[1], top) end
-return dropped
-"#;
-
-/// Creates a subscription if no subscription changed since the writer read
-/// them (KEYS[1]: subv; ARGV: prefix, expected subv, id, json, expiry,
-/// tenant, users…).
-const CREATE_SUBSCRIPTION: &str = r#"
-local P = ARGV[1]
-if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', P .. 'subs', ARGV[3], ARGV[4])
-redis.call('HSET', P .. 'subexp', ARGV[3], ARGV[5])
-for i = 7, #ARGV do
-  redis.call('SADD', P .. 'w:' .. ARGV[6] .. ':' .. ARGV[i], ARGV[3])
-end
-redis.call('INCR', KEYS[1])
-return 1
-"#;
-
-/// Replaces a subscription of the same tenant (ARGV: prefix, id, tenant,
-/// json, expiry).
-const UPDATE_SUBSCRIPTION: &str = r#"
-local P = ARGV[1]
-local old = redis.call('HGET', P .. 'subs', ARGV[2])
-if not old or cjson.decode(old).tenant ~= ARGV[3] then return 0 end
-redis.call('HSET', P .. 'subs', ARGV[2], ARGV[4])
-redis.call('HSET', P .. 'subexp', ARGV[2], ARGV[5])
-redis.call('INCR', KEYS[1])
-return 1
-"#;
-
-/// Deletes a subscription of the tenant, its watches and its deliveries
-/// (ARGV: prefix, id, tenant).
-const DELETE_SUBSCRIPTION: &str = r#"
-local P, id = ARGV[1], ARGV[2]
-local old = redis.call('HGET', P .. 'subs', id)
-if not old then return 0 end
-local s = cjson.decode(old)
-if s.tenant ~= ARGV[3] then return 0 end
-for _, u in ipairs(s.users) do
-  redis.call('SREM', P .. 'w:' .. s.tenant .. ':' .. u, id)
-end
-for _, d in ipairs(redis.call('SMEMBERS', P .. 'ds:' .. id)) do
-  redis.call('DEL', P .. 'd:' .. d)
-  redis.call('HDEL', P .. 'claim', d)
-  redis.call('ZREM', P .. 'dq', string.format('%020d', tonumber(d)))
-end
-redis.call('DEL', P .. 'ds:' .. id)
-redis.call('HDEL', P .. 'once', id)
-redis.call('HDEL', P .. 'subs', id)
-redis.call('HDEL', P .. 'subexp', id)
-redis.call('INCR', KEYS[1])
-return 1
-"#;
-
-/// Queues deliveries (ARGV: prefix, now, then subscription/tenant/
-/// payload/once quadruples). With `once` set ("1") a delivery is queued
-/// only if the same subscription has not had one queued at the same `now`
-/// (every node's scheduler queues a subscription's
-/// `reauthorizationRequired` at the same instant: one is kept).
-const ENQUEUE: &str = r#"
-local P, now = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 4 do
-  local fresh = true
-  if ARGV[i + 3] == '1' then
-    fresh = redis.call('HGET', P .. 'once', ARGV[i]) ~= now
-    if fresh then redis.call('HSET', P .. 'once', ARGV[i], now) end
-  end
-  if fresh then
-    local id = redis.call('INCR', KEYS[1])
-    redis.call('HSET', P .. 'd:' .. id, 's', ARGV[i], 't', ARGV[i + 1], 'p', ARGV[i + 2], 'c', now, 'n', now, 'a', 0)
-    redis.call('ZADD', P .. 'dq', now, string.format('%020d', id))
-    redis.call('SADD', P .. 'ds:' .. ARGV[i], id)
-  end
-end
-return 1
-"#;
-
-/// The Redis server's time in milliseconds, and whether a delivery claim
-/// (`"<node> <until ms>"`) is held by a node other than `me`.
-const CLAIMS: &str = r#"
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function foreign(claim, me)
-  if not claim then return false end
-  local owner, untl = string.match(claim, '^(%S+) (%d+)$')
-  return owner ~= me and tonumber(untl) > now_ms
-end
-"#;
-
-/// Due deliveries not claimed by another node, claimed for this one
-/// (KEYS[1]: the queue; ARGV: prefix, now, count, me, lease ms): flat
-/// id/subscription/tenant/payload/created/next/attempts groups.
-const DUE_DELIVERIES: &str = r#"
-local P, me, want = ARGV[1], ARGV[4], tonumber(ARGV[3])
-local out, taken, offset = {}, 0, 0
-while taken < want and offset < 20000 do
-  local page = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', offset, 200)
-  if #page == 0 then break end
-  offset = offset + #page
-  for _, m in ipairs(page) do
-    if taken >= want then break end
-    local id = tostring(tonumber(m))
-    if not foreign(redis.call('HGET', P .. 'claim', id), me) then
-      local f = redis.call('HMGET', P .. 'd:' .. id, 's', 't', 'p', 'c', 'n', 'a')
-      if f[1] then
-        redis.call('HSET', P .. 'claim', id, me .. ' ' .. string.format('%d', now_ms + tonumber(ARGV[5])))
-        table.insert(out, id)
-        for j = 1, 6 do table.insert(out, f[j]) end
-        taken = taken + 1
-      end
-    end
-  end
-end
-return out
-"#;
-
-/// The earliest `next_at` of a delivery neither in `skip` (ARGV[3..]) nor
-/// claimed by another node (KEYS[1]: the queue; ARGV: prefix, me).
-const NEXT_DELIVERY: &str = r#"
-local P, me = ARGV[1], ARGV[2]
-local skip = {}
-for i = 3, #ARGV do skip[ARGV[i]] = true end
-local offset = 0
-while offset < 20000 do
-  local page = redis.call('ZRANGE', KEYS[1], offset, offset + 199, 'WITHSCORES')
-  if #page == 0 then return false end
-  offset = offset + #page / 2
-  for i = 1, #page, 2 do
-    local id = tostring(tonumber(page[i]))
-    if not skip[id] and not foreign(redis.call('HGET', P .. 'claim', id), me) then
-      return page[i + 1]
-    end
-  end
-end
-return false
-"#;
-
-/// Removes deliveries (ARGV: prefix, ids…).
-const REMOVE_DELIVERIES: &str = r#"
-local P = ARGV[1]
-for i = 2, #ARGV do
-  local key = P .. 'd:' .. ARGV[i]
-  local s = redis.call('HGET', key, 's')
-  if s then redis.call('SREM', P .. 'ds:' .. s, ARGV[i]) end
-  redis.call('HDEL', P .. 'claim', ARGV[i])
-  redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], string.format('%020d', tonumber(ARGV[i])))
-end
-return 1
-"#;
-
-/// Counts a failed attempt and reschedules (ARGV: prefix, next, ids…).
-const RETRY_DELIVERIES: &str = r#"
-local P = ARGV[1]
-for i = 3, #ARGV do
-  local key = P .. 'd:' .. ARGV[i]
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HINCRBY', key, 'a', 1)
-    redis.call('HSET', key, 'n', ARGV[2])
-    redis.call('HDEL', P .. 'claim', ARGV[i])
-    redis.call('ZADD', KEYS[1], ARGV[2], string.format('%020d', tonumber(ARGV[i])))
-  end
-end
-return 1
-"#;
-
-/// Keeps the later emulator time.
-const SAVE_TIME: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if not cur or tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"#;
 
 /// An outbox entry: what the global slot records for one user write.
 #[derive(Serialize)]
@@ -533,6 +170,8 @@ struct Entry {
     pay: Option<String>,
     /// The write's instant, microseconds.
     now: String,
+    /// How many sessions the user holds after the write.
+    s: usize,
 }
 
 /// An event as stored: who, when, and the facts after the change.
@@ -558,9 +197,9 @@ pub struct RedisStore {
     /// `<ns>`, the start of every per-user key.
     namespace: String,
     scripts: Arc<Scripts>,
-    /// This store's name in delivery claims.
+    /// This store's consumer name in the deliveries' consumer group.
     node: Uuid,
-    /// How long a claim on a delivery keeps other nodes off it.
+    /// How long a delivery this node holds keeps other nodes off it.
     delivery_lease: Duration,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -599,6 +238,18 @@ fn ceil_micros(t: Instant) -> i64 {
     } else {
         micros.saturating_add(1)
     }
+}
+
+/// Flat tenant/user pairs as user keys.
+fn user_keys(flat: &[String]) -> Result<Vec<UserKey>, StoreError> {
+    flat.chunks_exact(2)
+        .map(|pair| {
+            Ok(UserKey {
+                tenant: Uuid::parse_str(&pair[0]).map_err(corrupt)?,
+                user: Uuid::parse_str(&pair[1]).map_err(corrupt)?,
+            })
+        })
+        .collect()
 }
 
 fn instant(micros: i64) -> Result<Instant, StoreError> {
@@ -655,25 +306,7 @@ impl RedisStore {
             client,
             global: format!("{namespace}:{{g}}:"),
             namespace: namespace.to_string(),
-            scripts: Arc::new(Scripts {
-                cas: Script::new(CAS),
-                mark: Script::new(MARK),
-                unmark: Script::new(UNMARK),
-                clear_mark: Script::new(CLEAR_MARK),
-                moves: Script::new(MOVE),
-                trim: Script::new(TRIM),
-                events: Script::new(EVENTS),
-                prune: Script::new(PRUNE),
-                create_subscription: Script::new(CREATE_SUBSCRIPTION),
-                update_subscription: Script::new(UPDATE_SUBSCRIPTION),
-                delete_subscription: Script::new(DELETE_SUBSCRIPTION),
-                enqueue: Script::new(ENQUEUE),
-                due_deliveries: Script::new(&format!("{CLAIMS}{DUE_DELIVERIES}")),
-                next_delivery: Script::new(&format!("{CLAIMS}{NEXT_DELIVERY}")),
-                remove_deliveries: Script::new(REMOVE_DELIVERIES),
-                retry_deliveries: Script::new(RETRY_DELIVERIES),
-                save_time: Script::new(SAVE_TIME),
-            }),
+            scripts: Arc::new(Scripts::new()),
             node: Uuid::new_v4(),
             delivery_lease: DELIVERY_LEASE,
             sweeper: std::sync::Mutex::new(None),
@@ -773,26 +406,27 @@ impl RedisStore {
         Ok((n.unwrap_or(0), facts))
     }
 
+    /// Marks `tu` in-flight (one more writer on its way).
     async fn mark(&self, tu: &str) -> Result<(), StoreError> {
-        let (pend, pendat) = (self.g("pend"), self.g("pendat"));
-        let tu = tu.to_string();
-        self.with(|mut c, s| async move {
-            s.mark
-                .key(pend)
-                .key(pendat)
-                .arg(tu)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(|_| ())
+        self.invoke_on_marks(|s| &s.mark, tu).await
     }
 
+    /// Ends one writer's in-flight mark on `tu`.
     async fn unmark(&self, tu: &str) -> Result<(), StoreError> {
+        self.invoke_on_marks(|s| &s.unmark, tu).await
+    }
+
+    /// Runs `script` (one of the mark scripts) on the in-flight count and
+    /// times, for user `tu`.
+    async fn invoke_on_marks(
+        &self,
+        script: fn(&Scripts) -> &Script,
+        tu: &str,
+    ) -> Result<(), StoreError> {
         let (pend, pendat) = (self.g("pend"), self.g("pendat"));
         let tu = tu.to_string();
         self.with(|mut c, s| async move {
-            s.unmark
+            script(&s)
                 .key(pend)
                 .key(pendat)
                 .arg(tu)
@@ -956,6 +590,7 @@ impl RedisStore {
                 ev,
                 pay,
                 now: now.timestamp_micros().to_string(),
+                s: after.sessions.len(),
             };
             let entry = serde_json::to_string(&entry).map_err(corrupt)?;
             let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
@@ -1063,16 +698,6 @@ impl RedisStore {
         Ok(repaired)
     }
 
-    /// How many subscriptions are stored (`HLEN`).
-    async fn subscription_count(&self) -> Result<u64, StoreError> {
-        let subs = self.g("subs");
-        self.with(|mut c, _| {
-            let subs = subs.clone();
-            async move { ::redis::cmd("HLEN").arg(subs).query_async(&mut c).await }
-        })
-        .await
-    }
-
     /// Every stored subscription, and the subscriptions' change counter.
     async fn all_subscriptions(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
         let (subv, subs) = (self.g("subv"), self.g("subs"));
@@ -1089,6 +714,97 @@ impl RedisStore {
             .map(|r| serde_json::from_str(r).map_err(corrupt))
             .collect::<Result<Vec<Subscription>, _>>()?;
         Ok((version.unwrap_or(0), subscriptions))
+    }
+
+    /// Every user in the index (every user a write reached since the last
+    /// reset), in no particular order.
+    async fn indexed_users(&self) -> Result<Vec<UserKey>, StoreError> {
+        let (tenants, prefix) = (self.g("tenants"), self.global.clone());
+        let flat: Vec<String> = self
+            .with(|mut c, s| async move {
+                s.indexed_users
+                    .key(tenants)
+                    .arg(prefix)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        user_keys(&flat)
+    }
+
+    /// Removes a wiped user's facts and outbox from its slot. The write
+    /// counter `n` stays: the global slot remembers the last moved `n` of
+    /// every user, so counting on from it keeps the next write's outbox
+    /// entry new to the move.
+    async fn wipe_user(&self, key: UserKey) -> Result<(), StoreError> {
+        let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
+        self.with(|mut c, _| async move {
+            ::redis::cmd("HDEL")
+                .arg(&hash)
+                .arg("v")
+                .arg("f")
+                .query_async::<i64>(&mut c)
+                .await?;
+            ::redis::cmd("DEL")
+                .arg(&outbox)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores restored facts (`version` and the encoded facts) as they are:
+    /// no outbox entry, no event.
+    async fn put_facts(
+        &self,
+        key: UserKey,
+        version: u64,
+        encoded: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let hash = self.user_key(key, "u");
+        self.with(|mut c, _| async move {
+            ::redis::cmd("HSET")
+                .arg(&hash)
+                .arg("v")
+                .arg(version)
+                .arg("f")
+                .arg(encoded)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores `subscription` and its watches; with `expected` (the
+    /// subscriptions' change counter as read) only if nothing changed
+    /// since. Answers whether it was stored.
+    async fn put_subscription(
+        &self,
+        subscription: &Subscription,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut args = vec![
+            self.global.clone(),
+            expected.map(|v| v.to_string()).unwrap_or_default(),
+            subscription.id.to_string(),
+            serde_json::to_string(subscription).map_err(corrupt)?,
+            subscription.expires_at.timestamp_micros().to_string(),
+            subscription.tenant.to_string(),
+        ];
+        args.extend(subscription.users.iter().map(Uuid::to_string));
+        let subv = self.g("subv");
+        let created: i64 = self
+            .with(|mut c, s| async move {
+                let mut call = s.create_subscription.key(subv);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(created == 1)
     }
 
     fn parse_event(seq: &str, blob: &str) -> Result<Event, StoreError> {
@@ -1112,44 +828,167 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
-    /// Not on Redis yet: the emulator's state document reads and replaces
-    /// a whole store at once, which needs an index of every user across a
-    /// cluster (planned).
-    async fn contents(&self) -> Result<super::Contents, StoreError> {
-        Err(state_unsupported())
-    }
-
-    /// Not on Redis yet (see [`RedisStore::contents`]).
-    async fn reset(&self, _tenant: Option<Uuid>) -> Result<(), StoreError> {
-        Err(state_unsupported())
-    }
-
-    /// Not on Redis yet (see [`RedisStore::contents`]).
-    async fn replace(&self, _contents: super::Contents, _now: Instant) -> Result<(), StoreError> {
-        Err(state_unsupported())
-    }
-
-    /// Subscriptions only: users and sessions need an index of users
-    /// (planned, with the users listing's).
-    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
-        Ok(super::StoreCounts {
-            subscriptions: Some(self.subscription_count().await?),
-            ..Default::default()
+    /// Reads the user index, then every indexed user's facts (users with
+    /// none, wiped or never stored, are left out) and every subscription.
+    /// Not isolated from writes other nodes make meanwhile: in Cluster the
+    /// users sit in many slots, which no one Redis operation spans.
+    async fn contents(&self) -> Result<Contents, StoreError> {
+        let keys = self.indexed_users().await?;
+        let (_, mut subscriptions) = self.all_subscriptions().await?;
+        let read: Vec<(UserKey, UserFacts)> = stream::iter(keys)
+            .map(|key| async move { self.read_user(key).await.map(|(_, facts)| (key, facts)) })
+            .buffer_unordered(STATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut users: Vec<(UserKey, UserFacts)> = read
+            .into_iter()
+            .filter(|(_, facts)| facts.version > 0 && !facts.unreadable)
+            .collect();
+        users.sort_by_key(|(key, _)| *key);
+        subscriptions.sort_by_key(|s| (s.tenant, s.id));
+        Ok(Contents {
+            users,
+            subscriptions,
         })
     }
 
-    /// Not on Redis yet: it needs an index of each tenant's users (planned,
-    /// with the state document's).
+    /// One script on the global slot wipes the tenant's (or everyone's)
+    /// index, schedule, events, subscriptions and deliveries, then each
+    /// wiped user's facts go from its own slot. Atomic on one
+    /// `redis-server` only up to that second step: a write another node
+    /// makes in between may survive it.
+    async fn reset(&self, tenant: Option<Uuid>) -> Result<(), StoreError> {
+        let subv = self.g("subv");
+        let args = [
+            self.global.clone(),
+            tenant.map(|t| t.to_string()).unwrap_or_default(),
+        ];
+        let flat: Vec<String> = self
+            .with(|mut c, s| async move {
+                s.reset
+                    .key(subv)
+                    .arg(&args[0])
+                    .arg(&args[1])
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        stream::iter(user_keys(&flat)?)
+            .map(|key| self.wipe_user(key))
+            .buffer_unordered(STATE_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// A [`Store::reset`] of everything, then the facts (each in its slot),
+    /// then the index and schedule of the restored users, then the
+    /// subscriptions.
+    async fn replace(&self, contents: Contents, now: Instant) -> Result<(), StoreError> {
+        self.reset(None).await?;
+        let users: Vec<&(UserKey, UserFacts)> = contents
+            .users
+            .iter()
+            .filter(|(_, facts)| !facts.unreadable)
+            .collect();
+        let encoded: Vec<(UserKey, u64, Vec<u8>)> = users
+            .iter()
+            .map(|(key, facts)| (*key, facts.version, encode(facts)))
+            .collect();
+        stream::iter(encoded)
+            .map(|(key, version, facts)| self.put_facts(key, version, facts))
+            .buffer_unordered(STATE_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        for chunk in users.chunks(500) {
+            let mut args = vec![self.global.clone()];
+            for (key, facts) in chunk {
+                args.push(key.tenant.to_string());
+                args.push(key.user.to_string());
+                args.push(
+                    due_at(facts, facts.settled_at.unwrap_or(now))
+                        .map(|t| ceil_micros(t).to_string())
+                        .unwrap_or_default(),
+                );
+                args.push(facts.sessions.len().to_string());
+            }
+            let tenants = self.g("tenants");
+            self.with(|mut c, s| async move {
+                let mut call = s.restore_users.key(tenants);
+                for a in args {
+                    call.arg(a);
+                }
+                call.invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        }
+        for subscription in &contents.subscriptions {
+            self.put_subscription(subscription, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Users from the index (`sc`, one field per indexed user), sessions
+    /// from the running count the moves keep, subscriptions by `HLEN`.
+    async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
+        let (sc, nsess, subs) = (self.g("sc"), self.g("nsess"), self.g("subs"));
+        let (users, sessions, subscriptions): (u64, Option<i64>, u64) = self
+            .with(|mut c, _| async move {
+                let users = ::redis::cmd("HLEN").arg(sc).query_async(&mut c).await?;
+                let sessions = ::redis::cmd("GET").arg(nsess).query_async(&mut c).await?;
+                let subscriptions = ::redis::cmd("HLEN").arg(subs).query_async(&mut c).await?;
+                Ok((users, sessions, subscriptions))
+            })
+            .await?;
+        Ok(super::StoreCounts {
+            users: Some(users),
+            sessions: Some(u64::try_from(sessions.unwrap_or(0)).unwrap_or(0)),
+            subscriptions: Some(subscriptions),
+        })
+    }
+
+    /// A page of the tenant's index (`ZRANGEBYLEX`: the ids are members
+    /// of equal score, so in id order), then each user's facts; a user
+    /// wiped meanwhile is left out.
     async fn users_page(
         &self,
-        _tenant: Uuid,
-        _after: Option<Uuid>,
-        _limit: usize,
+        tenant: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
     ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
-        Err(StoreError::Unsupported(
-            "The users listing needs --store memory or sqlite; it is not available on Redis yet."
-                .into(),
-        ))
+        let index = self.g(&format!("users:{tenant}"));
+        let from = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+        let ids: Vec<String> = self
+            .with(|mut c, _| async move {
+                ::redis::cmd("ZRANGEBYLEX")
+                    .arg(index)
+                    .arg(from)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let keys = ids
+            .iter()
+            .map(|id| {
+                Ok(UserKey {
+                    tenant,
+                    user: Uuid::parse_str(id).map_err(corrupt)?,
+                })
+            })
+            .collect::<Result<Vec<UserKey>, StoreError>>()?;
+        let read: Vec<(UserKey, UserFacts)> = stream::iter(keys)
+            .map(|key| async move { self.read_user(key).await.map(|(_, facts)| (key, facts)) })
+            .buffered(STATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(read
+            .into_iter()
+            .filter(|(_, facts)| facts.version > 0)
+            .map(|(key, facts)| (key.user, facts))
+            .collect())
     }
 
     async fn apply(
@@ -1294,7 +1133,6 @@ impl Store for RedisStore {
         subscription: Subscription,
         one_per_user_and_app: bool,
     ) -> Result<Result<(), SubscriptionConflict>, StoreError> {
-        let json = serde_json::to_string(&subscription).map_err(corrupt)?;
         for _ in 0..MAX_ATTEMPTS {
             let (version, existing) = self.all_subscriptions().await?;
             if let Some(conflict) =
@@ -1302,26 +1140,7 @@ impl Store for RedisStore {
             {
                 return Ok(Err(conflict));
             }
-            let mut args = vec![
-                self.global.clone(),
-                version.to_string(),
-                subscription.id.to_string(),
-                json.clone(),
-                subscription.expires_at.timestamp_micros().to_string(),
-                subscription.tenant.to_string(),
-            ];
-            args.extend(subscription.users.iter().map(Uuid::to_string));
-            let subv = self.g("subv");
-            let created: i64 = self
-                .with(|mut c, s| async move {
-                    let mut call = s.create_subscription.key(subv);
-                    for a in args {
-                        call.arg(a);
-                    }
-                    call.invoke_async(&mut c).await
-                })
-                .await?;
-            if created == 1 {
+            if self.put_subscription(&subscription, Some(version)).await? {
                 return Ok(Ok(()));
             }
         }
@@ -1625,546 +1444,8 @@ impl Store for RedisStore {
 
 /// Real `redis-server` processes for the tests (shared with `tests/api`).
 #[cfg(test)]
-#[path = "../../tests/api/redis_server.rs"]
+#[path = "../../../tests/api/redis_server.rs"]
 pub(crate) mod test_server;
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use chrono::{TimeDelta, TimeZone, Utc};
-    use uuid::Uuid;
-
-    use super::test_server::{RedisCluster, RedisServer};
-    use super::{Op, RedisStore, Target};
-    use crate::clock::{latest_instant, Instant};
-    use crate::domain::{Activity, Availability, Session, SessionKind, SessionPair, UserKey};
-    use crate::store::{Change, Store, StoreError};
-
-    fn t0() -> Instant {
-        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-    }
-
-    fn session(app: &str, av: Availability, ac: Activity, at: Instant) -> Session {
-        Session {
-            kind: SessionKind::Application,
-            id: app.to_string(),
-            pair: SessionPair::new(av, ac).unwrap(),
-            last_active: at,
-            expires_at: at + TimeDelta::hours(1),
-        }
-    }
-
-    fn busy(app: &str, at: Instant) -> Session {
-        session(app, Availability::Busy, Activity::InACall, at)
-    }
-
-    async fn open(target: &Target, namespace: &str) -> Arc<RedisStore> {
-        Arc::new(RedisStore::open(target, namespace).await.unwrap())
-    }
-
-    /// Two stores (two nodes) on one deployment, 40 writers on one user
-    /// through both: every session lands, and the events keep the order of
-    /// the writes.
-    async fn two_nodes_hammering_one_user_keep_every_session(target: Target) {
-        let namespace = format!("hammer-{}", Uuid::new_v4());
-        let nodes = [
-            open(&target, &namespace).await,
-            open(&target, &namespace).await,
-        ];
-        let key = UserKey {
-            tenant: Uuid::new_v4(),
-            user: Uuid::new_v4(),
-        };
-        let mut tasks = vec![];
-        for i in 0..40 {
-            let node = nodes[i % 2].clone();
-            tasks.push(tokio::spawn(async move {
-                // Alternate pairs so that many writes are events.
-                let s = if i % 3 == 0 {
-                    busy(&format!("app{i}"), t0())
-                } else {
-                    session(&format!("app{i}"), Availability::Away, Activity::Away, t0())
-                };
-                node.upsert_session(key, s, t0()).await.unwrap()
-            }));
-        }
-        let mut applied = vec![];
-        for t in tasks {
-            applied.push(t.await.unwrap());
-        }
-
-        let facts = nodes[1].facts(key).await.unwrap();
-        assert_eq!(
-            nodes[0].recover_outboxes(Duration::ZERO).await.unwrap(),
-            0,
-            "every writer ended its in-flight mark"
-        );
-        assert_eq!(facts.sessions.len(), 40);
-        assert_eq!(facts.version, 40);
-        let mut versions: Vec<u64> = applied.iter().map(|a| a.after.version).collect();
-        versions.sort_unstable();
-        assert_eq!(
-            versions,
-            (1..=40).collect::<Vec<_>>(),
-            "each write saw the one before"
-        );
-        let events = nodes[0].events_since(None, 0, 100).await.unwrap();
-        let recorded = applied.iter().filter(|a| a.event.is_some()).count();
-        assert_eq!(events.len(), recorded);
-        assert!(
-            events
-                .windows(2)
-                .all(|w| w[0].seq < w[1].seq && w[0].facts.version < w[1].facts.version),
-            "events out of write order: {:?}",
-            events
-                .iter()
-                .map(|e| (e.seq, e.facts.version))
-                .collect::<Vec<_>>()
-        );
-        for a in &applied {
-            if let Some(seq) = a.event {
-                let e = events.iter().find(|e| e.seq == seq).expect("its event");
-                assert_eq!(e.facts, a.after);
-            }
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_nodes_hammering_one_user_on_a_server_keep_every_session() {
-        let server = RedisServer::start();
-        two_nodes_hammering_one_user_keep_every_session(Target::Server(server.url())).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_nodes_hammering_one_user_on_a_cluster_keep_every_session() {
-        let cluster = RedisCluster::start();
-        two_nodes_hammering_one_user_keep_every_session(Target::Cluster(cluster.seeds())).await;
-    }
-
-    /// A writer that dies after its user script, before moving its outbox:
-    /// the sweeper records the event, the delivery and the schedule, once.
-    async fn a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper(target: Target) {
-        let namespace = format!("sweep-{}", Uuid::new_v4());
-        let store = open(&target, &namespace).await;
-        let key = UserKey {
-            tenant: Uuid::new_v4(),
-            user: Uuid::new_v4(),
-        };
-        let watching = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
-        store
-            .create_subscription(watching.clone(), true)
-            .await
-            .unwrap()
-            .unwrap();
-        let tu = format!("{}:{}", key.tenant, key.user);
-        store.mark(&tu).await.unwrap();
-        let change = Change::UpsertSession(busy("app", t0()));
-        let half = store
-            .write_marked(key, Op::Apply(change, t0()), false, None)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(half.after.sessions.len(), 1);
-        assert!(store.events_since(None, 0, 10).await.unwrap().is_empty());
-        assert!(store
-            .due_users(latest_instant(), 10)
-            .await
-            .unwrap()
-            .is_empty());
-
-        let early = store.recover_outboxes(super::QUIET).await.unwrap();
-        assert_eq!(early, 0, "a fresh mark may belong to a live writer");
-        let other_node = open(&target, &namespace).await;
-        let repaired = other_node.recover_outboxes(Duration::ZERO).await.unwrap();
-        let again = other_node.recover_outboxes(Duration::ZERO).await.unwrap();
-
-        assert_eq!((repaired, again), (1, 0));
-        let events = store.events_since(None, 0, 10).await.unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].facts, half.after);
-        let due = store.due_users(latest_instant(), 10).await.unwrap();
-        assert_eq!(due.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [key]);
-        let deliveries = store
-            .due_deliveries(latest_instant(), 10, &[])
-            .await
-            .unwrap();
-        assert_eq!(deliveries.len(), 1);
-        assert_eq!(deliveries[0].subscription, watching.id);
-        // The next write moves on from there: no duplicate, the next seq.
-        let next = store
-            .upsert_session(
-                key,
-                busy("app", t0() + TimeDelta::minutes(1)),
-                t0() + TimeDelta::minutes(1),
-            )
-            .await
-            .unwrap();
-        assert_eq!(next.after.version, 2);
-        assert_eq!(
-            store.events_since(None, 0, 10).await.unwrap().len(),
-            1,
-            "a keep-alive"
-        );
-    }
-
-    /// Everything survives dropping the store and reopening it, and an
-    /// acknowledged write survives Redis being killed (appendfsync always);
-    /// while Redis is down the store answers `Unavailable` instead of
-    /// hanging, and the same store recovers by itself.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn state_survives_reopening_and_a_killed_redis_and_the_store_reconnects() {
-        let mut server = RedisServer::start();
-        let target = Target::Server(server.url());
-        let namespace = format!("restart-{}", Uuid::new_v4());
-        let key = UserKey {
-            tenant: Uuid::new_v4(),
-            user: Uuid::new_v4(),
-        };
-        let s = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
-        let (facts, events, deliveries) = {
-            // No lease: what it reads stays free for the reopened store.
-            let store = RedisStore::open(&target, &namespace)
-                .await
-                .unwrap()
-                .with_delivery_lease(Duration::ZERO);
-            store
-                .create_subscription(s.clone(), true)
-                .await
-                .unwrap()
-                .unwrap();
-            store
-                .upsert_session(key, busy("app", t0()), t0())
-                .await
-                .unwrap();
-            store.keep_secret("signing", "kept".into()).await.unwrap();
-            store.save_emulator_time(t0()).await.unwrap();
-            (
-                store.facts(key).await.unwrap(),
-                store.events_since(None, 0, 10).await.unwrap(),
-                store
-                    .due_deliveries(latest_instant(), 10, &[])
-                    .await
-                    .unwrap(),
-            )
-        };
-        let store = open(&target, &namespace).await;
-        assert_eq!(store.facts(key).await.unwrap(), facts);
-        assert_eq!(
-            store.subscription(s.tenant, s.id).await.unwrap(),
-            Some(s.clone())
-        );
-        assert_eq!(store.events_since(None, 0, 10).await.unwrap(), events);
-        assert_eq!(
-            store
-                .due_deliveries(latest_instant(), 10, &[])
-                .await
-                .unwrap(),
-            deliveries
-        );
-        assert_eq!(
-            store.keep_secret("signing", "new".into()).await.unwrap(),
-            "kept"
-        );
-        assert_eq!(store.emulator_time().await.unwrap(), Some(t0()));
-
-        server.kill();
-        let down = tokio::time::timeout(Duration::from_secs(30), async {
-            (
-                store.ping().await,
-                store.upsert_session(key, busy("other", t0()), t0()).await,
-            )
-        })
-        .await
-        .expect("a store on a dead redis must answer, not hang");
-        assert!(
-            matches!(down.0, Err(StoreError::Unavailable(_))),
-            "{:?}",
-            down.0
-        );
-        assert!(
-            matches!(down.1, Err(StoreError::Unavailable(_))),
-            "{:?}",
-            down.1
-        );
-
-        server.restart();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while store.ping().await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the store did not reconnect to the restarted redis"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(
-            store.facts(key).await.unwrap(),
-            facts,
-            "the acknowledged write survived"
-        );
-        assert_eq!(store.events_since(None, 0, 10).await.unwrap(), events);
-        let later = t0() + TimeDelta::minutes(1);
-        let applied = store
-            .upsert_session(key, busy("second", later), later)
-            .await
-            .unwrap();
-        assert_eq!(applied.after.sessions.len(), 2);
-    }
-
-    /// A due delivery goes to one node's worker; the others leave it alone
-    /// until that node's claim lapses (it died), then one of them takes it.
-    async fn a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(target: Target) {
-        let namespace = format!("claims-{}", Uuid::new_v4());
-        let a = RedisStore::open(&target, &namespace)
-            .await
-            .unwrap()
-            .with_delivery_lease(Duration::from_millis(300));
-        let b = open(&target, &namespace).await;
-        let key = UserKey {
-            tenant: Uuid::new_v4(),
-            user: Uuid::new_v4(),
-        };
-        let s = crate::store::sample_subscription(key.tenant, "app", "alice", &[key.user]);
-        a.create_subscription(s.clone(), true)
-            .await
-            .unwrap()
-            .unwrap();
-        let queued = b
-            .upsert_session(key, busy("app", t0()), t0())
-            .await
-            .unwrap();
-        assert_eq!(queued.queued, 1);
-
-        let to_a = a.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
-        let to_b = b.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
-        let again_to_a = a.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
-
-        assert_eq!(to_a.len(), 1);
-        assert!(to_b.is_empty(), "claimed by A: {to_b:?}");
-        assert_eq!(b.next_delivery_at(&[]).await.unwrap(), None);
-        assert_eq!(again_to_a, to_a, "a node keeps what it claimed");
-        drop(a);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let taken = loop {
-            let got = b.due_deliveries(latest_instant(), 10, &[]).await.unwrap();
-            if !got.is_empty() {
-                break got;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "B never took over the delivery A claimed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert_eq!(taken, to_a);
-        b.remove_deliveries(&[taken[0].id]).await.unwrap();
-        assert!(b
-            .due_deliveries(latest_instant(), 10, &[])
-            .await
-            .unwrap()
-            .is_empty());
-    }
-
-    /// Every node's scheduler queues a subscription's
-    /// `reauthorizationRequired` at the same instant; one is kept. A renewed
-    /// subscription (another instant) gets its own.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reauthorization_notice_queued_by_two_nodes_at_one_instant_is_queued_once() {
-        use crate::store::{LifecycleEvent, NewDelivery, Payload};
-        let server = RedisServer::start();
-        let target = Target::Server(server.url());
-        let namespace = format!("once-{}", Uuid::new_v4());
-        let nodes = [
-            open(&target, &namespace).await,
-            open(&target, &namespace).await,
-        ];
-        let s =
-            crate::store::sample_subscription(Uuid::new_v4(), "app", "alice", &[Uuid::new_v4()]);
-        nodes[0]
-            .create_subscription(s.clone(), true)
-            .await
-            .unwrap()
-            .unwrap();
-        let notice = |event| NewDelivery {
-            subscription: s.id,
-            tenant: s.tenant,
-            payload: Payload::Lifecycle { event },
-        };
-        let due = t0() + TimeDelta::minutes(45);
-
-        for node in &nodes {
-            node.enqueue(vec![notice(LifecycleEvent::ReauthorizationRequired)], due)
-                .await
-                .unwrap();
-            node.enqueue(vec![notice(LifecycleEvent::Missed)], due)
-                .await
-                .unwrap();
-        }
-        let renewed = due + TimeDelta::hours(1);
-        nodes[1]
-            .enqueue(
-                vec![notice(LifecycleEvent::ReauthorizationRequired)],
-                renewed,
-            )
-            .await
-            .unwrap();
-
-        let queued = nodes[0]
-            .due_deliveries(latest_instant(), 10, &[])
-            .await
-            .unwrap();
-        let kinds: Vec<(Instant, &Payload)> =
-            queued.iter().map(|d| (d.next_at, &d.payload)).collect();
-        let reauthorize = Payload::Lifecycle {
-            event: LifecycleEvent::ReauthorizationRequired,
-        };
-        let missed = Payload::Lifecycle {
-            event: LifecycleEvent::Missed,
-        };
-        assert_eq!(
-            kinds,
-            [
-                (due, &reauthorize),
-                (due, &missed),
-                (due, &missed),
-                (renewed, &reauthorize)
-            ]
-        );
-    }
-
-    /// Facts that do not decode read as unknown for that user only, a
-    /// write replaces them (keeping the version moving), and there is
-    /// nothing to settle in them.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn undecodable_facts_read_as_unknown_and_the_next_write_replaces_them() {
-        let server = RedisServer::start();
-        let target = Target::Server(server.url());
-        let store = open(&target, &format!("damaged-{}", Uuid::new_v4())).await;
-        let (damaged, fine) = (
-            UserKey {
-                tenant: Uuid::new_v4(),
-                user: Uuid::new_v4(),
-            },
-            UserKey {
-                tenant: Uuid::new_v4(),
-                user: Uuid::new_v4(),
-            },
-        );
-        for k in [damaged, fine] {
-            store
-                .upsert_session(k, busy("app", t0()), t0())
-                .await
-                .unwrap();
-        }
-        let hash = store.user_key(damaged, "u");
-        store
-            .with(|mut c, _| async move {
-                ::redis::cmd("HSET")
-                    .arg(hash)
-                    .arg("f")
-                    .arg("{not facts")
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .unwrap();
-
-        let read = store.facts(damaged).await.unwrap();
-        assert!(read.unreadable && read.version == 1, "{read:?}");
-        assert_eq!(store.facts(fine).await.unwrap().sessions.len(), 1);
-        assert_eq!(
-            store
-                .settle(damaged, t0() + TimeDelta::hours(2))
-                .await
-                .unwrap(),
-            None
-        );
-        let due = store.due_users(latest_instant(), 10).await.unwrap();
-        assert_eq!(due.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [fine]);
-        let later = t0() + TimeDelta::minutes(1);
-        let replaced = store
-            .upsert_session(damaged, busy("other", later), later)
-            .await
-            .unwrap();
-        assert_eq!(replaced.after.version, 2);
-        assert_eq!(store.facts(damaged).await.unwrap(), replaced.after);
-        assert_eq!(replaced.after.sessions.len(), 1, "only the new session");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn on_a_server_a_dead_writers_outbox_is_swept_and_a_dead_nodes_delivery_taken_over() {
-        let server = RedisServer::start();
-        let target = Target::Server(server.url());
-        a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper(target.clone()).await;
-        a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(target).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn on_a_cluster_a_dead_writers_outbox_is_swept_and_a_dead_nodes_delivery_taken_over() {
-        let cluster = RedisCluster::start();
-        let target = Target::Cluster(cluster.seeds());
-        a_writer_dying_between_its_two_slots_is_completed_by_the_sweeper(target.clone()).await;
-        a_delivery_is_handed_to_one_node_and_taken_over_when_its_claim_lapses(target).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pruned_event_seqs_are_never_reused_after_reopening() {
-        let server = RedisServer::start();
-        let target = Target::Server(server.url());
-        let namespace = format!("seqs-{}", Uuid::new_v4());
-        let write = |store: Arc<RedisStore>, minutes: i64| async move {
-            let at = t0() + TimeDelta::minutes(minutes);
-            let key = UserKey {
-                tenant: Uuid::new_v4(),
-                user: Uuid::new_v4(),
-            };
-            store
-                .upsert_session(key, busy("app", at), at)
-                .await
-                .unwrap()
-                .event
-                .unwrap()
-        };
-        let last = {
-            let store = open(&target, &namespace).await;
-            write(store.clone(), 0).await;
-            let last = write(store.clone(), 1).await;
-            assert_eq!(store.prune_events(latest_instant()).await.unwrap(), 2);
-            last
-        };
-
-        let store = open(&target, &namespace).await;
-
-        assert_eq!(
-            store.event_bounds().await.unwrap(),
-            crate::store::EventBounds {
-                pruned_through: last,
-                last
-            }
-        );
-        assert_eq!(write(store, 2).await, last + 1);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_redis_that_is_not_there_is_unavailable_not_a_hang() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        for target in [
-            Target::Server(format!("redis://127.0.0.1:{port}")),
-            Target::Cluster(vec![format!("redis://127.0.0.1:{port}")]),
-        ] {
-            let store = open(&target, "nowhere").await;
-            let answer = tokio::time::timeout(Duration::from_secs(30), store.ping())
-                .await
-                .expect("a store on an absent redis must answer, not hang");
-            assert!(
-                matches!(answer, Err(StoreError::Unavailable(_))),
-                "{answer:?}"
-            );
-        }
-    }
-}
+mod tests;
