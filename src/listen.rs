@@ -57,18 +57,23 @@ impl ListenAddr {
     }
 
     /// Resolves (a host name) and binds a listener on the first address
-    /// that can be bound; `flag` names the option in error messages. An
+    /// that can be bound, IPv4 addresses before IPv6 ones (see
+    /// [`ipv4_first`]); `flag` names the option in error messages. An
     /// unresolvable name, a name without addresses and a refused bind are
     /// errors that say which.
     pub async fn bind(&self, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
         let addrs: Vec<SocketAddr> = match self {
             Self::Ip(addr) => vec![*addr],
-            Self::Host { host, port } => tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot resolve the host name '{host}' ({flag} {self}): {e}")
-                })?
-                .collect(),
+            Self::Host { host, port } => ipv4_first(
+                tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot resolve the host name '{host}' ({flag} {self}): {e}"
+                        )
+                    })?
+                    .collect(),
+            ),
         };
         let mut last_error = None;
         for addr in &addrs {
@@ -88,6 +93,15 @@ impl ListenAddr {
             None => anyhow::bail!("the host name of {self} ({flag}) has no addresses"),
         }
     }
+}
+
+/// `addrs` with the IPv4 ones first, each family in the resolver's order.
+/// glibc puts `::1` before `127.0.0.1` for `localhost` where `/etc/hosts`
+/// lists both (Debian's default), and a server bound to `[::1]` only would
+/// not answer at `http://127.0.0.1:8080`, the CLI's default `--url`.
+fn ipv4_first(mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    addrs.sort_by_key(SocketAddr::is_ipv6);
+    addrs
 }
 
 impl fmt::Display for ListenAddr {
@@ -174,6 +188,19 @@ mod tests {
             text.contains(&format!("cannot resolve the host name '{name}'"))
                 && text.contains("--listen"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn ipv4_addresses_come_first_in_resolver_order() {
+        let addrs: Vec<SocketAddr> = ["[::1]:80", "127.0.0.1:80", "[::2]:80", "127.0.0.2:80"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let sorted: Vec<String> = ipv4_first(addrs).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            sorted,
+            ["127.0.0.1:80", "127.0.0.2:80", "[::1]:80", "[::2]:80"]
         );
     }
 }

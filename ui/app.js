@@ -303,6 +303,9 @@ function startStream(token) {
         } else {
           setLive("retrying", "Reconnecting…");
           if (detail) console.warn("event stream:", detail);
+          // The roster does not wait for a stream that cannot connect yet
+          // (a 5xx, a 429, a network error): it keeps retrying behind it.
+          connected(false);
         }
       },
       onFatal: (status, message) => {
@@ -360,11 +363,15 @@ async function openDetail(id) {
   renderDetailSummary();
   renderTimeline();
   $("simulate").hidden = !state.emulator;
+  if (state.detailStream) state.detailStream.stop();
+  state.detailStream = null;
   await loadDetail();
+  // Closed, or another user opened, while the detail loaded: that one
+  // owns the panel (and its stream) now.
+  if (state.selected !== id) return;
   // The event log can replay what it retains: a stream of this user's
   // changes from the start of the log fills the timeline with changes from
   // before the page opened, then follows.
-  if (state.detailStream) state.detailStream.stop();
   state.detailStream = new EventStream({
     path: `/_presenced/events?ids=${encodeURIComponent(id)}`,
     token: state.api.token,

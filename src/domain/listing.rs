@@ -90,7 +90,9 @@ fn parse_top(value: &str) -> Result<usize, DomainError> {
 }
 
 /// `$filter`: `availability eq 'X'`, or `availability in ('X','Y',…)`;
-/// values ignore case like every vocabulary value (SPEC §1).
+/// values ignore case like every vocabulary value (SPEC §1). An unknown
+/// value is the same error as a malformed filter: the message lists what
+/// is accepted.
 fn parse_filter(value: &str) -> Result<Vec<Availability>, DomainError> {
     let refuse = || DomainError::InvalidUsersFilter(value.to_owned());
     let text = value.trim();
@@ -112,9 +114,7 @@ fn parse_filter(value: &str) -> Result<Vec<Availability>, DomainError> {
     };
     names
         .into_iter()
-        .map(|name| {
-            Availability::parse(name).ok_or_else(|| DomainError::UnknownAvailability(name.into()))
-        })
+        .map(|name| Availability::parse(name).ok_or_else(refuse))
         .collect()
 }
 
@@ -197,7 +197,9 @@ mod tests {
         }
         assert_eq!(
             parse("$filter=availability eq 'Sleeping'"),
-            Err(DomainError::UnknownAvailability("Sleeping".into()))
+            Err(DomainError::InvalidUsersFilter(
+                "availability eq 'Sleeping'".into()
+            ))
         );
     }
 

@@ -60,8 +60,9 @@ impl std::fmt::Debug for Feed {
 
 impl Notifier {
     /// A feed of `tenant`'s changes (only `users`' when given), from
-    /// `resume` (a `Last-Event-ID`) or from now. It ends when `stopping`
-    /// is cancelled.
+    /// `resume` (a `Last-Event-ID`) or from now. `Some(0)`, an id no event
+    /// has, asks for everything the log still holds (the dashboard's
+    /// timeline), without a reset. It ends when `stopping` is cancelled.
     pub async fn feed(
         self: &std::sync::Arc<Self>,
         tenant: Uuid,
@@ -76,6 +77,7 @@ impl Notifier {
         let mut pending = VecDeque::new();
         let after = match resume {
             Some(id) if id > bounds.last => return Err(FeedError::FromTheFuture),
+            Some(0) => bounds.pruned_through,
             Some(id) if id < bounds.pruned_through => {
                 pending.push_back(FeedItem::Reset {
                     resume_at: bounds.last,

@@ -443,15 +443,23 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<(Uuid, UserFacts)>, StoreError> {
         let inner = self.lock()?;
-        let mut page: Vec<(Uuid, UserFacts)> = inner
+        // Keys first, facts cloned for the page only: the lock is held
+        // for a sort of ids, not a copy of the tenant.
+        let mut ids: Vec<Uuid> = inner
             .users
-            .iter()
-            .filter(|(k, _)| k.tenant == tenant && after.is_none_or(|a| k.user > a))
-            .map(|(k, f)| (k.user, f.clone()))
+            .keys()
+            .filter(|k| k.tenant == tenant && after.is_none_or(|a| k.user > a))
+            .map(|k| k.user)
             .collect();
-        page.sort_by_key(|(user, _)| *user);
-        page.truncate(limit);
-        Ok(page)
+        ids.sort_unstable();
+        ids.truncate(limit);
+        Ok(ids
+            .into_iter()
+            .filter_map(|user| {
+                let facts = inner.users.get(&UserKey { tenant, user })?;
+                Some((user, facts.clone()))
+            })
+            .collect())
     }
 
     async fn counts(&self) -> Result<super::StoreCounts, StoreError> {

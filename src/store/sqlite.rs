@@ -1742,7 +1742,11 @@ impl Store for SqliteStore {
     }
 
     /// The ids from SQLite's `(tenant, user)` key, in order; the facts
-    /// from the resident copy (at least as new as the ids read).
+    /// from the resident copy. The writer publishes a batch to the copy
+    /// just after its commit and before acknowledging it, so a user whose
+    /// first write is committed but not yet acknowledged can be listed, for
+    /// that instant, with empty facts: a read racing an unacknowledged
+    /// write, which may see either side of it.
     async fn users_page(
         &self,
         tenant: Uuid,

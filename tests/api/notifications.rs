@@ -910,6 +910,14 @@ async fn resuming_from_an_event_older_than_the_retention_gets_a_reset() {
     let mut late = Sse::open(&server, "", &reader, Some(&old_id)).await;
     let (event, _, data) = late.next().await;
     assert_eq!(event, "reset", "{data}");
+    // Last-Event-ID 0 asks for what the log still holds: the Away change.
+    let mut retained = Sse::open(&server, "", &reader, Some("0")).await;
+    let (event, _, data) = retained.next().await;
+    assert_eq!(event, "presence", "{data}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&data).unwrap()["availability"],
+        "Away"
+    );
     server
         .set_presence(alice, "Busy", "InACall", None)
         .await

@@ -171,7 +171,7 @@ async fn needs_presence_read_all_and_a_valid_query() {
         ("$filter=activity%20eq%20'Busy'", "BadRequest", "$filter"),
         (
             "$filter=availability%20eq%20'Sleeping'",
-            "invalidRequest",
+            "BadRequest",
             "'Sleeping'",
         ),
         ("$skiptoken=nope", "BadRequest", "$skiptoken 'nope'"),
