@@ -11,8 +11,12 @@
 #
 # Only two things differ from a reader's terminal: `presenced` on PATH is a
 # shim to the built binary (no `cargo install` here), and the README's
-# port 8080 is replaced by a free one so a server already on 8080 does not
-# break the run. Everything runs in a temp dir (./presenced-data, …).
+# ports (8080 for presenced, 9000 for the webhook receiver) are replaced by
+# free ones so a server already on them does not break the run (the client
+# commands, which default to 8080, get PRESENCED_URL). Everything
+# runs in a temp dir (./presenced-data, …). What the walk-through starts in
+# the background (a receiver, `presenced watch`) it stops itself; whatever
+# is left when it fails is stopped too.
 #
 # Usage: scripts/readme-test.sh
 # Env:   PRESENCED_BIN  path to the binary (default: target/debug/presenced)
@@ -49,14 +53,22 @@ ln -s "$bin" "$work/bin/presenced"
 # run by its own path.
 printf '#!/bin/sh\nexec "%s" "$@"\n' "$README_PYTHON" >"$work/bin/python3"
 chmod +x "$work/bin/python3"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port="$(free_port)"
+hook_port="$(free_port)"
+while [ "$hook_port" = "$port" ]; do hook_port="$(free_port)"; done
 
 # Extract: the walk-through as one bash script, and the named Python files.
-python3 - "$repo/README.md" "$work" "$port" <<'PY'
+python3 - "$repo/README.md" "$work" "$port" "$hook_port" <<'PY'
 import re, sys, pathlib
-readme, work, port = pathlib.Path(sys.argv[1]).read_text(), pathlib.Path(sys.argv[2]), sys.argv[3]
+readme, work = pathlib.Path(sys.argv[1]).read_text(), pathlib.Path(sys.argv[2])
+port, hook_port = sys.argv[3], sys.argv[4]
 def local(text):
-    return text.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    return (text.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            .replace("127.0.0.1:9000", f"127.0.0.1:{hook_port}")
+            .replace('("127.0.0.1", 9000)', f'("127.0.0.1", {hook_port})'))
 out, inside, server_next, blocks = [], False, False, 0
 lines = readme.splitlines()
 i = 0
@@ -96,6 +108,14 @@ PY
 
 cat >"$work/run.sh" <<EOF
 set -euo pipefail
+# Whatever the walk-through left running in the background (it stops what
+# it starts, but not when a command fails first) is stopped on the way out.
+stop_jobs() {
+  local pids
+  pids="\$(jobs -p)"
+  if [ -n "\$pids" ]; then kill \$pids 2>/dev/null || true; wait \$pids 2>/dev/null || true; fi
+}
+trap stop_jobs EXIT
 start_server() {
   if [ -n "\${server_pid:-}" ]; then kill "\$server_pid"; wait "\$server_pid" || true; fi
   echo "--- README server: presenced serve \$1 (on 127.0.0.1:$port)" >&2
@@ -117,7 +137,8 @@ EOF
 
 echo "readme-test: running the README walk-through in $work (port $port)"
 status=0
-(cd "$work" && env -i PATH="$work/bin:/usr/local/bin:/usr/bin:/bin" HOME="$work/home" bash run.sh) || status=$?
+(cd "$work" && env -i PATH="$work/bin:/usr/local/bin:/usr/bin:/bin" HOME="$work/home" \
+  PRESENCED_URL="http://127.0.0.1:$port" bash run.sh) || status=$?
 if [ -f "$work/server.pid" ]; then server_pid="$(cat "$work/server.pid")"; fi
 if [ "$status" -ne 0 ]; then
   echo "readme-test: FAILED (exit $status); the last server's log:" >&2

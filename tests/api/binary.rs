@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::process::{mint, token_cli, Proc, BIN};
+use crate::process::{mint, subscribe_then_write, token_cli, Proc, Serve, BIN};
 
 /// An application token with the `Presenced.Admin` role, in a fresh tenant.
 fn admin_token(data_dir: &Path) -> String {
@@ -254,15 +254,8 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
 #[tokio::test]
 async fn a_restarted_emulator_never_starts_before_the_time_it_reached() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let args = [
-        "--data-dir",
-        data,
-        "--manual-clock",
-        "--start-time",
-        "2026-01-01T09:00:00Z",
-    ];
-    let server = Proc::start(&args);
+    let serve = Serve::data_dir(dir.path()).manual_clock_at("2026-01-01T09:00:00Z");
+    let server = serve.start();
     let admin = admin_token(dir.path());
     let r = server
         .send(
@@ -274,20 +267,14 @@ async fn a_restarted_emulator_never_starts_before_the_time_it_reached() {
         .await;
     assert_eq!(r.ok_json()["now"], "2026-01-02T09:00:00.0000000Z");
     server.kill9();
-    let server = Proc::start(&args);
+    let server = serve.start();
     let r = server
         .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
         .await;
     assert_eq!(r.ok_json()["now"], "2026-01-02T09:00:00.0000000Z");
     drop(server);
-    let later = [
-        "--data-dir",
-        data,
-        "--manual-clock",
-        "--start-time",
-        "2027-01-01T00:00:00Z",
-    ];
-    let server = Proc::start(&later);
+    let later = Serve::data_dir(dir.path()).manual_clock_at("2027-01-01T00:00:00Z");
+    let server = later.start();
     let r = server
         .send(reqwest::Method::GET, "/_presenced/clock", &admin, None)
         .await;
@@ -298,82 +285,22 @@ async fn a_restarted_emulator_never_starts_before_the_time_it_reached() {
     );
 }
 
-/// In a fresh tenant of the server on `data_dir`: a watcher subscribes to
-/// Alice's presence (delivered to `receiver`), then Alice's app reports
-/// Busy/InACall for the default 5 minutes. Returns Alice's id once the
-/// receiver has the first notification (answered or not).
-async fn subscribe_then_write(
-    server: &Proc,
-    data_dir: &Path,
-    receiver: &crate::receiver::Receiver,
-) -> Uuid {
-    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let watcher_token = mint(
-        data_dir,
-        tenant,
-        Some(watcher),
-        "app-w",
-        Some("Presence.Read.All"),
-        None,
-    );
-    let subscription = json!({
-        "changeType": "updated",
-        "notificationUrl": receiver.hook(),
-        "resource": format!("communications/presences/{alice}"),
-        "expirationDateTime": "2026-01-01T09:50:00Z",
-        "clientState": "restart",
-    });
-    let r = server
-        .send(
-            reqwest::Method::POST,
-            "/v1.0/subscriptions",
-            &watcher_token,
-            Some(subscription),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let alice_token = mint(
-        data_dir,
-        tenant,
-        Some(alice),
-        "app-a",
-        Some("Presence.ReadWrite"),
-        None,
-    );
-    let r = server
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1.0/users/{alice}/presence/setPresence"),
-            &alice_token,
-            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    receiver.wait_for_items(1).await;
-    alice
-}
-
 #[tokio::test]
 async fn a_delivery_in_flight_at_kill_9_is_delivered_after_restart() {
     use crate::receiver::Receiver;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let args = [
-        "--data-dir",
-        data,
-        "--manual-clock",
-        "--start-time",
-        "2026-01-01T09:00:00Z",
-    ];
-    let server = Proc::start(&args);
+    let serve = Serve::data_dir(dir.path()).manual_clock_at("2026-01-01T09:00:00Z");
+    let server = serve.start();
     let receiver = Receiver::start().await;
     // The receiver holds the first notification open; the server dies then.
     receiver.answer_with(202, Duration::from_secs(3600));
-    let alice = subscribe_then_write(&server, dir.path(), &receiver).await;
+    let alice =
+        subscribe_then_write(&server, &server, dir.path(), &receiver.hook(), "restart").await;
+    receiver.wait_for_items(1).await;
     server.kill9();
     // The receiver recovers; the restarted server sends what was in flight.
     receiver.answer_with(202, Duration::ZERO);
-    let _restarted = Proc::start(&args);
+    let _restarted = serve.start();
     let items = receiver.wait_for_items(2).await;
     assert_eq!(items[1]["resourceData"]["id"], alice.to_string());
     assert_eq!(items[1]["clientState"], "restart");
@@ -383,12 +310,12 @@ async fn a_delivery_in_flight_at_kill_9_is_delivered_after_restart() {
 async fn transitions_that_fell_due_while_the_server_was_down_notify_at_start() {
     use crate::receiver::Receiver;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let start =
-        |at: &'static str| Proc::start(&["--data-dir", data, "--manual-clock", "--start-time", at]);
+    let start = |at: &str| Serve::data_dir(dir.path()).manual_clock_at(at).start();
     let server = start("2026-01-01T09:00:00Z");
     let receiver = Receiver::start().await;
-    let alice = subscribe_then_write(&server, dir.path(), &receiver).await;
+    let alice =
+        subscribe_then_write(&server, &server, dir.path(), &receiver.hook(), "restart").await;
+    receiver.wait_for_items(1).await;
     let status = server.sigterm();
     assert!(status.success());
     // Back six minutes later: the 5-minute session expired meanwhile.

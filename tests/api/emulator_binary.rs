@@ -1,18 +1,34 @@
 //! The emulator from the command line: `--in-memory` writes nothing to
 //! disk, and `presenced exec` runs a command against a throwaway emulator.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::process::{token_cli, Proc, BIN};
+use crate::process::{token_cli, Serve, BIN};
 
-/// A secret file outside the data dir, and the token args that use it.
-fn secret_in(dir: &std::path::Path) -> String {
+/// A secret file outside the data dir.
+fn secret_in(dir: &Path) -> PathBuf {
     let path = dir.join("secret");
     std::fs::write(&path, "an-emulator-test-secret-of-enough-bytes\n").unwrap();
-    path.to_str().unwrap().to_string()
+    path
+}
+
+/// An application token with `roles` in `tenant`, signed with the secret in
+/// `secret_file`.
+fn app_token(secret_file: &Path, tenant: &str, app: &str, roles: &str) -> String {
+    token_cli(&[
+        "--jwt-secret-file",
+        secret_file.to_str().unwrap(),
+        "--tenant",
+        tenant,
+        "--app",
+        app,
+        "--roles",
+        roles,
+    ])
 }
 
 #[tokio::test]
@@ -20,25 +36,16 @@ async fn in_memory_serves_writes_and_leaves_the_data_dir_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let secret = secret_in(dir.path());
     let data = dir.path().join("data");
-    let server = Proc::start(&[
-        "--in-memory",
-        "--manual-clock",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--jwt-secret-file",
+    let server = Serve::data_dir(&data)
+        .secret_file(&secret)
+        .args(&["--in-memory", "--manual-clock"])
+        .start();
+    let token = app_token(
         &secret,
-    ]);
-    let tenant = Uuid::new_v4().to_string();
-    let token = token_cli(&[
-        "--jwt-secret-file",
-        &secret,
-        "--tenant",
-        &tenant,
-        "--app",
+        &Uuid::new_v4().to_string(),
         "app",
-        "--roles",
         "Presence.ReadWrite.All Presence.Read.All Presenced.Admin",
-    ]);
+    );
     let user = Uuid::new_v4();
     let r = server
         .send(
@@ -107,23 +114,13 @@ async fn the_emulator_endpoints_are_404_outside_emulator_mode() {
     let dir = tempfile::tempdir().unwrap();
     let secret = secret_in(dir.path());
     let data = dir.path().join("data");
-    let server = Proc::start(&[
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--jwt-secret-file",
+    let server = Serve::data_dir(&data).secret_file(&secret).start();
+    let token = app_token(
         &secret,
-    ]);
-    let tenant = Uuid::new_v4().to_string();
-    let token = token_cli(&[
-        "--jwt-secret-file",
-        &secret,
-        "--tenant",
-        &tenant,
-        "--app",
+        &Uuid::new_v4().to_string(),
         "app",
-        "--roles",
         "Presenced.Admin",
-    ]);
+    );
     for (method, path, body) in [
         (reqwest::Method::GET, "/_presenced/state", None),
         (
@@ -238,7 +235,7 @@ async fn exec_serves_a_seeded_emulator_to_its_command_and_cleans_up_after_it() {
     let (url, own_tenant, admin, secret_file) = (lines[0], lines[1], lines[2], lines[3]);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(Uuid::parse_str(own_tenant).is_ok());
-    assert!(std::path::Path::new(secret_file).exists());
+    assert!(Path::new(secret_file).exists());
     let client = reqwest::Client::new();
     // The admin token works, and the clock is the seed's.
     let clock: serde_json::Value = client
@@ -252,17 +249,12 @@ async fn exec_serves_a_seeded_emulator_to_its_command_and_cleans_up_after_it() {
         .unwrap();
     assert_eq!(clock["now"], "2026-03-01T08:00:00.0000000Z");
     // A token minted from the secret file reads the seeded user.
-    let tenant_text = tenant.to_string();
-    let token = token_cli(&[
-        "--jwt-secret-file",
-        secret_file,
-        "--tenant",
-        &tenant_text,
-        "--app",
+    let token = app_token(
+        Path::new(secret_file),
+        &tenant.to_string(),
         "reader",
-        "--roles",
         "Presence.Read.All",
-    ]);
+    );
     let presence: serde_json::Value = client
         .get(format!("{url}/v1.0/users/{user}/presence"))
         .bearer_auth(&token)
@@ -281,11 +273,11 @@ async fn exec_serves_a_seeded_emulator_to_its_command_and_cleans_up_after_it() {
         .unwrap();
     assert_eq!(status.code(), Some(5));
     assert!(
-        !std::path::Path::new(secret_file).exists(),
+        !Path::new(secret_file).exists(),
         "the temporary secret is removed"
     );
     assert!(
-        !std::path::Path::new(secret_file).parent().unwrap().exists(),
+        !Path::new(secret_file).parent().unwrap().exists(),
         "and its directory"
     );
     let after = client.get(format!("{url}/_presenced/healthz")).send().await;
@@ -306,7 +298,9 @@ fn a_bad_seed_stops_the_start_naming_the_field() {
     let start = |extra: &[&str]| {
         Command::new(BIN)
             .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
-            .args(["--jwt-secret-file", &secret, "--seed"])
+            .arg("--jwt-secret-file")
+            .arg(&secret)
+            .arg("--seed")
             .arg(&seed)
             .args(extra)
             .env_remove("PRESENCED_JWT_SECRET")

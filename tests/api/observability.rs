@@ -1,11 +1,9 @@
 //! What operators see: the access log of the real binary (its stderr).
 
-use std::process::Stdio;
-
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::process::{mint, Proc};
+use crate::process::{mint, Proc, Serve};
 
 /// The server's log once it has exited. Log lines are written by a log
 /// thread, in batches, and a clean exit flushes them: what the log holds
@@ -43,13 +41,11 @@ fn lines_with(log: &str, needle: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_but_no_token() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let data = dir.path().join("data");
-    let server = Proc::start_with_stderr(
-        &["--data-dir", data.to_str().unwrap(), "--log-format", "json"],
-        Stdio::from(log_file),
-    );
+    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
+    let server = Serve::data_dir(&data)
+        .log_to(&log_path)
+        .args(&["--log-format", "json"])
+        .start();
     let tenant = Uuid::new_v4();
     let user = Uuid::new_v4();
     let token = mint(
@@ -113,12 +109,11 @@ async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_bu
 #[tokio::test]
 async fn log_level_off_writes_no_access_line() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let data = dir.path().join("data");
-    let server = Proc::start_with_stderr(
-        &["--data-dir", data.to_str().unwrap(), "--log-level", "warn"],
-        Stdio::from(std::fs::File::create(&log_path).unwrap()),
-    );
+    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
+    let server = Serve::data_dir(&data)
+        .log_to(&log_path)
+        .args(&["--log-level", "warn"])
+        .start();
     let client_id = format!("quiet-{}", Uuid::new_v4());
 
     let resp = reqwest::Client::new()
@@ -212,19 +207,11 @@ async fn metrics_counters_move_after_requests_and_need_no_token() {
 #[tokio::test]
 async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let data = dir.path().join("data");
-    let server = Proc::start_with_stderr(
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        Stdio::from(std::fs::File::create(&log_path).unwrap()),
-    );
+    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
+    let server = Serve::data_dir(&data)
+        .log_to(&log_path)
+        .args(&["--log-format", "json", "--metrics-listen", "127.0.0.1:0"])
+        .start();
     let log = log_mentioning(&log_path, "\"metrics\"").await;
     let announced = lines_with(&log, "\"metrics\"");
     assert_eq!(announced.len(), 1, "{log}");
@@ -277,18 +264,11 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
 #[tokio::test]
 async fn a_server_error_is_logged_once_at_error_with_its_cause() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let data = dir.path().join("data");
-    let server = Proc::start_with_stderr(
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--manual-clock",
-            "--log-format",
-            "json",
-        ],
-        Stdio::from(std::fs::File::create(&log_path).unwrap()),
-    );
+    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
+    let server = Serve::data_dir(&data)
+        .log_to(&log_path)
+        .args(&["--manual-clock", "--log-format", "json"])
+        .start();
     let tenant = Uuid::new_v4();
     let admin = mint(
         &data,
@@ -343,12 +323,10 @@ async fn a_server_error_is_logged_once_at_error_with_its_cause() {
 #[tokio::test]
 async fn lines_logged_inside_a_request_carry_its_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let data = dir.path().join("data");
-    let server = Proc::start_with_stderr(
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
+    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
+    let server = Serve::data_dir(&data)
+        .log_to(&log_path)
+        .args(&[
             "--manual-clock",
             "--start-time",
             "2026-01-01T09:00:00Z",
@@ -356,9 +334,8 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
             "127.0.0.0/8",
             "--log-format",
             "json",
-        ],
-        Stdio::from(std::fs::File::create(&log_path).unwrap()),
-    );
+        ])
+        .start();
     // A closed port: the endpoint's validation handshake fails, which the
     // subscription request logs while it runs.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -407,13 +384,11 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
 #[tokio::test]
 async fn a_cors_preflight_writes_no_access_line_but_the_call_after_it_does() {
     let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("stderr.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let data = dir.path().join("data");
-    let server = Proc::start_with_stderr(
-        &["--data-dir", data.to_str().unwrap(), "--log-format", "json"],
-        Stdio::from(log_file),
-    );
+    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
+    let server = Serve::data_dir(&data)
+        .log_to(&log_path)
+        .args(&["--log-format", "json"])
+        .start();
     let preflight_path = format!("/preflight-{}", Uuid::new_v4());
     let call_path = format!("/call-after-preflight-{}", Uuid::new_v4());
     let client = reqwest::Client::new();

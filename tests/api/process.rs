@@ -1,13 +1,14 @@
 //! The real binary as a child process: `presenced serve` on loopback (URL
-//! read from its first line), requests to it, and tokens minted with
-//! `presenced token` from its data dir. Shared by the binary, integrity and
-//! connection tests.
+//! read from its first line), requests to it, tokens minted with
+//! `presenced token` from its data dir, and a watcher's subscription to a
+//! user's presence. Shared by the binary, integrity and connection tests.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{reply, Reply};
@@ -20,14 +21,73 @@ pub struct Proc {
     pub url: String,
 }
 
-impl Proc {
-    pub fn start(args: &[&str]) -> Self {
-        Self::start_with_stderr(args, Stdio::null())
+/// How to start a `presenced serve`: its data dir, optionally a secret
+/// file (instead of the secret it generates in the data dir), optionally
+/// its stderr (the log) in a file, and any other flags. Reusable: each
+/// [`Serve::start`] starts another process with the same command line.
+#[derive(Clone, Debug, Default)]
+pub struct Serve {
+    args: Vec<String>,
+    log: Option<PathBuf>,
+}
+
+impl Serve {
+    /// `presenced serve --data-dir DATA`.
+    pub fn data_dir(data: &Path) -> Self {
+        Self::default()
+            .arg("--data-dir")
+            .arg(data.to_str().unwrap())
     }
 
-    /// Like [`Proc::start`], with the server's stderr (its log) sent to
-    /// `stderr`, and RUST_LOG unset so the command line decides.
-    pub fn start_with_stderr(args: &[&str], stderr: Stdio) -> Self {
+    /// Signs and checks tokens with the secret in `file`
+    /// (`--jwt-secret-file`).
+    pub fn secret_file(self, file: &Path) -> Self {
+        self.arg("--jwt-secret-file").arg(file.to_str().unwrap())
+    }
+
+    /// The emulator on a manual clock that starts at `start_time`
+    /// (`--manual-clock --start-time START_TIME`).
+    pub fn manual_clock_at(self, start_time: &str) -> Self {
+        self.args(&["--manual-clock", "--start-time", start_time])
+    }
+
+    /// The server's stderr (its log) goes to the file `path`, created (or
+    /// truncated) at each start.
+    pub fn log_to(mut self, path: &Path) -> Self {
+        self.log = Some(path.to_path_buf());
+        self
+    }
+
+    /// More flags, as given.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    fn arg(self, arg: &str) -> Self {
+        self.args(&[arg])
+    }
+
+    /// Starts the server and waits for its listening line.
+    pub fn start(&self) -> Proc {
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Proc::spawn(&args, stderr)
+    }
+}
+
+impl Proc {
+    pub fn start(args: &[&str]) -> Self {
+        Self::spawn(args, Stdio::null())
+    }
+
+    /// `presenced serve --listen 127.0.0.1:0 ARGS…`, with the server's
+    /// stderr (its log) sent to `stderr`, and RUST_LOG unset so the
+    /// command line decides.
+    fn spawn(args: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
@@ -149,4 +209,61 @@ pub fn mint(
         args.extend(["--roles", roles]);
     }
     token_cli(&args)
+}
+
+/// In a fresh tenant of the server on `data_dir`: a watcher subscribes on
+/// `subscribe_on` to Alice's presence (delivered to `hook`, with
+/// `client_state`, until 09:50 on 2026-01-01), then Alice's app reports
+/// Busy/InACall for the default 5 minutes on `write_on`. Returns Alice's id;
+/// the notification is the caller's to wait for.
+pub async fn subscribe_then_write(
+    subscribe_on: &Proc,
+    write_on: &Proc,
+    data_dir: &Path,
+    hook: &str,
+    client_state: &str,
+) -> Uuid {
+    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let watcher_token = mint(
+        data_dir,
+        tenant,
+        Some(watcher),
+        "app-w",
+        Some("Presence.Read.All"),
+        None,
+    );
+    let subscription = json!({
+        "changeType": "updated",
+        "notificationUrl": hook,
+        "resource": format!("communications/presences/{alice}"),
+        "expirationDateTime": "2026-01-01T09:50:00Z",
+        "clientState": client_state,
+    });
+    let r = subscribe_on
+        .send(
+            reqwest::Method::POST,
+            "/v1.0/subscriptions",
+            &watcher_token,
+            Some(subscription),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let alice_token = mint(
+        data_dir,
+        tenant,
+        Some(alice),
+        "app-a",
+        Some("Presence.ReadWrite"),
+        None,
+    );
+    let r = write_on
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1.0/users/{alice}/presence/setPresence"),
+            &alice_token,
+            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    alice
 }

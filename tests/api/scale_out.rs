@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::Reply;
-use crate::process::{mint, Proc};
+use crate::process::{mint, subscribe_then_write, Proc};
 use crate::redis_server::{RedisCluster, RedisServer};
 
 const APP: &str = "app-scale-out";
@@ -211,49 +211,7 @@ async fn a_subscription_on_one_node_gets_writes_and_expiries_from_both_once_and_
     let data = tempfile::tempdir().unwrap();
     let (a, b) = emulator_pair(&redis, data.path());
     let receiver = Receiver::start().await;
-    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let watcher_token = mint(
-        data.path(),
-        tenant,
-        Some(watcher),
-        "app-w",
-        Some("Presence.Read.All"),
-        None,
-    );
-    let subscription = json!({
-        "changeType": "updated",
-        "notificationUrl": receiver.hook(),
-        "resource": format!("communications/presences/{alice}"),
-        "expirationDateTime": "2026-01-01T09:50:00Z",
-        "clientState": "scale-out",
-    });
-    let r = a
-        .send(
-            reqwest::Method::POST,
-            "/v1.0/subscriptions",
-            &watcher_token,
-            Some(subscription),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let alice_token = mint(
-        data.path(),
-        tenant,
-        Some(alice),
-        "app-a",
-        Some("Presence.ReadWrite"),
-        None,
-    );
-
-    let r = b
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1.0/users/{alice}/presence/setPresence"),
-            &alice_token,
-            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let alice = subscribe_then_write(&a, &b, data.path(), &receiver.hook(), "scale-out").await;
 
     let items = receiver.wait_for_items(1).await;
     assert_eq!(items[0]["resourceData"]["id"], alice.to_string());
@@ -489,48 +447,7 @@ async fn a_delivery_pending_on_a_node_killed_with_kill_9_is_delivered_by_the_oth
     let receiver = Receiver::start().await;
     // The receiver holds the first POST open: A has it in flight.
     receiver.answer_with(202, Duration::from_secs(3600));
-    let (tenant, watcher, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let watcher_token = mint(
-        data.path(),
-        tenant,
-        Some(watcher),
-        "app-w",
-        Some("Presence.Read.All"),
-        None,
-    );
-    let subscription = json!({
-        "changeType": "updated",
-        "notificationUrl": receiver.hook(),
-        "resource": format!("communications/presences/{alice}"),
-        "expirationDateTime": "2026-01-01T09:50:00Z",
-        "clientState": "kill-9",
-    });
-    let r = a
-        .send(
-            reqwest::Method::POST,
-            "/v1.0/subscriptions",
-            &watcher_token,
-            Some(subscription),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let alice_token = mint(
-        data.path(),
-        tenant,
-        Some(alice),
-        "app-a",
-        Some("Presence.ReadWrite"),
-        None,
-    );
-    let r = a
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1.0/users/{alice}/presence/setPresence"),
-            &alice_token,
-            Some(json!({"sessionId": "app-a", "availability": "Busy", "activity": "InACall"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let alice = subscribe_then_write(&a, &a, data.path(), &receiver.hook(), "kill-9").await;
     receiver.wait_for_items(1).await;
     let _b = start();
 
