@@ -459,8 +459,12 @@ if has redis; then
 
   start_presenced redis-node-b "$data" "${store[@]}"
   node_b_pid="$started_pid" node_b_url="$started_url"
-  reads_busy "$node_b_url" "$token" "$(user_id 3 $((users - 1)))" \
-    || { say "node B does not read what node A loaded"; exit 1; }
+  # The set runs changed the users: node B must read what node A reads.
+  probe="$(user_id 3 $((users - 1)))"
+  seen_a="$(curl -fs "$node_a_url/v1.0/users/$probe/presence" -H "Authorization: Bearer $token" | grep -o '"availability":"[A-Za-z]*"')"
+  seen_b="$(curl -fs "$node_b_url/v1.0/users/$probe/presence" -H "Authorization: Bearer $token" | grep -o '"availability":"[A-Za-z]*"')"
+  [[ -n "$seen_a" && "$seen_a" == "$seen_b" ]] \
+    || { say "node B reads '$seen_b' where node A reads '$seen_a'"; exit 1; }
   # wrk_pair SECS VAR=VALUE…: both nodes at once, half the connections
   # each, node B's wrk half a pass of users behind node A's (so the two
   # rarely write the same user at once); prints "summed_rps max_p99_us".
