@@ -123,8 +123,8 @@ impl Notifier {
         // here (its others beyond the window) took each freed slot: a
         // 30,000-fade backlog went out at 10.9 items per POST instead of
         // filling POSTs (BENCHMARKS.md).
-        let mut lanes: HashMap<(Uuid, bool), usize> = HashMap::new();
-        let mut posts: Vec<((Uuid, bool), (String, Vec<Item>))> = Vec::new();
+        let mut lanes: HashMap<Lane, usize> = HashMap::new();
+        let mut posts: Vec<(Lane, (String, Vec<Item>))> = Vec::new();
         for d in due {
             let known = match subscriptions.get(&d.subscription) {
                 Some(s) => s.clone(),
@@ -445,6 +445,10 @@ fn encrypted(s: &Subscription, data: &Value) -> Option<Value> {
         }
     }
 }
+
+/// A POST lane: one subscription's change notifications, or (`true`) its
+/// lifecycle notices.
+type Lane = (Uuid, bool);
 
 /// What one delivery round did, for the debug log.
 #[derive(Debug, Default)]
