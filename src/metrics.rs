@@ -23,6 +23,8 @@ pub const STORE_COMMIT_SECONDS: &str = "presenced_store_commit_seconds";
 pub const STORE_BATCH_SIZE: &str = "presenced_store_batch_size";
 /// Users with stored facts (read from the store at each scrape).
 pub const USERS: &str = "presenced_users";
+/// Users holding at least one session (read from the store at each scrape).
+pub const USERS_ONLINE: &str = "presenced_users_online";
 /// Sessions the store holds (read from the store at each scrape).
 pub const SESSIONS: &str = "presenced_sessions";
 /// Stored subscriptions (read from the store at each scrape).
@@ -105,6 +107,11 @@ fn describe() {
         "Writes per SQLite transaction."
     );
     describe_gauge!(USERS, Unit::Count, "Users with stored facts.");
+    describe_gauge!(
+        USERS_ONLINE,
+        Unit::Count,
+        "Users holding at least one presence session."
+    );
     describe_gauge!(
         SESSIONS,
         Unit::Count,
@@ -196,6 +203,7 @@ pub async fn refresh_counts(store: &dyn crate::store::Store) {
         Ok(counts) => {
             for (name, count) in [
                 (USERS, counts.users),
+                (USERS_ONLINE, counts.users_with_sessions),
                 (SESSIONS, counts.sessions),
                 (SUBSCRIPTIONS, counts.subscriptions),
             ] {

@@ -211,12 +211,13 @@ pub(crate) async fn users_page_lists_one_tenant_in_id_order_and_pages(store: Arc
 }
 
 pub(crate) async fn counts_follow_users_sessions_and_subscriptions(store: Arc<dyn Store>) {
-    let counts = |users, sessions, subscriptions| crate::store::StoreCounts {
+    let counts = |users, online, sessions, subscriptions| crate::store::StoreCounts {
         users: Some(users),
+        users_with_sessions: Some(online),
         sessions: Some(sessions),
         subscriptions: Some(subscriptions),
     };
-    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 0));
     let (a, b) = (key(), key());
     for (k, app) in [(a, "one"), (a, "two"), (b, "one")] {
         let s = session(
@@ -230,14 +231,23 @@ pub(crate) async fn counts_follow_users_sessions_and_subscriptions(store: Arc<dy
     }
     let s = subscription(a.tenant, "app", "app", &[a.user]);
     store.create_subscription(s, false).await.unwrap().unwrap();
-    assert_eq!(store.counts().await.unwrap(), counts(2, 3, 1));
+    assert_eq!(store.counts().await.unwrap(), counts(2, 2, 3, 1));
     store
         .remove_session(a, crate::domain::SessionKind::Application, "two", t0())
         .await
         .unwrap();
-    assert_eq!(store.counts().await.unwrap(), counts(2, 2, 1));
+    assert_eq!(store.counts().await.unwrap(), counts(2, 2, 2, 1));
+    store
+        .remove_session(b, crate::domain::SessionKind::Application, "one", t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.counts().await.unwrap(),
+        counts(2, 1, 1, 1),
+        "a user without sessions is still a user, no longer online"
+    );
     store.reset(Some(b.tenant)).await.unwrap();
-    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 1));
+    assert_eq!(store.counts().await.unwrap(), counts(1, 1, 1, 1));
     store.reset(None).await.unwrap();
-    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0));
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 0));
 }

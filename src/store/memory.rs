@@ -469,8 +469,10 @@ impl Store for MemoryStore {
             .values()
             .map(|f| f.sessions.len())
             .sum::<usize>();
+        let online = inner.users.values().filter(|f| !f.sessions.is_empty());
         Ok(super::StoreCounts {
             users: Some(inner.users.len() as u64),
+            users_with_sessions: Some(online.count() as u64),
             sessions: Some(sessions as u64),
             subscriptions: Some(inner.subscriptions.len() as u64),
         })

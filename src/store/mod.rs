@@ -117,6 +117,9 @@ pub struct SharedState {
 pub struct StoreCounts {
     /// Users with stored facts.
     pub users: Option<u64>,
+    /// Users holding at least one session (online, as of their last
+    /// settle).
+    pub users_with_sessions: Option<u64>,
     /// Sessions held: the live ones, plus any that expired since their
     /// user was last settled (the scheduler prunes them at their expiry).
     pub sessions: Option<u64>,

@@ -69,6 +69,8 @@ pub(crate) struct Resident {
     known: AtomicUsize,
     /// Sessions over every entry, kept by [`Resident::publish`].
     sessions: AtomicUsize,
+    /// Entries with at least one session, kept by [`Resident::publish`].
+    online: AtomicUsize,
 }
 
 impl std::fmt::Debug for Resident {
@@ -86,6 +88,7 @@ impl Resident {
             users: papaya::HashMap::with_capacity(users),
             known: AtomicUsize::new(0),
             sessions: AtomicUsize::new(0),
+            online: AtomicUsize::new(0),
         }
     }
 
@@ -97,6 +100,11 @@ impl Resident {
     /// How many users have facts (a wiped user's empty entry not counted).
     pub(crate) fn users(&self) -> usize {
         self.known.load(Ordering::Relaxed)
+    }
+
+    /// How many users hold at least one session.
+    pub(crate) fn users_with_sessions(&self) -> usize {
+        self.online.load(Ordering::Relaxed)
     }
 
     /// How many sessions the entries hold.
@@ -137,18 +145,22 @@ impl Resident {
         // Only the writer thread (or the loader before it) publishes, so
         // the counts need no read-modify-write atomicity across entries.
         let (mut known, mut sessions) = (self.users() as isize, self.sessions() as isize);
+        let mut online = self.users_with_sessions() as isize;
         for (key, facts) in committed {
             let (new_known, new_sessions) = (facts.is_known(), facts.session_count());
             if let Some(old) = map.insert(key, facts) {
                 known -= isize::from(old.is_known());
                 sessions -= old.session_count() as isize;
+                online -= isize::from(old.session_count() > 0);
             }
             known += isize::from(new_known);
             sessions += new_sessions as isize;
+            online += isize::from(new_sessions > 0);
         }
         self.known.store(known.max(0) as usize, Ordering::Relaxed);
         self.sessions
             .store(sessions.max(0) as usize, Ordering::Relaxed);
+        self.online.store(online.max(0) as usize, Ordering::Relaxed);
     }
 }
 

@@ -1789,6 +1789,7 @@ impl Store for SqliteStore {
             .await?;
         Ok(super::StoreCounts {
             users: Some(self.resident.users() as u64),
+            users_with_sessions: Some(self.resident.users_with_sessions() as u64),
             sessions: Some(self.resident.sessions() as u64),
             subscriptions: Some(u64::try_from(subscriptions).unwrap_or(0)),
         })

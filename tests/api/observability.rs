@@ -243,6 +243,7 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
     let text = scrape(base).await;
     assert_eq!(sample(&text, "presenced_users"), 1.0, "{text}");
     assert_eq!(sample(&text, "presenced_sessions"), 2.0, "{text}");
+    assert_eq!(sample(&text, "presenced_users_online"), 1.0, "{text}");
     assert!(
         text.lines().any(|l| l == "presenced_subscriptions 0"),
         "the subscriptions gauge is there, at 0: {text}"

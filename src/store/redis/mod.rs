@@ -928,20 +928,25 @@ impl Store for RedisStore {
     }
 
     /// Users from the index (`sc`, one field per indexed user), sessions
-    /// from the running count the moves keep, subscriptions by `HLEN`.
+    /// and users with sessions from the running counts the moves keep
+    /// (`nsess`, `nonline`), subscriptions by `HLEN`.
     async fn counts(&self) -> Result<super::StoreCounts, StoreError> {
-        let (sc, nsess, subs) = (self.g("sc"), self.g("nsess"), self.g("subs"));
-        let (users, sessions, subscriptions): (u64, Option<i64>, u64) = self
+        let (sc, subs) = (self.g("sc"), self.g("subs"));
+        let (nsess, nonline) = (self.g("nsess"), self.g("nonline"));
+        let (users, sessions, online, subscriptions): (u64, Option<i64>, Option<i64>, u64) = self
             .with(|mut c, _| async move {
                 let users = ::redis::cmd("HLEN").arg(sc).query_async(&mut c).await?;
                 let sessions = ::redis::cmd("GET").arg(nsess).query_async(&mut c).await?;
+                let online = ::redis::cmd("GET").arg(nonline).query_async(&mut c).await?;
                 let subscriptions = ::redis::cmd("HLEN").arg(subs).query_async(&mut c).await?;
-                Ok((users, sessions, subscriptions))
+                Ok((users, sessions, online, subscriptions))
             })
             .await?;
+        let count = |n: Option<i64>| Some(u64::try_from(n.unwrap_or(0)).unwrap_or(0));
         Ok(super::StoreCounts {
             users: Some(users),
-            sessions: Some(u64::try_from(sessions.unwrap_or(0)).unwrap_or(0)),
+            users_with_sessions: count(online),
+            sessions: count(sessions),
             subscriptions: Some(subscriptions),
         })
     }

@@ -142,9 +142,11 @@ for i = 6, #ARGV, 2 do
       redis.call('ZADD', P .. 'due', e.due, tu)
     end
     if e.s then
-      local had = tonumber(redis.call('HGET', P .. 'sc', tu) or '0')
+      local had, now = tonumber(redis.call('HGET', P .. 'sc', tu) or '0'), tonumber(e.s)
       redis.call('HSET', P .. 'sc', tu, e.s)
-      redis.call('INCRBY', P .. 'nsess', e.s - had)
+      redis.call('INCRBY', P .. 'nsess', now - had)
+      if had == 0 and now > 0 then redis.call('INCR', P .. 'nonline') end
+      if had > 0 and now == 0 then redis.call('DECR', P .. 'nonline') end
     end
     redis.call('HSET', KEYS[1], tu, n)
     redis.call('HSET', res, n, seq .. ' ' .. queued)
@@ -454,6 +456,7 @@ for _, t in ipairs(tenants) do
     if had then
       redis.call('HDEL', P .. 'sc', t .. ':' .. u)
       redis.call('DECRBY', P .. 'nsess', had)
+      if tonumber(had) > 0 then redis.call('DECR', P .. 'nonline') end
     end
   end
   for _, seq in ipairs(redis.call('ZRANGE', P .. 'evt:' .. t, 0, -1)) do
@@ -512,8 +515,11 @@ local P = ARGV[1]
 for i = 2, #ARGV, 4 do
   local t, u, due = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local had = tonumber(redis.call('HGET', P .. 'sc', t .. ':' .. u) or '0')
+  local now = tonumber(ARGV[i + 3])
   redis.call('HSET', P .. 'sc', t .. ':' .. u, ARGV[i + 3])
-  redis.call('INCRBY', P .. 'nsess', tonumber(ARGV[i + 3]) - had)
+  redis.call('INCRBY', P .. 'nsess', now - had)
+  if had == 0 and now > 0 then redis.call('INCR', P .. 'nonline') end
+  if had > 0 and now == 0 then redis.call('DECR', P .. 'nonline') end
   redis.call('ZADD', P .. 'users:' .. t, 0, u)
   redis.call('SADD', P .. 'tenants', t)
   if due ~= '' then redis.call('ZADD', P .. 'due', due, t .. ':' .. u) end
