@@ -121,8 +121,8 @@ impl Notifier {
         // the lanes that waited longest, which also hold most of the
         // window's items. In subscription-id order, a lane with a few items
         // here (its others beyond the window) took each freed slot: a
-        // 30,000-fade backlog went out at 10.9 items per POST instead of
-        // filling POSTs (BENCHMARKS.md).
+        // 30,000-fade backlog went out at about 10 items per POST instead
+        // of about 38 (BENCHMARKS.md).
         let mut lanes: HashMap<Lane, usize> = HashMap::new();
         let mut posts: Vec<(Lane, (String, Vec<Item>))> = Vec::new();
         for d in due {
