@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::process::{mint, Proc, BIN};
+use crate::process::{mint, Proc, Serve, BIN};
 
 const APP: &str = "cli-app";
 
@@ -523,24 +523,7 @@ fn backup_of_a_dir_without_a_database_says_so() {
 
 /// `presenced serve` on `listen` with `data` as its data dir.
 fn serve_on(listen: &str, data: &str) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", listen, "--data-dir", data])
-        .env_remove("PRESENCED_JWT_SECRET")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("presenced listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Proc { child, url }
+    Serve::data_dir(Path::new(data)).listen(listen).start()
 }
 
 async fn set_presence(server: &Proc, token: &str, user: Uuid, availability: &str, activity: &str) {

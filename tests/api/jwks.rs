@@ -2,60 +2,35 @@
 //! from a JWKS file and a JWKS URL, with a configured issuer and audience,
 //! and tokens minted for such a server by `presenced token --rs256-key/--es256-key`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{reply, Reply};
+use crate::process::{Proc, Serve, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_presenced");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const ISSUER: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
 
-/// A server process, its URL, and its data dir (deleted with it).
-struct Proc(Child, String, #[allow(dead_code)] tempfile::TempDir);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A server process and its data dir (deleted after the process is gone).
+struct Server {
+    proc: Proc,
+    _data: tempfile::TempDir,
 }
 
-fn start(args: &[&str]) -> Proc {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().to_path_buf();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ])
-        .args(args)
-        .env_remove("PRESENCED_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .trim_start_matches("presenced listening on ")
-        .to_string();
-    assert!(url.starts_with("http://"), "{line:?}");
+/// `presenced serve` on a data dir of its own with `args` (the key
+/// configuration under test); it must not create a dev secret.
+fn start(args: &[&str]) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let proc = Serve::data_dir(data.path()).args(args).start();
+    assert!(proc.url.starts_with("http://"), "{}", proc.url);
     assert!(
-        !dir.join("jwt-secret").exists(),
+        !data.path().join("jwt-secret").exists(),
         "no dev secret when JWKS keys are configured"
     );
-    Proc(child, url, temp)
+    Server { proc, _data: data }
 }
 
 fn rs256(claims: Value) -> String {
@@ -125,7 +100,7 @@ async fn rs256_tokens_verify_against_a_jwks_file() {
         "--audience",
         "api://presenced",
     ]);
-    check_rs256(&server.1).await;
+    check_rs256(&server.proc.url).await;
 }
 
 #[tokio::test]
@@ -154,7 +129,7 @@ async fn rs256_tokens_verify_against_a_jwks_url() {
     })
     .await
     .unwrap();
-    check_rs256(&server.1).await;
+    check_rs256(&server.proc.url).await;
 }
 
 /// Runs `presenced token ARGS` (no secret in the environment).
@@ -219,7 +194,7 @@ async fn tokens_minted_with_rs256_and_es256_keys_are_accepted_by_a_jwks_server_a
     ] {
         let token = minted(flag, key, kid, tenant, user);
         assert_eq!(
-            me(&server.1, &token).await.ok_json()["id"],
+            me(&server.proc.url, &token).await.ok_json()["id"],
             user.to_string(),
             "{flag} {key} --kid {kid}"
         );
@@ -230,7 +205,7 @@ async fn tokens_minted_with_rs256_and_es256_keys_are_accepted_by_a_jwks_server_a
         ("--es256-key", "ec-1.pem", "rsa-1"),
     ] {
         let token = minted(flag, key, kid, tenant, user);
-        me(&server.1, &token)
+        me(&server.proc.url, &token)
             .await
             .error(401, "InvalidAuthenticationToken");
     }

@@ -15,6 +15,9 @@ use crate::helpers::{reply, Reply};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_presenced");
 
+/// Where a started server listens unless told otherwise.
+const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
+
 /// A `presenced serve` child process.
 pub struct Proc {
     pub child: Child,
@@ -29,6 +32,7 @@ pub struct Proc {
 pub struct Serve {
     args: Vec<String>,
     log: Option<PathBuf>,
+    listen: Option<String>,
 }
 
 impl Serve {
@@ -58,6 +62,12 @@ impl Serve {
         self
     }
 
+    /// Listens on `addr` (`--listen`) instead of `127.0.0.1:0`.
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = Some(addr.to_string());
+        self
+    }
+
     /// More flags, as given.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| a.to_string()));
@@ -75,22 +85,23 @@ impl Serve {
             None => Stdio::null(),
         };
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        Proc::spawn(&args, stderr)
+        let listen = self.listen.as_deref().unwrap_or(ANY_LOOPBACK_PORT);
+        Proc::spawn(listen, &args, stderr)
     }
 }
 
 impl Proc {
     pub fn start(args: &[&str]) -> Self {
-        Self::spawn(args, Stdio::null())
+        Self::spawn(ANY_LOOPBACK_PORT, args, Stdio::null())
     }
 
-    /// `presenced serve --listen 127.0.0.1:0 ARGS…`, with the server's
-    /// stderr (its log) sent to `stderr`, and RUST_LOG unset so the
-    /// command line decides.
-    fn spawn(args: &[&str], stderr: Stdio) -> Self {
+    /// `presenced serve --listen LISTEN ARGS…`, with the server's stderr
+    /// (its log) sent to `stderr`, and RUST_LOG unset so the command line
+    /// decides.
+    fn spawn(listen: &str, args: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env_remove("PRESENCED_JWT_SECRET")
             .env_remove("RUST_LOG")

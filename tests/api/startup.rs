@@ -1,11 +1,10 @@
 //! Start-up of the real binary: `--listen` by host name, and the errors of
 //! a start that cannot happen (they name what is wrong and where).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::process::BIN;
+use crate::process::{Serve, BIN};
 
 /// `presenced serve ARGS` that is expected to fail at start: its output,
 /// or a test failure if it is still running after 30 s.
@@ -37,23 +36,8 @@ fn failed_start(args: &[&str]) -> Output {
 #[tokio::test]
 async fn listen_accepts_a_host_name_and_prints_the_address_it_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "localhost:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("PRESENCED_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("presenced listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let server = Serve::data_dir(dir.path()).listen("localhost:0").start();
+    let url = &server.url;
     let bound: std::net::SocketAddr = url
         .strip_prefix("http://")
         .and_then(|a| a.parse().ok())
@@ -64,8 +48,6 @@ async fn listen_accepts_a_host_name_and_prints_the_address_it_bound() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
