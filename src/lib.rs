@@ -12,6 +12,7 @@
 //! - [`store`]: the [`store::Store`] trait and its backends (SQLite, memory).
 //! - [`domain`]: the pure presence model: vocabulary, validation, `effective()`.
 //! - [`clock`]: the injected clock (system or manual).
+//! - [`logs`]: where log lines go (a batching log thread).
 
 pub mod app;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod listen;
+pub mod logs;
 pub mod metrics;
 pub mod notify;
 pub mod service;

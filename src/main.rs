@@ -13,14 +13,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let cli = presenced::cli::Cli::parse();
     // Log lines are formatted where they happen and written by a thread of
-    // their own, in batches: an access line per request written straight to
-    // stderr (a write call each) cost getPresence about 40 % of its
-    // throughput. Never lossy: a full buffer makes loggers wait rather than
-    // drop lines. The guard flushes what is left when main returns.
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("presenced-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // their own, in batches (see `presenced::logs`): an access line per
+    // request written straight to stderr cost getPresence about 40 % of its
+    // throughput. The guard writes what is left when main returns.
+    let (writer, _flush_at_exit) = match presenced::logs::spawn("presenced-log", std::io::stderr())
+    {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("presenced: cannot start the log thread: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let logs = tracing_subscriber::fmt()
         .with_writer(writer)
         .with_env_filter(cli.log_filter());
