@@ -21,6 +21,7 @@ mod records;
 pub mod redis;
 mod resident;
 pub mod sqlite;
+mod wal;
 
 use async_trait::async_trait;
 use uuid::Uuid;

@@ -50,6 +50,7 @@ use uuid::Uuid;
 use super::codec::{decode, encode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::resident::{Compact, Interner, Resident};
+use super::wal::Checkpointer;
 use super::{
     observe, Applied, Change, Contents, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
     StoreError, Subscription, SubscriptionConflict,
@@ -59,6 +60,8 @@ use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
 
 /// The most writes folded into one transaction.
 const MAX_BATCH: usize = 1024;
+/// The writer connection's page cache (`PRAGMA cache_size`), in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
 /// Users put into the resident copy at once while loading.
@@ -237,6 +240,8 @@ pub struct SqliteStore {
     /// Every user's facts as last committed: what reads of facts answer.
     resident: Arc<Resident>,
     health: Arc<Health>,
+    /// Checkpoints the WAL; stopped once the writer has finished.
+    checkpointer: Mutex<Option<Checkpointer>>,
     /// Holds the data dir's exclusive lock (see [`lock_data_dir`]); released
     /// when dropped, after the writer thread has finished (declared last:
     /// dropped last).
@@ -282,6 +287,15 @@ impl SqliteStore {
         restrict_files(&path);
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(unavailable)?;
+        // Checkpoints run on a thread of their own (`wal.rs`), never inside
+        // a commit that requests wait for.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        // The writer's page cache: SQLite's default (2 MiB) holds too few of
+        // the b-tree pages a batch touches, and each miss is a `pread` and a
+        // copy from the OS cache.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         let version: i64 = conn
@@ -301,6 +315,7 @@ impl SqliteStore {
         let health = Arc::new(Health::default());
         let (resident, ids) = load(&conn, &health)?;
         let resident = Arc::new(resident);
+        let checkpointer = Checkpointer::start(&path)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn,
@@ -321,6 +336,7 @@ impl SqliteStore {
             }),
             resident,
             health,
+            checkpointer: Mutex::new(Some(checkpointer)),
             _lock: lock,
         })
     }
@@ -426,6 +442,8 @@ impl Drop for SqliteStore {
                 tracing::error!("the sqlite writer thread panicked");
             }
         }
+        // A last checkpoint, after the writer's last commit.
+        drop(self.checkpointer.get_mut().ok().and_then(Option::take));
     }
 }
 
