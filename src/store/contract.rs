@@ -719,7 +719,7 @@ mod backends {
             .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3, "the current schema");
         assert_eq!(store.event_bounds().await.unwrap(), EventBounds::default());
         let s = notify::subscription(k.tenant, "app", "alice", &[k.user]);
         store.create_subscription(s, true).await.unwrap().unwrap();

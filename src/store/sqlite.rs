@@ -22,10 +22,11 @@
 //! - One process owns a data dir: an exclusive advisory lock on
 //!   [`LOCK_FILE`] is held for the store's life; a second server on the
 //!   same dir fails to open with "another presenced is using DIR".
-//! - Inside a group commit each operation runs in its own savepoint, so an
-//!   operation that fails (a broken rule, a SQL error, a panic) is rolled
-//!   back and answered alone; only a failure of the transaction itself
-//!   (BEGIN, COMMIT, a rollback SQLite made on its own) fails the batch.
+//! - Inside a group commit an operation that fails (a broken rule, a SQL
+//!   error, a panic) is answered alone and leaves no rows: it failed before
+//!   writing, or the batch runs again with each operation in a savepoint
+//!   (`write_batch`); only a failure of the transaction itself (BEGIN,
+//!   COMMIT, a rollback SQLite made on its own) fails the batch.
 //! - A user row whose facts do not decode is logged, counted
 //!   ([`SqliteStore::corrupt_rows`]) and read as
 //!   [`UserFacts::unreadable`] (PresenceUnknown for that user alone); the
@@ -110,7 +111,7 @@ CREATE TABLE IF NOT EXISTS watches (
     PRIMARY KEY (tenant, user, subscription)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           INTEGER PRIMARY KEY,
     subscription BLOB    NOT NULL,
     tenant       BLOB    NOT NULL,
     payload      TEXT    NOT NULL,
@@ -119,8 +120,52 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_next ON outbox (next_at);
-CREATE INDEX IF NOT EXISTS outbox_subscription ON outbox (subscription);
 ";
+
+/// Schema 3: the outbox without `AUTOINCREMENT` and without its index on
+/// `subscription`, rebuilt in place from schema 2 (rows and ids kept).
+///
+/// An outbox row is written for every watching subscription of every
+/// presence change, inside the operation's savepoint. `AUTOINCREMENT`
+/// updated `sqlite_sequence` on each insert, and the index was one more
+/// b-tree insert; each op's savepoint also journals the pages both touch.
+/// Together they were about half the cost of an outbox insert. Plain rowids
+/// may reuse the id of a deleted last row, which nothing relies on (an id
+/// names a row only while it exists). Deleting a subscription's rows now
+/// scans the outbox: rare, and the outbox is normally near empty.
+const MIGRATE_OUTBOX: &str = "
+CREATE TABLE outbox_v3 (
+    id           INTEGER PRIMARY KEY,
+    subscription BLOB    NOT NULL,
+    tenant       BLOB    NOT NULL,
+    payload      TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    next_at      INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL
+);
+INSERT INTO outbox_v3 (id, subscription, tenant, payload, created_at, next_at, attempts)
+    SELECT id, subscription, tenant, payload, created_at, next_at, attempts FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v3 RENAME TO outbox;
+";
+
+/// Rebuilds a schema-2 outbox as [`MIGRATE_OUTBOX`] says, in one
+/// transaction; does nothing when there is no outbox yet or it is already
+/// rebuilt (so a crash before `user_version` was updated is harmless).
+fn migrate_outbox(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let sql: Option<String> = tx
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if sql.is_some_and(|sql| sql.to_ascii_uppercase().contains("AUTOINCREMENT")) {
+        tx.execute_batch(MIGRATE_OUTBOX)?;
+    }
+    tx.commit()
+}
 
 /// Brings `subscription_expiry` in line with `subscriptions` (run at open:
 /// it fills the table in a database written before it existed, and repairs
@@ -141,8 +186,9 @@ INSERT INTO subscription_expiry (id, expires_at) SELECT id, expires_at FROM subs
 ";
 
 /// The schema version this build reads and writes (2: the event log,
-/// subscriptions and the outbox).
-const SCHEMA_VERSION: i64 = 2;
+/// subscriptions and the outbox; 3: the outbox without `AUTOINCREMENT`,
+/// see [`MIGRATE_OUTBOX`]).
+const SCHEMA_VERSION: i64 = 3;
 
 /// The meta key of the last pruned event's `seq`.
 const EVENTS_PRUNED_THROUGH: &str = "events_pruned_through";
@@ -279,7 +325,7 @@ impl SqliteStore {
         })?;
         let lock = lock_data_dir(data_dir)?;
         let path = Self::file_in(data_dir);
-        let conn = Connection::open(&path)
+        let mut conn = Connection::open(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         check_integrity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -296,6 +342,13 @@ impl SqliteStore {
         // copy from the OS cache.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .map_err(unavailable)?;
+        // Each operation of a batch runs in a savepoint (see `write_batch`),
+        // and SQLite keeps the pages an operation changes in a
+        // sub-journal to undo it. In a temp file (the default) that was a
+        // `pwrite` per page touched: a quarter of the writer's time in a
+        // pass of watched fades. In memory it is a copy.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         let version: i64 = conn
@@ -307,6 +360,7 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        migrate_outbox(&mut conn).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(SYNC_SUBSCRIPTION_EXPIRY)
             .map_err(unavailable)?;
@@ -1013,21 +1067,33 @@ impl Writer {
     }
 }
 
-/// Applies a batch in one transaction, each operation in a savepoint of
-/// its own.
+/// Applies a batch in one transaction and commits it.
 ///
-/// Group commit folds unrelated users' writes into one transaction; without
-/// savepoints one failing operation would have to fail them all (it may
-/// have written half of its rows). So each operation runs between
-/// `SAVEPOINT` and `RELEASE`; when it fails — a broken rule (NotFound), a
-/// SQL error, a panic caught here — `ROLLBACK TO` undoes exactly its rows
-/// and it is answered alone, while the others commit. Only a failure of the
-/// transaction itself fails the whole batch: BEGIN or COMMIT failing, a
-/// savepoint statement failing, or SQLite having rolled the transaction back
-/// on its own (it may on I/O errors, a full disk, `RAISE(ROLLBACK)`), which
-/// would take the earlier operations' writes with it. Those also mark the
-/// store's writes as failing for readiness, until a commit that writes
-/// succeeds.
+/// Group commit folds unrelated users' writes into one transaction, yet one
+/// failing operation must fail alone: a broken rule (NotFound), a SQL
+/// error, a panic caught here. Two ways to get there:
+///
+/// - **Unguarded** (the usual case): when every operation is plain data
+///   that can run again ([`Job::Apply`], [`Job::Settle`],
+///   [`Job::SaveEmulatorTime`]), they run one after another with no
+///   savepoints. An operation that fails before changing a row (every
+///   broken rule fails before writing) is answered alone and the others go
+///   on. One that fails having changed rows cannot be undone alone: the
+///   transaction is rolled back and the batch runs again, guarded.
+/// - **Guarded**: each operation runs between `SAVEPOINT` and `RELEASE`;
+///   when it fails, `ROLLBACK TO` undoes exactly its rows.
+///
+/// Savepoints are not free: SQLite copies every page an operation touches
+/// into a sub-journal first, so for a batch of watched fades (a `users`
+/// row, an event and an outbox row each) they cost about a fifth of the
+/// writer's time. Hence the unguarded way first.
+///
+/// Only a failure of the transaction itself fails the whole batch: BEGIN
+/// or COMMIT failing, a savepoint statement failing, or SQLite having
+/// rolled the transaction back on its own (it may on I/O errors, a full
+/// disk, `RAISE(ROLLBACK)`), which would take the earlier operations'
+/// writes with it. Those also mark the store's writes as failing for
+/// readiness, until a commit that writes succeeds.
 ///
 /// Also returns, for the resident copy, the facts each committed operation
 /// left its user with, in batch order: empty when the transaction failed,
@@ -1038,37 +1104,135 @@ fn write_batch(
     health: &Health,
     resident: &Resident,
     ids: &mut Interner,
-) -> (Vec<Result<Done, StoreError>>, Vec<Changed>) {
-    let ops = batch.len();
-    let fail_all = |why: &dyn std::fmt::Display| {
-        tracing::error!(error = %why, ops, "sqlite write transaction failed");
-        health.writes_failing.store(true, Ordering::Relaxed);
-        let failed = (0..ops).map(|_| Err(unavailable("write failed"))).collect();
-        (failed, Vec::new())
-    };
+) -> Outcome {
+    let rerunnable = batch.iter().all(|op| {
+        matches!(
+            op.job,
+            Job::Apply { .. } | Job::Settle { .. } | Job::SaveEmulatorTime
+        )
+    });
+    if rerunnable {
+        if let Some(outcome) = write_unguarded(conn, batch, health, resident, ids) {
+            return outcome;
+        }
+    }
+    write_guarded(conn, batch, health, resident, ids)
+}
+
+/// A batch's answers, in batch order, and what its committed operations
+/// left their users with (for the resident copy).
+type Outcome = (Vec<Result<Done, StoreError>>, Vec<Changed>);
+
+/// Fails every operation of a batch whose transaction failed.
+fn fail_all(health: &Health, ops: usize, why: &dyn std::fmt::Display) -> Outcome {
+    tracing::error!(error = %why, ops, "sqlite write transaction failed");
+    health.writes_failing.store(true, Ordering::Relaxed);
+    let failed = (0..ops).map(|_| Err(unavailable("write failed"))).collect();
+    (failed, Vec::new())
+}
+
+/// Runs one operation, turning a panic into an error: a bug in one
+/// operation must not kill the only writer.
+fn run_caught(
+    tx: &rusqlite::Transaction<'_>,
+    op: &mut WriteOp,
+    ids: &mut Interner,
+    changed: &mut Changes<'_>,
+) -> Result<Done, StoreError> {
+    let now = op.now;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_op(tx, &mut op.job, now, ids, changed)
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!("a store write panicked; it was rolled back");
+        Err(StoreError::Unavailable("internal error".into()))
+    })
+}
+
+/// Commits a batch's transaction and hands back its answers.
+fn commit(
+    tx: rusqlite::Transaction<'_>,
+    health: &Health,
+    wrote: bool,
+    results: Vec<Result<Done, StoreError>>,
+    changed: Vec<Changed>,
+) -> Outcome {
+    let ops = results.len();
+    match tx.commit() {
+        Ok(()) => {
+            // Only a commit that wrote something proves writes work again
+            // (committing nothing touches no file).
+            if wrote && health.writes_failing.swap(false, Ordering::Relaxed) {
+                tracing::info!("sqlite writes succeed again");
+            }
+            (results, changed)
+        }
+        Err(e) => fail_all(health, ops, &e),
+    }
+}
+
+/// The unguarded way of [`write_batch`]: `None` when an operation failed
+/// having changed rows (the transaction is rolled back; run the batch
+/// guarded) or SQLite ended the transaction on its own.
+fn write_unguarded(
+    conn: &mut Connection,
+    batch: &mut [WriteOp],
+    health: &Health,
+    resident: &Resident,
+    ids: &mut Interner,
+) -> Option<Outcome> {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(&e),
+        Err(e) => return Some(fail_all(health, batch.len(), &e)),
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut changed = Changes::new(resident);
+    let started = tx.total_changes();
+    for op in batch.iter_mut() {
+        let changes = tx.total_changes();
+        let changed_before = changed.list.len();
+        let result = run_caught(&tx, op, ids, &mut changed);
+        if tx.is_autocommit() || (result.is_err() && tx.total_changes() != changes) {
+            tracing::warn!(
+                ops = batch.len(),
+                "a write failed after changing rows; its batch runs again, each write in a savepoint"
+            );
+            // Dropping the transaction rolls it back (when SQLite has not).
+            return None;
+        }
+        if result.is_err() {
+            changed.list.truncate(changed_before);
+        }
+        results.push(result);
+    }
+    let wrote = tx.total_changes() != started;
+    Some(commit(tx, health, wrote, results, changed.list))
+}
+
+/// The guarded way of [`write_batch`]: each operation in a savepoint.
+fn write_guarded(
+    conn: &mut Connection,
+    batch: &mut [WriteOp],
+    health: &Health,
+    resident: &Resident,
+    ids: &mut Interner,
+) -> Outcome {
+    let ops = batch.len();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(health, ops, &e),
+    };
+    let mut results = Vec::with_capacity(ops);
     let mut changed = Changes::new(resident);
     let mut wrote = false;
     for op in batch.iter_mut() {
         if let Err(e) = run_cached(&tx, OP_BEGIN) {
             drop(tx);
-            return fail_all(&e);
+            return fail_all(health, ops, &e);
         }
         let changes = tx.total_changes();
         let changed_before = changed.list.len();
-        let now = op.now;
-        // A bug in one operation must not kill the only writer.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_op(&tx, &mut op.job, now, ids, &mut changed)
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!("a store write panicked; it was rolled back");
-            Err(StoreError::Unavailable("internal error".into()))
-        });
+        let result = run_caught(&tx, op, ids, &mut changed);
         let ended = if tx.is_autocommit() {
             // SQLite ended the transaction itself: nothing of the batch
             // so far will be committed.
@@ -1083,21 +1247,11 @@ fn write_batch(
         };
         if let Err(e) = ended {
             drop(tx);
-            return fail_all(&e);
+            return fail_all(health, ops, &e);
         }
         results.push(result);
     }
-    match tx.commit() {
-        Ok(()) => {
-            // Only a commit that wrote something proves writes work again
-            // (committing nothing touches no file).
-            if wrote && health.writes_failing.swap(false, Ordering::Relaxed) {
-                tracing::info!("sqlite writes succeed again");
-            }
-            (results, changed.list)
-        }
-        Err(e) => fail_all(&e),
-    }
+    commit(tx, health, wrote, results, changed.list)
 }
 
 /// What the operations of a batch so far left their users with, and where
@@ -1857,5 +2011,103 @@ impl Store for SqliteStore {
                 .map_err(unavailable)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LifecycleEvent;
+
+    /// A schema-2 database (as builds before schema 3 wrote it) with one
+    /// queued delivery, id 7, is opened by this build: the row and its id
+    /// survive, the outbox loses `AUTOINCREMENT` and its subscription
+    /// index, and new rows take ids after it.
+    #[tokio::test]
+    async fn a_schema_2_outbox_is_rebuilt_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (subscription, tenant) = (Uuid::new_v4(), Uuid::new_v4());
+        let payload = Payload::Lifecycle {
+            event: LifecycleEvent::ReauthorizationRequired,
+        };
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        {
+            std::fs::create_dir_all(dir.path()).unwrap();
+            let old = Connection::open(SqliteStore::file_in(dir.path())).unwrap();
+            old.execute_batch(
+                "CREATE TABLE outbox (
+                    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+                    subscription BLOB    NOT NULL,
+                    tenant       BLOB    NOT NULL,
+                    payload      TEXT    NOT NULL,
+                    created_at   INTEGER NOT NULL,
+                    next_at      INTEGER NOT NULL,
+                    attempts     INTEGER NOT NULL
+                );
+                CREATE INDEX outbox_next ON outbox (next_at);
+                CREATE INDEX outbox_subscription ON outbox (subscription);
+                PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO outbox VALUES (7, ?1, ?2, ?3, ?4, ?4, 1)",
+                params![
+                    subscription.as_bytes(),
+                    tenant.as_bytes(),
+                    serde_json::to_string(&payload).unwrap(),
+                    at.timestamp_micros()
+                ],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let due = store.due_deliveries(at, 10, &[]).await.unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(
+            (
+                due[0].id,
+                due[0].subscription,
+                due[0].attempts,
+                &due[0].payload
+            ),
+            (7, subscription, 1, &payload)
+        );
+        store
+            .enqueue(
+                vec![NewDelivery {
+                    subscription,
+                    tenant,
+                    payload: payload.clone(),
+                }],
+                at,
+            )
+            .await
+            .unwrap();
+        let ids: Vec<u64> = store
+            .due_deliveries(at, 10, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, [7, 8]);
+        drop(store);
+        let conn = Connection::open(SqliteStore::file_in(dir.path())).unwrap();
+        let schema: Vec<String> = conn
+            .prepare("SELECT name || ': ' || sql FROM sqlite_master WHERE tbl_name = 'outbox'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(schema.len(), 2, "{schema:?}"); // the table and outbox_next
+        assert!(
+            schema.iter().all(|sql| !sql.contains("AUTOINCREMENT")),
+            "{schema:?}"
+        );
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }
