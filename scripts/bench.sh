@@ -52,7 +52,7 @@
 #  BENCH_BULK_CONNS   extra concurrency levels for bulk [16]
 #  BENCH_MEM_CONFIGS  USERSxSESSIONS list ["100000x1 10000x10"]; the issue's
 #                     figures: "100000x10 1000000x1" (loading runs at about
-#                     8 000-10 000 writes/s on 2 cores: minutes, not hours)
+#                     17 000-22 000 writes/s on 2 cores: about a minute each)
 #  BENCH_CARGO        cargo benches to run ["throughput notify micro"]
 #  BENCH_REDIS_REQS   requests per redis-benchmark test [200000]
 #  BENCH_KEEP         1 keeps the temp dir (data dirs, server logs) [0]
