@@ -126,9 +126,9 @@ CREATE INDEX IF NOT EXISTS outbox_next ON outbox (next_at);
 /// `subscription`, rebuilt in place from schema 2 (rows and ids kept).
 ///
 /// An outbox row is written for every watching subscription of every
-/// presence change, inside the operation's savepoint. `AUTOINCREMENT`
-/// updated `sqlite_sequence` on each insert, and the index was one more
-/// b-tree insert; each op's savepoint also journals the pages both touch.
+/// presence change, in the writer's batch. `AUTOINCREMENT` updated
+/// `sqlite_sequence` on each insert, and the index was one more b-tree
+/// insert; an operation's savepoint also journals the pages both touch.
 /// Together they were about half the cost of an outbox insert. Plain rowids
 /// may reuse the id of a deleted last row, which nothing relies on (an id
 /// names a row only while it exists). Deleting a subscription's rows now
@@ -342,11 +342,10 @@ impl SqliteStore {
         // copy from the OS cache.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .map_err(unavailable)?;
-        // Each operation of a batch runs in a savepoint (see `write_batch`),
-        // and SQLite keeps the pages an operation changes in a
-        // sub-journal to undo it. In a temp file (the default) that was a
-        // `pwrite` per page touched: a quarter of the writer's time in a
-        // pass of watched fades. In memory it is a copy.
+        // When a batch runs guarded (see `write_batch`), SQLite copies the
+        // pages each operation changes into a sub-journal to undo it; past
+        // a small size that goes to a temp file, a `pwrite` per page. In
+        // memory it stays a copy.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))

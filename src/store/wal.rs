@@ -84,23 +84,38 @@ impl Checkpointer {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("presenced-sqlite-wal".into())
-            .spawn(move || loop {
-                let last = !matches!(
-                    stopped.recv_timeout(EVERY),
-                    Err(mpsc::RecvTimeoutError::Timeout)
-                );
-                match checkpoint(&conn, RESTART_PAGES) {
-                    Ok(done) if done.restarted => tracing::info!(
-                        wal_pages = done.wal_pages,
-                        "the sqlite WAL had grown; checkpointed and restarted it"
-                    ),
-                    Ok(_) => {}
-                    // Busy, a full disk: the next tick tries again, and the
-                    // writer's own state is unaffected.
-                    Err(e) => tracing::warn!(error = %e, "sqlite WAL checkpoint failed"),
-                }
-                if last {
-                    return;
+            .spawn(move || {
+                // Logged when checkpoints start failing and when they work
+                // again, not every tick in between.
+                let mut failing = false;
+                loop {
+                    let last = !matches!(
+                        stopped.recv_timeout(EVERY),
+                        Err(mpsc::RecvTimeoutError::Timeout)
+                    );
+                    match checkpoint(&conn, RESTART_PAGES) {
+                        Ok(done) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!("sqlite WAL checkpoints work again");
+                            }
+                            if done.restarted {
+                                tracing::info!(
+                                    wal_pages = done.wal_pages,
+                                    "the sqlite WAL had grown; checkpointed and restarted it"
+                                );
+                            }
+                        }
+                        // Busy, a full disk: the next tick tries again, and
+                        // the writer's own state is unaffected.
+                        Err(e) => {
+                            if !std::mem::replace(&mut failing, true) {
+                                tracing::warn!(error = %e, "sqlite WAL checkpoints fail; retrying every 250 ms");
+                            }
+                        }
+                    }
+                    if last {
+                        return;
+                    }
                 }
             })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
