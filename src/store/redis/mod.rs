@@ -370,6 +370,12 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
+    /// Runs one command whose answer is not needed.
+    async fn command(&self, cmd: ::redis::Cmd) -> Result<(), StoreError> {
+        self.with(|mut c, _| async move { cmd.query_async::<()>(&mut c).await })
+            .await
+    }
+
     fn user_key(&self, key: UserKey, what: &str) -> String {
         format!(
             "{}:{{t:{}:u:{}}}:{what}",
@@ -546,14 +552,8 @@ impl RedisStore {
                 Op::Settle(at) => {
                     if before.unreadable {
                         let (due, tu) = (self.g("due"), format!("{}:{}", key.tenant, key.user));
-                        self.with(|mut c, _| async move {
-                            ::redis::cmd("ZREM")
-                                .arg(due)
-                                .arg(tu)
-                                .query_async::<i64>(&mut c)
-                                .await
-                        })
-                        .await?;
+                        self.command(::redis::cmd("ZREM").arg(due).arg(tu).clone())
+                            .await?;
                         return Ok(None);
                     }
                     let mut after = before.clone();
@@ -763,18 +763,16 @@ impl RedisStore {
         encoded: Vec<u8>,
     ) -> Result<(), StoreError> {
         let hash = self.user_key(key, "u");
-        self.with(|mut c, _| async move {
+        self.command(
             ::redis::cmd("HSET")
                 .arg(&hash)
                 .arg("v")
                 .arg(version)
                 .arg("f")
                 .arg(encoded)
-                .query_async::<i64>(&mut c)
-                .await
-        })
+                .clone(),
+        )
         .await
-        .map(|_| ())
     }
 
     /// Stores `subscription` and its watches; with `expected` (the
@@ -1401,14 +1399,7 @@ impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         // A key on the global slot: the node every write needs.
         let seq = self.g("seq");
-        self.with(|mut c, _| async move {
-            ::redis::cmd("EXISTS")
-                .arg(seq)
-                .query_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(|_| ())
+        self.command(::redis::cmd("EXISTS").arg(seq).clone()).await
     }
 
     async fn save_emulator_time(&self, now: Instant) -> Result<(), StoreError> {
