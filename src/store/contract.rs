@@ -124,13 +124,7 @@ async fn unknown_users_read_as_empty(store: Arc<dyn Store>) {
 
 async fn upsert_then_read_back(store: Arc<dyn Store>) {
     let k = key();
-    let s = session(
-        "app",
-        Availability::Busy,
-        Activity::InACall,
-        t0(),
-        TimeDelta::hours(1),
-    );
+    let s = notify::busy(t0());
     store.upsert_session(k, s.clone(), t0()).await.unwrap();
     let facts = store.facts(k).await.unwrap();
     assert_eq!(facts.sessions, vec![s]);
@@ -167,13 +161,7 @@ async fn upsert_refreshes_the_same_session(store: Arc<dyn Store>) {
 
 async fn remove_unknown_session_is_not_found_and_changes_nothing(store: Arc<dyn Store>) {
     let k = key();
-    let s = session(
-        "app",
-        Availability::Busy,
-        Activity::InACall,
-        t0(),
-        TimeDelta::hours(1),
-    );
+    let s = notify::busy(t0());
     store.upsert_session(k, s, t0()).await.unwrap();
     let err = store
         .remove_session(k, SessionKind::Application, "other", t0())
@@ -216,13 +204,7 @@ async fn tenants_are_isolated(store: Arc<dyn Store>) {
         tenant: Uuid::new_v4(),
         user: a.user,
     };
-    let s = session(
-        "app",
-        Availability::Busy,
-        Activity::InACall,
-        t0(),
-        TimeDelta::hours(1),
-    );
+    let s = notify::busy(t0());
     store.upsert_session(a, s, t0()).await.unwrap();
     assert!(store.facts(b).await.unwrap().sessions.is_empty());
     assert!(store
@@ -353,13 +335,7 @@ async fn every_change_round_trips(store: Arc<dyn Store>) {
 
 async fn applied_reports_before_and_after(store: Arc<dyn Store>) {
     let k = key();
-    let s = session(
-        "app",
-        Availability::Busy,
-        Activity::InACall,
-        t0(),
-        TimeDelta::hours(1),
-    );
+    let s = notify::busy(t0());
     let applied = store.upsert_session(k, s, t0()).await.unwrap();
     assert_eq!(
         effective(&applied.before, t0()).availability,
@@ -522,13 +498,7 @@ mod backends {
     async fn sqlite_state_survives_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let k = key();
-        let s = session(
-            "app",
-            Availability::Busy,
-            Activity::InACall,
-            t0(),
-            TimeDelta::hours(1),
-        );
+        let s = notify::busy(t0());
         {
             let store = SqliteStore::open(dir.path()).unwrap();
             store.upsert_session(k, s.clone(), t0()).await.unwrap();
@@ -836,16 +806,6 @@ mod backends {
         format!("X'{}'", id.simple())
     }
 
-    fn busy_for_an_hour(at: Instant) -> Session {
-        session(
-            "app",
-            Availability::Busy,
-            Activity::InACall,
-            at,
-            TimeDelta::hours(1),
-        )
-    }
-
     /// Runs `writes` concurrently so that they share one group commit:
     /// a raw connection holds the write lock while every write is queued
     /// (each future polled once sends its job), then lets the writer go.
@@ -894,7 +854,7 @@ mod backends {
                 user: *user,
             };
             store
-                .upsert_session(k, busy_for_an_hour(t0()), t0())
+                .upsert_session(k, notify::busy(t0()), t0())
                 .await
                 .unwrap();
         }
@@ -962,7 +922,7 @@ mod backends {
             };
             store.upsert_session(a, client, now).await.unwrap();
             store
-                .upsert_session(a, busy_for_an_hour(now), now)
+                .upsert_session(a, notify::busy(now), now)
                 .await
                 .unwrap();
             let preferred = Preferred {
@@ -994,7 +954,7 @@ mod backends {
                 .await
                 .unwrap();
             store
-                .upsert_session(c, busy_for_an_hour(now), now)
+                .upsert_session(c, notify::busy(now), now)
                 .await
                 .unwrap();
             store
@@ -1032,7 +992,7 @@ mod backends {
             let store = SqliteStore::open(dir.path()).unwrap();
             for user in [k, other] {
                 store
-                    .upsert_session(user, busy_for_an_hour(t0()), t0())
+                    .upsert_session(user, notify::busy(t0()), t0())
                     .await
                     .unwrap();
             }
@@ -1049,7 +1009,7 @@ mod backends {
         let later = notify::t0_plus(1);
 
         let applied = store
-            .upsert_session(k, busy_for_an_hour(later), later)
+            .upsert_session(k, notify::busy(later), later)
             .await
             .unwrap();
 
@@ -1071,7 +1031,7 @@ mod backends {
         let store = SqliteStore::open(dir.path()).unwrap();
         let (k, lost) = (key(), key());
         let first = store
-            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .upsert_session(k, notify::busy(t0()), t0())
             .await
             .unwrap();
         let conn = raw(dir.path());
@@ -1123,7 +1083,7 @@ mod backends {
         let store = SqliteStore::open(dir.path()).unwrap();
         let k = key();
         let first = store
-            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .upsert_session(k, notify::busy(t0()), t0())
             .await
             .unwrap();
         raw(dir.path())
@@ -1164,7 +1124,7 @@ mod backends {
         let store = SqliteStore::open(dir.path()).unwrap();
         let k = key();
         store
-            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .upsert_session(k, notify::busy(t0()), t0())
             .await
             .unwrap();
         drop(store);
@@ -1197,11 +1157,11 @@ mod backends {
         let store = SqliteStore::open(dir.path()).unwrap();
         let (a, b) = (key(), key());
         store
-            .upsert_session(a, busy_for_an_hour(t0()), t0())
+            .upsert_session(a, notify::busy(t0()), t0())
             .await
             .unwrap();
         store
-            .upsert_session(b, busy_for_an_hour(t0()), t0())
+            .upsert_session(b, notify::busy(t0()), t0())
             .await
             .unwrap();
         raw(dir.path())
@@ -1234,7 +1194,7 @@ mod backends {
             .collect();
         let bad = keys[20];
         let first = store
-            .upsert_session(bad, busy_for_an_hour(t0()), t0())
+            .upsert_session(bad, notify::busy(t0()), t0())
             .await
             .unwrap();
         // The bad user's event fails after its users row was already
@@ -1314,10 +1274,7 @@ mod backends {
         let results = write_in_one_batch(
             dir.path(),
             &store,
-            vec![
-                (good, busy_for_an_hour(t0())),
-                (bad, busy_for_an_hour(t0())),
-            ],
+            vec![(good, notify::busy(t0())), (bad, notify::busy(t0()))],
         )
         .await;
 
@@ -1343,7 +1300,7 @@ mod backends {
             "the probe's commit proved writes work"
         );
         store
-            .upsert_session(good, busy_for_an_hour(t0()), t0())
+            .upsert_session(good, notify::busy(t0()), t0())
             .await
             .unwrap();
     }
@@ -1379,7 +1336,7 @@ mod backends {
                     user: Uuid::new_v4(),
                 };
                 store
-                    .upsert_session(k, busy_for_an_hour(notify::t0_plus(i)), t0())
+                    .upsert_session(k, notify::busy(notify::t0_plus(i)), t0())
                     .await
                     .unwrap();
             }
@@ -1431,7 +1388,7 @@ mod backends {
         let first = SqliteStore::open(dir.path()).unwrap();
         let k = key();
         first
-            .upsert_session(k, busy_for_an_hour(t0()), t0())
+            .upsert_session(k, notify::busy(t0()), t0())
             .await
             .unwrap();
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use uuid::Uuid;
 
-use super::notify::{subscription, t0_plus};
+use super::notify::{busy, subscription, t0_plus};
 use super::{key, session, t0};
 use crate::domain::{Activity, Availability, Change, StatusMessage, UserKey};
 use crate::store::{Contents, Payload, Store};
@@ -19,13 +19,7 @@ async fn two_tenants(store: &Arc<dyn Store>) -> (UserKey, UserKey) {
     for k in [a, b] {
         let s = subscription(k.tenant, "app", "app", &[k.user]);
         store.create_subscription(s, false).await.unwrap().unwrap();
-        let busy = session(
-            "app",
-            Availability::Busy,
-            Activity::InACall,
-            t0(),
-            TimeDelta::hours(1),
-        );
+        let busy = busy(t0());
         let applied = store.upsert_session(k, busy, t0()).await.unwrap();
         assert_eq!(applied.queued, 1, "the watching subscription gets one");
         let status = StatusMessage {
@@ -172,13 +166,7 @@ pub(crate) async fn users_page_lists_one_tenant_in_id_order_and_pages(store: Arc
             tenant,
             user: *user,
         };
-        let s = session(
-            "app",
-            Availability::Busy,
-            Activity::InACall,
-            t0(),
-            TimeDelta::hours(1),
-        );
+        let s = busy(t0());
         store.upsert_session(k, s, t0()).await.unwrap();
     }
     let stranger = key();
