@@ -101,6 +101,22 @@ impl Change {
         *facts = next;
         Ok(())
     }
+
+    /// The facts this change leaves a user with, from `before` as a store
+    /// holds them. Facts that could not be read are replaced: the change
+    /// applies to empty facts, keeping the version moving forward.
+    pub fn applied_to(self, before: &UserFacts, now: Instant) -> Result<UserFacts, DomainError> {
+        let mut after = if before.unreadable {
+            UserFacts {
+                version: before.version,
+                ..UserFacts::default()
+            }
+        } else {
+            before.clone()
+        };
+        self.apply_to(&mut after, now)?;
+        Ok(after)
+    }
 }
 
 /// What watchers last saw of a user: the presence at the instant up to which
@@ -130,6 +146,15 @@ pub fn settle(facts: &mut UserFacts, at: Instant) -> bool {
     }
     facts.settled_at = Some(at);
     true
+}
+
+/// The facts a settle at `at` leaves a user with ([`settle`]), or `None`
+/// when there is nothing to settle: a user never written (version 0), or
+/// one already observed at or after `at`. Unreadable facts are the
+/// store's to handle before this.
+pub fn settled(before: &UserFacts, at: Instant) -> Option<UserFacts> {
+    let mut after = before.clone();
+    (before.version > 0 && settle(&mut after, at)).then_some(after)
 }
 
 /// The instant a store keeps beside a user's facts for
@@ -167,6 +192,38 @@ pub fn visibility(before: &EffectivePresence, after: &EffectivePresence) -> Visi
 mod tests {
     use super::*;
     use chrono::{TimeDelta, TimeZone, Utc};
+
+    #[test]
+    fn a_change_to_unreadable_facts_starts_from_empty_facts_at_the_next_version() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let mut before = UserFacts::default();
+        Change::ClearPreferred.apply_to(&mut before, t).unwrap();
+        Change::ClearPreferred.apply_to(&mut before, t).unwrap();
+        let readable = Change::ClearPreferred.applied_to(&before, t).unwrap();
+        assert_eq!(readable.version, 3);
+        let unreadable = UserFacts {
+            unreadable: true,
+            updated_at: Some(t - TimeDelta::hours(1)),
+            ..before.clone()
+        };
+        let after = Change::ClearPreferred.applied_to(&unreadable, t).unwrap();
+        assert_eq!(after.version, 3);
+        assert!(!after.unreadable);
+        assert_eq!(after.updated_at, Some(t));
+    }
+
+    #[test]
+    fn settled_is_none_for_a_user_never_written_or_already_observed() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        assert_eq!(settled(&UserFacts::default(), t), None);
+        let mut facts = UserFacts::default();
+        Change::ClearPreferred.apply_to(&mut facts, t).unwrap();
+        assert_eq!(settled(&facts, t), None, "observed at t by the write");
+        let later = t + TimeDelta::minutes(5);
+        let after = settled(&facts, later).unwrap();
+        assert_eq!(after.settled_at, Some(later));
+        assert_eq!(after.version, facts.version);
+    }
 
     #[test]
     fn a_write_stamped_earlier_than_the_last_never_moves_updated_at_back() {

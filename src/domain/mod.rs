@@ -21,7 +21,7 @@ mod vocab;
 mod zone;
 
 pub use batch::{Batch, BatchMethod, BatchRequest, MAX_BATCH_REQUESTS};
-pub use change::{due_at, settle, shown, visibility, Change, Visibility};
+pub use change::{due_at, settle, settled, shown, visibility, Change, Visibility};
 pub use command::*;
 pub use duration::{format_duration, parse_duration, IsoDuration};
 pub use effective::{aggregate, effective, last_seen, next_change, EffectivePresence};

@@ -57,7 +57,7 @@ use super::{
     StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
-use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
+use crate::domain::{due_at, settled, UserFacts, UserKey, Visibility};
 
 /// The most writes folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -1309,18 +1309,10 @@ fn run_op(
     match job {
         Job::Apply { key, change } => {
             let before = changed.before(*key);
-            let mut after = if before.unreadable {
-                // Replaces what could not be read: the change applies to
-                // empty facts, keeping the version moving forward.
+            if before.unreadable {
                 tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
-                UserFacts {
-                    version: before.version,
-                    ..UserFacts::default()
-                }
-            } else {
-                before.clone()
-            };
-            change.clone().apply_to(&mut after, now)?;
+            }
+            let after = change.clone().applied_to(&before, now)?;
             let applied = record(tx, *key, before, after, now)?;
             changed.push(*key, Compact::of(&applied.after, ids));
             Ok(Done::Applied(Box::new(applied)))
@@ -1332,10 +1324,9 @@ fn run_op(
                 unschedule(tx, *key)?;
                 return Ok(Done::Settled(None));
             }
-            let mut after = before.clone();
-            if before.version == 0 || !settle(&mut after, now) {
+            let Some(after) = settled(&before, now) else {
                 return Ok(Done::Settled(None));
-            }
+            };
             let applied = record(tx, *key, before, after, now)?;
             changed.push(*key, Compact::of(&applied.after, ids));
             Ok(Done::Settled(Some(Box::new(applied))))

@@ -129,7 +129,7 @@ use super::{
     Payload, SharedState, Store, StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
-use crate::domain::{due_at, settle, UserFacts, UserKey, Visibility};
+use crate::domain::{due_at, settled, UserFacts, UserKey, Visibility};
 
 mod conn;
 mod scripts;
@@ -537,17 +537,10 @@ impl RedisStore {
             };
             let (after, now) = match &op {
                 Op::Apply(change, now) => {
-                    let mut after = if before.unreadable {
+                    if before.unreadable {
                         tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
-                        UserFacts {
-                            version: before.version,
-                            ..UserFacts::default()
-                        }
-                    } else {
-                        before.clone()
-                    };
-                    change.clone().apply_to(&mut after, *now)?;
-                    (after, *now)
+                    }
+                    (change.clone().applied_to(&before, *now)?, *now)
                 }
                 Op::Settle(at) => {
                     if before.unreadable {
@@ -556,10 +549,9 @@ impl RedisStore {
                             .await?;
                         return Ok(None);
                     }
-                    let mut after = before.clone();
-                    if before.version == 0 || !settle(&mut after, *at) {
+                    let Some(after) = settled(&before, *at) else {
                         return Ok(None);
-                    }
+                    };
                     (after, *at)
                 }
             };
