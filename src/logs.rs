@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use tracing::Level;
 use tracing_subscriber::fmt::MakeWriter;
 
+pub mod text;
+
 /// Bytes waiting that make the log thread write at once.
 pub const BATCH: usize = 64 * 1024;
 /// How long the first line waiting may wait for others to join it.

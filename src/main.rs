@@ -30,6 +30,8 @@ async fn main() -> std::process::ExitCode {
     match cli.log_format {
         presenced::cli::LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .fmt_fields(presenced::logs::text::LeanFields)
+            .event_format(presenced::logs::text::TextFormat::default())
             .init(),
         presenced::cli::LogFormat::Json => logs.json().init(),
     }
