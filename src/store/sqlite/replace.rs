@@ -1,0 +1,110 @@
+//! [`Store::reset`] and [`Store::replace`] on the writer thread: wiping
+//! rows, and writing a store's contents back.
+//!
+//! [`Store::reset`]: crate::store::Store::reset
+//! [`Store::replace`]: crate::store::Store::replace
+
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::schema::EVENTS_PRUNED_THROUGH;
+use super::subscriptions::{put_subscription, watch_users};
+use super::unavailable;
+use super::writer::{write_facts, Changes};
+use crate::clock::Instant;
+use crate::domain::{UserFacts, UserKey};
+use crate::store::codec::encode;
+use crate::store::resident::{Compact, Interner};
+use crate::store::{Contents, StoreError};
+
+/// Deletes `tenant`'s rows (every tenant's when `None`) of users, events,
+/// subscriptions and deliveries ([`Store::reset`]); the wiped users go on
+/// `changed` as empty facts, so the resident copy forgets them too.
+///
+/// [`Store::reset`]: crate::store::Store::reset
+pub(super) fn wipe(
+    tx: &Connection,
+    tenant: Option<Uuid>,
+    ids: &mut Interner,
+    changed: &mut Changes<'_>,
+) -> Result<(), StoreError> {
+    let bound: Vec<Vec<u8>> = tenant.iter().map(|t| t.as_bytes().to_vec()).collect();
+    let filter = if tenant.is_some() {
+        " WHERE tenant = ?1"
+    } else {
+        ""
+    };
+    let keys = {
+        let mut stmt = tx
+            .prepare(&format!("SELECT tenant, user FROM users{filter}"))
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(bound.iter()), |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
+    };
+    let empty = Compact::of(&UserFacts::default(), ids);
+    for (t, u) in keys {
+        if let (Ok(tenant), Ok(user)) = (Uuid::from_slice(&t), Uuid::from_slice(&u)) {
+            changed.push(UserKey { tenant, user }, empty.clone());
+        }
+    }
+    for table in ["users", "events", "outbox", "watches", "subscriptions"] {
+        tx.execute(
+            &format!("DELETE FROM {table}{filter}"),
+            rusqlite::params_from_iter(bound.iter()),
+        )
+        .map_err(unavailable)?;
+    }
+    tx.execute(
+        "DELETE FROM subscription_expiry WHERE id NOT IN (SELECT id FROM subscriptions)",
+        [],
+    )
+    .map_err(unavailable)?;
+    if tenant.is_none() {
+        let last: Option<i64> = tx
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some(last) = last {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value =
+                   CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                params![EVENTS_PRUNED_THROUGH, last.to_string()],
+            )
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `contents` into wiped tables ([`Store::replace`]).
+///
+/// [`Store::replace`]: crate::store::Store::replace
+pub(super) fn restore(
+    tx: &Connection,
+    contents: Contents,
+    now: Instant,
+    ids: &mut Interner,
+    changed: &mut Changes<'_>,
+) -> Result<(), StoreError> {
+    for (key, facts) in contents.users {
+        if facts.unreadable {
+            continue;
+        }
+        write_facts(tx, key, &facts, &encode(&facts), now)?;
+        changed.push(key, Compact::of(&facts, ids));
+    }
+    for s in &contents.subscriptions {
+        put_subscription(tx, s)?;
+        watch_users(tx, s)?;
+    }
+    Ok(())
+}
