@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::records::{conflict_with, deadline};
+use super::records::{conflict_with, deadline, lifecycle_due};
 use super::{
     observe, Applied, Change, Contents, Delivery, Event, EventBounds, NewDelivery, Store,
     StoreError, Subscription, SubscriptionConflict,
@@ -325,14 +325,11 @@ impl Store for MemoryStore {
         reauthorize_before: chrono::TimeDelta,
     ) -> Result<Vec<Subscription>, StoreError> {
         let inner = self.lock()?;
-        let mut out: Vec<Subscription> = inner
-            .subscriptions
-            .values()
-            .filter(|s| deadline(s, reauthorize_before) <= by)
-            .cloned()
-            .collect();
-        out.sort_by_key(|s| (deadline(s, reauthorize_before), s.id));
-        Ok(out)
+        Ok(lifecycle_due(
+            inner.subscriptions.values(),
+            by,
+            reauthorize_before,
+        ))
     }
 
     async fn next_subscription_deadline(

@@ -190,6 +190,23 @@ pub(crate) fn deadline(s: &Subscription, reauthorize_before: chrono::TimeDelta) 
     }
 }
 
+/// The subscriptions among `subscriptions` that need lifecycle work at or
+/// before `by` (their [`deadline`] has come), earliest deadline first, then
+/// by id: [`Store::subscriptions_due`](super::Store::subscriptions_due) for
+/// backends that filter in memory.
+pub(crate) fn lifecycle_due<'a>(
+    subscriptions: impl Iterator<Item = &'a Subscription>,
+    by: Instant,
+    reauthorize_before: chrono::TimeDelta,
+) -> Vec<Subscription> {
+    let mut out: Vec<Subscription> = subscriptions
+        .filter(|s| deadline(s, reauthorize_before) <= by)
+        .cloned()
+        .collect();
+    out.sort_by_key(|s| (deadline(s, reauthorize_before), s.id));
+    out
+}
+
 /// Whether `new` conflicts with an existing live subscription of the same
 /// creator and application (SPEC §7): the same resource and change type
 /// always (Graph: "Duplicate subscriptions are not allowed", whatever the

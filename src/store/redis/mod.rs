@@ -123,7 +123,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::codec::{decode, encode, unreadable};
-use super::records::{conflict_with, deadline};
+use super::records::{conflict_with, deadline, lifecycle_due};
 use super::{
     observe, Applied, Change, Contents, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery,
     Payload, SharedState, Store, StoreError, Subscription, SubscriptionConflict,
@@ -1223,12 +1223,7 @@ impl Store for RedisStore {
         reauthorize_before: chrono::TimeDelta,
     ) -> Result<Vec<Subscription>, StoreError> {
         let (_, all) = self.all_subscriptions().await?;
-        let mut out: Vec<Subscription> = all
-            .into_iter()
-            .filter(|s| deadline(s, reauthorize_before) <= by)
-            .collect();
-        out.sort_by_key(|s| (deadline(s, reauthorize_before), s.id));
-        Ok(out)
+        Ok(lifecycle_due(all.iter(), by, reauthorize_before))
     }
 
     async fn next_subscription_deadline(
