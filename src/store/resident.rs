@@ -6,7 +6,7 @@
 //! Who writes it: the store's open (every `users` row, decoded once) and
 //! then only the writer thread, for every user a batch changed, after the
 //! batch's transaction committed and before any of its writers is answered
-//! (see `sqlite.rs`). So an entry is always a committed state, and a write
+//! (see `sqlite/writer.rs`). So an entry is always a committed state, and a write
 //! that was acknowledged is visible to every read that starts after it.
 //! Readers never see a write that failed (no phantom writes).
 //!

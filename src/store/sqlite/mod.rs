@@ -830,11 +830,6 @@ impl Store for SqliteStore {
         SqliteStore::close(self);
     }
 
-    /// Not ready when the writer thread is gone or the last write
-    /// transaction failed. While writes are failing each ping probes with a
-    /// small real write (a changed meta row): a server taken out of rotation
-    /// gets no other writes, and must notice by itself that the disk has
-    /// room again.
     async fn contents(&self) -> Result<Contents, StoreError> {
         let health = self.health.clone();
         self.read(move |conn| {
@@ -946,6 +941,11 @@ impl Store for SqliteStore {
         self.write(job, now).await.map(|_| ())
     }
 
+    /// Not ready when the writer thread is gone or the last write
+    /// transaction failed. While writes are failing each ping probes with a
+    /// small real write (a changed meta row): a server taken out of rotation
+    /// gets no other writes, and must notice by itself that the disk has
+    /// room again.
     async fn ping(&self) -> Result<(), StoreError> {
         if self.writer_stopped() {
             return Err(StoreError::Unavailable(
