@@ -252,7 +252,7 @@ impl App {
             }),
             metrics_here: config.metrics_listen.is_none(),
             origin: Arc::new(crate::http::extract::Origin {
-                public: config.public_url.clone(),
+                public: config.public_url.as_deref().map(Arc::from),
                 trust_forwarded: config.trust_forwarded_headers,
                 bound: std::sync::OnceLock::new(),
             }),
@@ -313,7 +313,7 @@ impl App {
                 .state
                 .origin
                 .bound
-                .set(format!("{}://{addr}", self.scheme()));
+                .set(Arc::from(format!("{}://{addr}", self.scheme())));
         }
         let app = router(self.state.clone());
         let streams = self.state.stopping.clone();

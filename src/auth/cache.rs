@@ -72,7 +72,7 @@ pub(crate) fn digest(token: &str) -> TokenDigest {
 #[derive(Debug, Clone)]
 pub(crate) struct Verified {
     /// The principal the token speaks for.
-    pub(crate) principal: Principal,
+    pub(crate) principal: Arc<Principal>,
     /// The `exp` claim, in seconds since the epoch.
     pub(crate) exp: i64,
     /// The `nbf` claim, in seconds since the epoch, when present.
@@ -139,7 +139,7 @@ impl VerifiedTokens {
         generation: u64,
         now: i64,
         leeway: i64,
-    ) -> Option<Result<Principal, AuthError>> {
+    ) -> Option<Result<Arc<Principal>, AuthError>> {
         let entry = match self.entries.get(key) {
             Some(entry) if entry.generation == generation => entry,
             _ => {

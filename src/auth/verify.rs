@@ -1,5 +1,7 @@
 //! [`TokenVerifier`]: from a raw bearer token to a [`Principal`] (SPEC §5).
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
@@ -124,7 +126,7 @@ impl TokenVerifier {
     ///
     /// A token this verifier accepted before, under the same keys, is only
     /// checked for `exp` and `nbf` against `now`; the answer is the same.
-    pub async fn verify(&self, token: &str, now: Instant) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, token: &str, now: Instant) -> Result<Arc<Principal>, AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             // Refused by `split` without a look at keys; not worth hashing.
             return self.verify_fully(token, now).await.map(|v| v.principal);
@@ -228,13 +230,13 @@ impl TokenVerifier {
             }
         };
         Ok(Verified {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 tenant,
                 app_id,
                 kind,
                 scopes,
                 roles: roles.unwrap_or_default(),
-            },
+            }),
             exp,
             nbf,
         })

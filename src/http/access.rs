@@ -13,7 +13,6 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, Uri};
 use axum::response::Response;
-use uuid::Uuid;
 
 use super::error::GraphError;
 use super::EdgeIds;
@@ -26,14 +25,14 @@ pub const TARGET: &str = "presenced::access";
 /// Who called: set by authentication ([`note_caller`]) on a slot the edge
 /// put on the request, read back by the edge for the access line.
 #[derive(Debug, Default)]
-pub struct CallerSlot(OnceLock<(Uuid, String)>);
+pub struct CallerSlot(OnceLock<Arc<Principal>>);
 
 /// Records the verified caller for the request's access line, if the edge
 /// asked for it (only when access lines are logged).
-pub fn note_caller(extensions: &axum::http::Extensions, principal: &Principal) {
+pub fn note_caller(extensions: &axum::http::Extensions, principal: &Arc<Principal>) {
     if let Some(slot) = extensions.get::<Arc<CallerSlot>>() {
         // A second authentication of the same request names the same caller.
-        let _ = slot.0.set((principal.tenant, principal.app_id.clone()));
+        let _ = slot.0.set(principal.clone());
     }
 }
 
@@ -89,8 +88,8 @@ impl Entry {
             Err(uri) => uri.path(),
         };
         let caller = self.caller.as_ref().and_then(|slot| slot.0.get());
-        let tenant = caller.map(|(tenant, _)| tracing::field::display(tenant));
-        let app_id = caller.map(|(_, app)| app.as_str());
+        let tenant = caller.map(|p| tracing::field::display(p.tenant));
+        let app_id = caller.map(|p| p.app_id.as_str());
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let request_id = ids.request_id();
         let client_request_id = ids.client_request_id();

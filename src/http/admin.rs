@@ -1,6 +1,8 @@
 //! presenced's own endpoints under `/_presenced` (SPEC §8): health,
 //! readiness, the emulator clock and simulated Teams client sessions.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::Json;
@@ -75,7 +77,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, Graph
 }
 
 /// An authenticated caller holding the `Presenced.Admin` application role.
-pub struct Admin(pub Principal);
+pub struct Admin(pub Arc<Principal>);
 
 impl axum::extract::FromRequestParts<AppState> for Admin {
     type Rejection = GraphError;
@@ -208,7 +210,7 @@ pub(crate) async fn advance_clock_to(
 }
 
 /// Any authenticated caller (authorisation is per handler).
-pub struct Reader(pub Principal);
+pub struct Reader(pub Arc<Principal>);
 
 impl axum::extract::FromRequestParts<AppState> for Reader {
     type Rejection = GraphError;

@@ -108,7 +108,7 @@ pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next
         path,
         status: response.status().as_u16(),
         tenant_id: principal.as_ref().map(|p| p.tenant),
-        app_id: principal.map(|p| p.app_id),
+        app_id: principal.map(|p| p.app_id.clone()),
         request_id,
         client_request_id,
         body: body_json,

@@ -1,10 +1,11 @@
 //! Extractors that turn requests into checked, typed input — or into a
 //! Graph error, never into axum's plain-text rejections.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use uuid::Uuid;
@@ -209,7 +210,7 @@ impl ApiVersion {
 #[derive(Debug, Clone)]
 pub struct Call {
     /// The verified caller.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     /// The subject user (`/me` resolved to the caller), when the path has one.
     pub user: Option<Uuid>,
     /// The API version of the path.
@@ -217,7 +218,7 @@ pub struct Call {
     /// The presence clock's reading for this request (read once).
     pub now: Instant,
     /// `scheme://host` of the request, for `@odata.context`.
-    pub base: String,
+    pub base: Arc<str>,
 }
 
 impl Call {
@@ -239,15 +240,17 @@ impl Call {
 }
 
 /// The API version of a Graph path (`/v1.0` or `/beta`; anything else is a
-/// 404) and the path's other parameters.
+/// 404) and the path's `{id}`, if it has one. The parameters are read as
+/// the router decoded them, without copying them into a map.
 pub async fn versioned_path(
     parts: &mut Parts,
     state: &AppState,
-) -> Result<(ApiVersion, HashMap<String, String>), GraphError> {
-    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+) -> Result<(ApiVersion, PathParams), GraphError> {
+    let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|_| GraphError::bad_request("The request path is invalid."))?;
-    let version = match params.get("version").map(String::as_str) {
+    let params = PathParams(params);
+    let version = match params.get("version") {
         Some("v1.0") => ApiVersion::V1,
         Some("beta") => ApiVersion::Beta,
         _ => return Err(not_found_path(parts)),
@@ -255,10 +258,23 @@ pub async fn versioned_path(
     Ok((version, params))
 }
 
+/// A request's path parameters, percent-decoded.
+#[derive(Debug)]
+pub struct PathParams(RawPathParams);
+
+impl PathParams {
+    /// The parameter called `name`, if the route has one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find_map(|(key, value)| (key == name).then_some(value))
+    }
+}
+
 /// Verifies the bearer token of a request against wall time (SPEC §8),
 /// without taking from the throttling budget: a `$batch` is checked this
 /// way, and each request in it is throttled on its own.
-pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
+pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Arc<Principal>, GraphError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -272,7 +288,10 @@ pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Principal, 
 /// Verifies the bearer token of a request (against wall time, SPEC §8) and,
 /// when throttling is on, takes one request from the caller's application's
 /// budget in its tenant (429 beyond it).
-pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, GraphError> {
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Arc<Principal>, GraphError> {
     let principal = verify_token(parts, state).await?;
     if let Some(throttle) = &state.throttle {
         throttle
@@ -322,11 +341,11 @@ impl FromRequestParts<AppState> for Call {
 #[derive(Debug, Default)]
 pub struct Origin {
     /// `--public-url`, without a trailing slash.
-    pub public: Option<String>,
+    pub public: Option<Arc<str>>,
     /// `--trust-forwarded-headers`.
     pub trust_forwarded: bool,
     /// `http://{bound address}`, set when the listener is bound.
-    pub bound: std::sync::OnceLock<String>,
+    pub bound: std::sync::OnceLock<Arc<str>>,
 }
 
 /// A header value that may be used as a host (`host[:port]`), if plausible.
@@ -341,7 +360,7 @@ fn plausible_host(value: Option<&axum::http::HeaderValue>) -> Option<&str> {
 
 impl Origin {
     /// `scheme://host[:port]` for a request.
-    pub fn base(&self, parts: &Parts) -> String {
+    pub fn base(&self, parts: &Parts) -> Arc<str> {
         if let Some(public) = &self.public {
             return public.clone();
         }
@@ -357,18 +376,18 @@ impl Origin {
                     Some(p) if p.eq_ignore_ascii_case("https") => "https",
                     _ => "http",
                 };
-                return format!("{scheme}://{host}");
+                return Arc::from(format!("{scheme}://{host}"));
             }
         }
         self.bound
             .get()
             .cloned()
-            .unwrap_or_else(|| "http://localhost".to_string())
+            .unwrap_or_else(|| Arc::from("http://localhost"))
     }
 }
 
 /// `scheme://host` of a request, for `@odata.context` (see [`Origin`]).
-pub fn request_base(parts: &Parts, state: &AppState) -> String {
+pub fn request_base(parts: &Parts, state: &AppState) -> Arc<str> {
     state.origin.base(parts)
 }
 

@@ -2,6 +2,8 @@
 //! and the JWKS that verifies rich notifications' validation tokens.
 //! Handlers authenticate, authorise, call `notify` and render.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -20,9 +22,9 @@ use crate::store::{Subscription, SubscriptionConflict};
 
 /// An authenticated call on `/{version}/subscriptions[/{id}]`.
 pub struct SubscriptionCall {
-    principal: Principal,
+    principal: Arc<Principal>,
     version: ApiVersion,
-    base: String,
+    base: Arc<str>,
     id: Option<Uuid>,
 }
 

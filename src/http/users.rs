@@ -2,6 +2,8 @@
 //! presenced knows, each with its presence, paged and filterable by
 //! availability. The dashboard's roster reads it.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::Json;
@@ -22,8 +24,8 @@ const MAX_SCAN: usize = 10_000;
 
 /// The authenticated caller, the request's base URL and its query.
 pub struct ListCall {
-    principal: Principal,
-    base: String,
+    principal: Arc<Principal>,
+    base: Arc<str>,
     query: UsersQuery,
 }
 
