@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams};
 use axum::http::request::Parts;
@@ -288,10 +287,7 @@ pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Arc<Princip
 /// Verifies the bearer token of a request (against wall time, SPEC §8) and,
 /// when throttling is on, takes one request from the caller's application's
 /// budget in its tenant (429 beyond it).
-pub async fn authenticate(
-    parts: &Parts,
-    state: &AppState,
-) -> Result<Arc<Principal>, GraphError> {
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<Principal>, GraphError> {
     let principal = verify_token(parts, state).await?;
     if let Some(throttle) = &state.throttle {
         throttle

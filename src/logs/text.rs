@@ -22,9 +22,9 @@
 //! request). The tests below compare both paths with the default ones on
 //! the same events.
 
+use chrono::{DateTime, Utc};
 use std::cell::RefCell;
 use std::fmt;
-use chrono::{DateTime, Utc};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};

@@ -67,7 +67,7 @@ use self::writer::{insert_delivery, Done, Job, WriteOp, Writer, WRITER_CACHE_KIB
 use super::codec::{decode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::resident::Resident;
-use super::wal::Checkpointer;
+use super::wal::{wait_briefly, Checkpointer};
 use super::{
     Applied, Change, Contents, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
     StoreError, Subscription, SubscriptionConflict,
@@ -173,8 +173,9 @@ impl SqliteStore {
         // memory it stays a copy.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
+        // A checkpoint's RESTART holds the writer off; it goes on as soon
+        // as that is over (see `wal.rs`).
+        wait_briefly(&conn).map_err(unavailable)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(unavailable)?;
