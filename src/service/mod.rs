@@ -35,7 +35,12 @@ impl PresenceService {
 
     /// Applies `change` to `key` at `now`, durably; the answer comes after
     /// the commit, and any change event is already recorded and announced.
-    #[tracing::instrument(skip_all, fields(tenant = %key.tenant, user = %key.user))]
+    ///
+    /// The span is at `debug`, as the handlers' are: at `info` it formatted
+    /// two ids per write that no line at `info` read (the request's span
+    /// and access line already say who and where; the stores' warnings
+    /// name the user themselves).
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %key.tenant, user = %key.user))]
     pub async fn apply(
         &self,
         key: UserKey,

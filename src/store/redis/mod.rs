@@ -510,7 +510,7 @@ impl RedisStore {
         // sweeper, and so does a mark that cannot be cleared now.
         if matches!(result, Ok(None) | Err(StoreError::NotFound(_))) {
             if let Err(e) = self.unmark(&tu).await {
-                tracing::warn!(error = %e, "a write's in-flight mark stays for the sweeper");
+                tracing::warn!(tenant = %key.tenant, user = %key.user, error = %e, "a write's in-flight mark stays for the sweeper");
             }
         }
         result
