@@ -239,8 +239,8 @@ impl Call {
 }
 
 /// The API version of a Graph path (`/v1.0` or `/beta`; anything else is a
-/// 404) and the path's `{id}`, if it has one. The parameters are read as
-/// the router decoded them, without copying them into a map.
+/// 404) and the path's parameters, as the router decoded them (read in
+/// place, not copied into a map).
 pub async fn versioned_path(
     parts: &mut Parts,
     state: &AppState,
