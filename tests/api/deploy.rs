@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::process::BIN;
+use crate::process::{serve_jwks_fixture, BIN};
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -90,17 +90,7 @@ async fn the_systemd_unit_starts_a_server_that_verifies_jwks_tokens_and_logs_jso
 
     // A loopback JWKS server with the test key (plain http is allowed on
     // loopback only).
-    let body = std::fs::read_to_string(format!("{FIXTURES}/jwks.json")).unwrap();
-    let keys = axum::Router::new().route(
-        "/keys",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let keys_url = format!("http://{}/keys", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, keys).await });
+    let keys_url = serve_jwks_fixture().await;
 
     let dir = tempfile::tempdir().unwrap();
     replace_value(&mut args, "--data-dir", dir.path().to_str().unwrap());

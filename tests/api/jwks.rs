@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{reply, Reply};
-use crate::process::{Proc, Serve, BIN};
+use crate::process::{serve_jwks_fixture, Proc, Serve, BIN};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const ISSUER: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
@@ -31,6 +31,19 @@ fn start(args: &[&str]) -> Server {
         "no dev secret when JWKS keys are configured"
     );
     Server { proc, _data: data }
+}
+
+/// [`start`] with the keys from `jwks_flag JWKS` (`--jwks-file` or
+/// `--jwks-url`), for the issuer [`ISSUER`] and audience `api://presenced`.
+fn start_verifying(jwks_flag: &str, jwks: &str) -> Server {
+    start(&[
+        jwks_flag,
+        jwks,
+        "--issuer",
+        ISSUER,
+        "--audience",
+        "api://presenced",
+    ])
 }
 
 fn rs256(claims: Value) -> String {
@@ -92,43 +105,16 @@ async fn check_rs256(url: &str) {
 #[tokio::test]
 async fn rs256_tokens_verify_against_a_jwks_file() {
     let jwks = format!("{FIXTURES}/jwks.json");
-    let server = start(&[
-        "--jwks-file",
-        &jwks,
-        "--issuer",
-        ISSUER,
-        "--audience",
-        "api://presenced",
-    ]);
+    let server = start_verifying("--jwks-file", &jwks);
     check_rs256(&server.proc.url).await;
 }
 
 #[tokio::test]
 async fn rs256_tokens_verify_against_a_jwks_url() {
-    let body = std::fs::read_to_string(format!("{FIXTURES}/jwks.json")).unwrap();
-    let app = axum::Router::new().route(
-        "/keys",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let keys_url = format!("http://{}/keys", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let url = keys_url.clone();
-    let server = tokio::task::spawn_blocking(move || {
-        start(&[
-            "--jwks-url",
-            &url,
-            "--issuer",
-            ISSUER,
-            "--audience",
-            "api://presenced",
-        ])
-    })
-    .await
-    .unwrap();
+    let keys_url = serve_jwks_fixture().await;
+    let server = tokio::task::spawn_blocking(move || start_verifying("--jwks-url", &keys_url))
+        .await
+        .unwrap();
     check_rs256(&server.proc.url).await;
 }
 
@@ -177,14 +163,7 @@ fn minted(key_flag: &str, key: &str, kid: &str, tenant: Uuid, user: Uuid) -> Str
 async fn tokens_minted_with_rs256_and_es256_keys_are_accepted_by_a_jwks_server_and_refused_with_a_wrong_kid(
 ) {
     let jwks = format!("{FIXTURES}/jwks-rsa-ec.json");
-    let server = start(&[
-        "--jwks-file",
-        &jwks,
-        "--issuer",
-        ISSUER,
-        "--audience",
-        "api://presenced",
-    ]);
+    let server = start_verifying("--jwks-file", &jwks);
     let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
     for (flag, key, kid) in [
         ("--rs256-key", "rsa-1.pem", "rsa-1"),

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::process::{mint, Proc, Serve};
+use crate::process::{mint, LoggedServer, Proc};
 
 /// The server's log once it has exited. Log lines are written by a log
 /// thread, in batches, and a clean exit flushes them: what the log holds
@@ -40,12 +40,8 @@ fn lines_with(log: &str, needle: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_but_no_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
-    let server = Serve::data_dir(&data)
-        .log_to(&log_path)
-        .args(&["--log-format", "json"])
-        .start();
+    let logged = LoggedServer::start(&["--log-format", "json"]);
+    let (server, data, log_path) = (logged.server, logged.data, logged.log);
     let tenant = Uuid::new_v4();
     let user = Uuid::new_v4();
     let token = mint(
@@ -108,12 +104,8 @@ async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_bu
 
 #[tokio::test]
 async fn log_level_off_writes_no_access_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
-    let server = Serve::data_dir(&data)
-        .log_to(&log_path)
-        .args(&["--log-level", "warn"])
-        .start();
+    let logged = LoggedServer::start(&["--log-level", "warn"]);
+    let (server, log_path) = (logged.server, logged.log);
     let client_id = format!("quiet-{}", Uuid::new_v4());
 
     let resp = reqwest::Client::new()
@@ -198,12 +190,8 @@ async fn metrics_counters_move_after_requests_and_need_no_token() {
 
 #[tokio::test]
 async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
-    let server = Serve::data_dir(&data)
-        .log_to(&log_path)
-        .args(&["--log-format", "json", "--metrics-listen", "127.0.0.1:0"])
-        .start();
+    let logged = LoggedServer::start(&["--log-format", "json", "--metrics-listen", "127.0.0.1:0"]);
+    let (server, data, log_path) = (logged.server, logged.data, logged.log);
     let log = log_mentioning(&log_path, "\"metrics\"").await;
     let announced = lines_with(&log, "\"metrics\"");
     assert_eq!(announced.len(), 1, "{log}");
@@ -256,12 +244,8 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
 
 #[tokio::test]
 async fn a_server_error_is_logged_once_at_error_with_its_cause() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
-    let server = Serve::data_dir(&data)
-        .log_to(&log_path)
-        .args(&["--manual-clock", "--log-format", "json"])
-        .start();
+    let logged = LoggedServer::start(&["--manual-clock", "--log-format", "json"]);
+    let (server, data, log_path) = (logged.server, logged.data, logged.log);
     let tenant = Uuid::new_v4();
     let admin = mint(
         &data,
@@ -315,20 +299,16 @@ async fn a_server_error_is_logged_once_at_error_with_its_cause() {
 
 #[tokio::test]
 async fn lines_logged_inside_a_request_carry_its_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
-    let server = Serve::data_dir(&data)
-        .log_to(&log_path)
-        .args(&[
-            "--manual-clock",
-            "--start-time",
-            "2026-01-01T09:00:00Z",
-            "--webhook-allow-cidr",
-            "127.0.0.0/8",
-            "--log-format",
-            "json",
-        ])
-        .start();
+    let logged = LoggedServer::start(&[
+        "--manual-clock",
+        "--start-time",
+        "2026-01-01T09:00:00Z",
+        "--webhook-allow-cidr",
+        "127.0.0.0/8",
+        "--log-format",
+        "json",
+    ]);
+    let (server, data, log_path) = (logged.server, logged.data, logged.log);
     // A closed port: the endpoint's validation handshake fails, which the
     // subscription request logs while it runs.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -376,12 +356,8 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
 /// call that follows is logged.
 #[tokio::test]
 async fn a_cors_preflight_writes_no_access_line_but_the_call_after_it_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, log_path) = (dir.path().join("data"), dir.path().join("stderr.log"));
-    let server = Serve::data_dir(&data)
-        .log_to(&log_path)
-        .args(&["--log-format", "json"])
-        .start();
+    let logged = LoggedServer::start(&["--log-format", "json"]);
+    let (server, log_path) = (logged.server, logged.log);
     let preflight_path = format!("/preflight-{}", Uuid::new_v4());
     let call_path = format!("/call-after-preflight-{}", Uuid::new_v4());
     let client = reqwest::Client::new();

@@ -55,6 +55,11 @@ impl Serve {
         self.args(&["--manual-clock", "--start-time", start_time])
     }
 
+    /// Keeps presence in `store` (`--store`), e.g. a `redis://` URL.
+    pub fn store(self, store: &str) -> Self {
+        self.arg("--store").arg(store)
+    }
+
     /// The server's stderr (its log) goes to the file `path`, created (or
     /// truncated) at each start.
     pub fn log_to(mut self, path: &Path) -> Self {
@@ -87,6 +92,35 @@ impl Serve {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let listen = self.listen.as_deref().unwrap_or(ANY_LOOPBACK_PORT);
         Proc::spawn(listen, &args, stderr)
+    }
+
+    /// Starts two servers with this command line: two nodes of one store.
+    pub fn two_nodes(&self) -> (Proc, Proc) {
+        (self.start(), self.start())
+    }
+}
+
+/// A server whose stderr (its log) goes to a file: its temp dir (deleted
+/// when dropped), the data dir and log file in it, and the process.
+pub struct LoggedServer {
+    _dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    pub server: Proc,
+}
+
+impl LoggedServer {
+    /// `presenced serve ARGS…` on `DIR/data`, its log in `DIR/stderr.log`.
+    pub fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, log) = (dir.path().join("data"), dir.path().join("stderr.log"));
+        let server = Serve::data_dir(&data).log_to(&log).args(args).start();
+        Self {
+            _dir: dir,
+            data,
+            log,
+            server,
+        }
     }
 }
 
@@ -174,6 +208,24 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Serves `tests/fixtures/jwks.json` (the test keys) on a loopback port
+/// from the test's runtime; returns its URL, `http://127.0.0.1:PORT/keys`.
+pub async fn serve_jwks_fixture() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwks.json");
+    let body = std::fs::read_to_string(path).unwrap();
+    let keys = axum::Router::new().route(
+        "/keys",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keys_url = format!("http://{}/keys", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, keys).await });
+    keys_url
 }
 
 /// Runs `presenced token` with `args` and returns the token it prints.

@@ -253,6 +253,16 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
+    /// The `--store` URL naming every master: `redis-cluster://127.0.0.1:PORT,…`.
+    pub fn store_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis-cluster://{}", seeds.join(","))
+    }
+
     /// How many keys each master holds.
     pub fn keys_per_node(&self) -> Vec<u64> {
         self.nodes

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::Reply;
-use crate::process::{mint, subscribe_then_write, Proc};
+use crate::process::{mint, subscribe_then_write, Proc, Serve};
 use crate::redis_server::{RedisCluster, RedisServer};
 
 const APP: &str = "app-scale-out";
@@ -83,8 +83,7 @@ async fn writes_cross_between(a: &Proc, b: &Proc, token: &str, users: &[Uuid]) {
 async fn two_nodes_on_one_redis_read_each_others_writes() {
     let redis = RedisServer::start();
     let data = tempfile::tempdir().unwrap();
-    let a = node(data.path(), &redis.url());
-    let b = node(data.path(), &redis.url());
+    let (a, b) = Serve::data_dir(data.path()).store(&redis.url()).two_nodes();
     let token = app_token(data.path(), Uuid::new_v4());
     let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
 
@@ -103,15 +102,9 @@ async fn two_nodes_on_one_redis_read_each_others_writes() {
 #[tokio::test]
 async fn two_nodes_on_a_three_master_cluster_read_each_others_writes() {
     let cluster = RedisCluster::start();
-    let seeds: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let store = format!("redis-cluster://{}", seeds.join(","));
+    let store = cluster.store_url();
     let data = tempfile::tempdir().unwrap();
-    let a = node(data.path(), &store);
-    let b = node(data.path(), &store);
+    let (a, b) = Serve::data_dir(data.path()).store(&store).two_nodes();
     let token = app_token(data.path(), Uuid::new_v4());
     let users: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
 
@@ -167,18 +160,10 @@ async fn while_redis_is_down_requests_get_503_and_the_node_recovers_by_itself() 
 
 /// Two emulator nodes on one Redis, started at 09:00.
 fn emulator_pair(redis: &RedisServer, data: &Path) -> (Proc, Proc) {
-    let args = |data: &Path| {
-        Proc::start(&[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--store",
-            &redis.url(),
-            "--manual-clock",
-            "--start-time",
-            "2026-01-01T09:00:00Z",
-        ])
-    };
-    (args(data), args(data))
+    Serve::data_dir(data)
+        .store(&redis.url())
+        .manual_clock_at("2026-01-01T09:00:00Z")
+        .two_nodes()
 }
 
 /// Waits until `node`'s emulator clock reads `now`, with a deadline.
@@ -248,8 +233,7 @@ async fn a_subscription_on_one_node_gets_writes_and_expiries_from_both_once_and_
 async fn an_event_stream_on_one_node_sees_writes_on_the_other() {
     let redis = RedisServer::start();
     let data = tempfile::tempdir().unwrap();
-    let a = node(data.path(), &redis.url());
-    let b = node(data.path(), &redis.url());
+    let (a, b) = Serve::data_dir(data.path()).store(&redis.url()).two_nodes();
     let tenant = Uuid::new_v4();
     let reader = mint(
         data.path(),
@@ -293,10 +277,8 @@ async fn an_event_stream_on_one_node_sees_writes_on_the_other() {
 async fn forty_concurrent_apps_on_one_user_through_two_nodes_keep_forty_sessions() {
     let redis = RedisServer::start();
     let data = tempfile::tempdir().unwrap();
-    let nodes = std::sync::Arc::new([
-        node(data.path(), &redis.url()),
-        node(data.path(), &redis.url()),
-    ]);
+    let (a, b) = Serve::data_dir(data.path()).store(&redis.url()).two_nodes();
+    let nodes = std::sync::Arc::new([a, b]);
     let tenant = Uuid::new_v4();
     let token = app_token(data.path(), tenant);
     let user = Uuid::new_v4();
@@ -430,26 +412,17 @@ async fn a_delivery_pending_on_a_node_killed_with_kill_9_is_delivered_by_the_oth
     use crate::receiver::Receiver;
     let redis = RedisServer::start();
     let data = tempfile::tempdir().unwrap();
-    let start = || {
-        Proc::start(&[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--store",
-            &redis.url(),
-            "--redis-delivery-lease",
-            "PT1S",
-            "--manual-clock",
-            "--start-time",
-            "2026-01-01T09:00:00Z",
-        ])
-    };
-    let a = start();
+    let serve = Serve::data_dir(data.path())
+        .store(&redis.url())
+        .args(&["--redis-delivery-lease", "PT1S"])
+        .manual_clock_at("2026-01-01T09:00:00Z");
+    let a = serve.start();
     let receiver = Receiver::start().await;
     // The receiver holds the first POST open: A has it in flight.
     receiver.answer_with(202, Duration::from_secs(3600));
     let alice = subscribe_then_write(&a, &a, data.path(), &receiver.hook(), "kill-9").await;
     receiver.wait_for_items(1).await;
-    let _b = start();
+    let _b = serve.start();
 
     a.kill9();
     receiver.answer_with(202, Duration::ZERO);
@@ -605,25 +578,12 @@ async fn state_of(node: &Proc, admin: &str) -> serde_json::Value {
 #[tokio::test]
 async fn the_emulator_state_reset_and_users_listing_work_across_nodes_on_a_cluster() {
     let cluster = RedisCluster::start();
-    let seeds: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let store = format!("redis-cluster://{}", seeds.join(","));
+    let store = cluster.store_url();
     let data = tempfile::tempdir().unwrap();
-    let start = || {
-        Proc::start(&[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--store",
-            &store,
-            "--manual-clock",
-            "--start-time",
-            "2026-01-01T09:00:00Z",
-        ])
-    };
-    let (a, b) = (start(), start());
+    let (a, b) = Serve::data_dir(data.path())
+        .store(&store)
+        .manual_clock_at("2026-01-01T09:00:00Z")
+        .two_nodes();
     let tenant = Uuid::new_v4();
     let token = app_token(data.path(), tenant);
     let mut users: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
