@@ -108,11 +108,10 @@ async fn a_simulated_teams_client_aggregates_like_any_session() {
     let user = Uuid::new_v4();
     let path = format!("/_presenced/users/{user}/clientSessions/desktop");
     let r = server
-        .send(
-            Method::PUT,
+        .put(
             &path,
-            Some(&admin(&server)),
-            Some(json!({"availability": "Busy", "activity": "InAMeeting", "expirationDuration": "PT1H"})),
+            &admin(&server),
+            json!({"availability": "Busy", "activity": "InAMeeting", "expirationDuration": "PT1H"}),
         )
         .await;
     assert_eq!(r.ok_json()["availability"], "Busy");
@@ -195,11 +194,10 @@ async fn simulated_client_sessions_expire_and_validate_input() {
     .error(400, "invalidRequest");
     let delegated = server.user_token(user, ALL_SCOPES);
     let r = server
-        .send(
-            Method::PUT,
+        .put(
             &format!("/_presenced/users/{user}/clientSessions/desktop"),
-            Some(&delegated),
-            Some(json!({"availability": "Busy", "activity": "Busy"})),
+            &delegated,
+            json!({"availability": "Busy", "activity": "Busy"}),
         )
         .await;
     r.error(403, "Forbidden");

@@ -51,9 +51,8 @@ async fn populate(server: &TestServer) -> Vec<Uuid> {
         .await
         .ok_empty();
     server
-        .post(
-            &format!("/v1.0/users/{}/presence/setUserPreferredPresence", users[1]),
-            &token,
+        .set_preferred(
+            users[1],
             json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"}),
         )
         .await
@@ -113,12 +112,7 @@ async fn export_reset_import_gives_identical_reads() {
     );
 
     let r = server
-        .send(
-            Method::PUT,
-            "/_presenced/state",
-            Some(&admin(&server)),
-            Some(exported.clone()),
-        )
+        .put("/_presenced/state", &admin(&server), exported.clone())
         .await;
     assert_eq!(r.ok_json(), &exported, "PUT answers the state it made");
     assert_eq!(reads(&server, &users).await, before);
@@ -241,12 +235,7 @@ async fn bad_state_documents_are_400_naming_the_field_and_change_nothing() {
     ];
     for (doc, field) in cases {
         let message = server
-            .send(
-                Method::PUT,
-                "/_presenced/state",
-                Some(&admin(&server)),
-                Some(doc.clone()),
-            )
+            .put("/_presenced/state", &admin(&server), doc.clone())
             .await
             .error(400, "invalidRequest");
         assert!(message.contains(field), "{doc}: {message}");
@@ -264,11 +253,10 @@ async fn a_state_document_moves_the_clock_forward_but_never_back() {
                 "lastActiveDateTime": "2026-01-01T09:00:00Z", "expirationDateTime": "2026-01-01T12:00:00Z"}]}]}]})
     };
     let r = server
-        .send(
-            Method::PUT,
+        .put(
             "/_presenced/state",
-            Some(&admin(&server)),
-            Some(doc("2026-01-01T09:07:00Z")),
+            &admin(&server),
+            doc("2026-01-01T09:07:00Z"),
         )
         .await;
     assert_eq!(r.ok_json()["clock"], "2026-01-01T09:07:00Z");
@@ -277,11 +265,10 @@ async fn a_state_document_moves_the_clock_forward_but_never_back() {
         ("Available".into(), "AvailableInactive".into())
     );
     let r = server
-        .send(
-            Method::PUT,
+        .put(
             "/_presenced/state",
-            Some(&admin(&server)),
-            Some(doc("2026-01-01T08:00:00Z")),
+            &admin(&server),
+            doc("2026-01-01T08:00:00Z"),
         )
         .await;
     assert_eq!(
@@ -586,14 +573,7 @@ async fn a_user_imported_at_the_largest_version_can_still_be_written() {
         "version": 9_007_199_254_740_991_u64,
         "sessions": [{"kind": "application", "id": APP, "availability": "Away", "activity": "Away",
             "lastActiveDateTime": "2026-01-01T09:00:00Z", "expirationDateTime": "2026-01-01T10:00:00Z"}]}]}]});
-    let r = server
-        .send(
-            Method::PUT,
-            "/_presenced/state",
-            Some(&admin(&server)),
-            Some(doc),
-        )
-        .await;
+    let r = server.put("/_presenced/state", &admin(&server), doc).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     server
         .set_presence(user, "Busy", "InACall", None)
@@ -622,12 +602,7 @@ async fn an_imported_subscription_replaces_the_cached_one_with_the_same_id() {
         .clone();
     state["tenants"][0]["subscriptions"][0]["notificationUrl"] = json!(second.hook());
     let r = server
-        .send(
-            Method::PUT,
-            "/_presenced/state",
-            Some(&admin(&server)),
-            Some(state),
-        )
+        .put("/_presenced/state", &admin(&server), state)
         .await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     server

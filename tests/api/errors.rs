@@ -125,9 +125,8 @@ async fn arrange_user(server: &TestServer, user: Uuid) -> Value {
         .await
         .ok_empty();
     server
-        .post(
-            &format!("{base}/setUserPreferredPresence"),
-            &token,
+        .set_preferred(
+            user,
             json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"}),
         )
         .await
@@ -405,17 +404,12 @@ async fn get_many_with_exactly_650_ids_answers_all_in_order() {
 async fn preferred_presence_accepts_up_to_thirty_days() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    let token = server.user_token(user, ALL_SCOPES);
     server
         .set_presence(user, "Available", "Available", Some("PT4H"))
         .await
         .ok_empty();
     server
-        .post(
-            &format!("/v1.0/users/{user}/presence/setUserPreferredPresence"),
-            &token,
-            json!({"availability": "BeRightBack", "activity": "BeRightBack", "expirationDuration": "P30D"}),
-        )
+        .set_preferred(user, json!({"availability": "BeRightBack", "activity": "BeRightBack", "expirationDuration": "P30D"}))
         .await
         .ok_empty();
     assert_eq!(

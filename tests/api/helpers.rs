@@ -220,6 +220,11 @@ impl TestServer {
         self.send(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// PUT JSON with a token.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(token), Some(body)).await
+    }
+
     /// PATCH JSON with a token.
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(Method::PATCH, path, Some(token), Some(body))
@@ -251,6 +256,13 @@ impl TestServer {
             body,
         )
         .await
+    }
+
+    /// setUserPreferredPresence with `body` for `user` (delegated self token).
+    pub async fn set_preferred(&self, user: Uuid, body: Value) -> Reply {
+        let path = format!("/v1.0/users/{user}/presence/setUserPreferredPresence");
+        self.post(&path, &self.user_token(user, ALL_SCOPES), body)
+            .await
     }
 
     /// A subscription body for `users` delivered to `hook`, expiring in an

@@ -366,12 +366,9 @@ async fn clear_presence_of_an_unknown_session_is_404() {
 async fn preferred_presence_overrides_only_while_a_session_lives() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    let token = server.user_token(user, ALL_SCOPES);
-    let path = format!("/v1.0/users/{user}/presence/setUserPreferredPresence");
     server
-        .post(
-            &path,
-            &token,
+        .set_preferred(
+            user,
             json!({"availability": "DoNotDisturb", "activity": "DoNotDisturb"}),
         )
         .await
@@ -399,14 +396,8 @@ async fn preferred_presence_overrides_only_while_a_session_lives() {
 async fn preferred_presence_expires_after_its_default_or_given_duration() {
     let server = TestServer::start().await;
     let user = Uuid::new_v4();
-    let token = server.user_token(user, ALL_SCOPES);
-    let path = format!("/v1.0/users/{user}/presence/setUserPreferredPresence");
     server
-        .post(
-            &path,
-            &token,
-            json!({"availability": "Busy", "activity": "Busy"}),
-        )
+        .set_preferred(user, json!({"availability": "Busy", "activity": "Busy"}))
         .await
         .ok_empty();
     // Keep a session alive across a day with 4 h sessions.
@@ -433,9 +424,8 @@ async fn preferred_presence_expires_after_its_default_or_given_duration() {
     );
     // An explicit duration.
     server
-        .post(
-            &path,
-            &token,
+        .set_preferred(
+            user,
             json!({"availability": "Offline", "activity": "OffWork", "expirationDuration": "PT5M"}),
         )
         .await
