@@ -184,8 +184,7 @@ async fn a_reset_forgets_subscriptions_so_no_webhook_follows() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let user = Uuid::new_v4();
-    let body = server.subscription_body(&receiver.hook(), &[user]);
-    server.subscribe(user, body).await;
+    server.subscribe_to(user, &receiver.hook(), &[user]).await;
     server
         .set_presence(user, "Busy", "InACall", None)
         .await
@@ -587,8 +586,7 @@ async fn an_imported_subscription_replaces_the_cached_one_with_the_same_id() {
     let server = TestServer::start().await;
     let (first, second) = (Receiver::start().await, Receiver::start().await);
     let user = Uuid::new_v4();
-    let body = server.subscription_body(&first.hook(), &[user]);
-    server.subscribe(user, body).await;
+    server.subscribe_to(user, &first.hook(), &[user]).await;
     // A delivery puts the subscription into the notifier's cache.
     server
         .set_presence(user, "Busy", "InACall", None)

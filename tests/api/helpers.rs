@@ -296,6 +296,13 @@ impl TestServer {
         r.body["id"].as_str().unwrap().to_string()
     }
 
+    /// [`Self::subscribe`] with [`Self::subscription_body`]: `watcher`
+    /// subscribes to `users`, delivered to `hook`; the subscription's id.
+    pub async fn subscribe_to(&self, watcher: Uuid, hook: &str, users: &[Uuid]) -> String {
+        self.subscribe(watcher, self.subscription_body(hook, users))
+            .await
+    }
+
     /// The (availability, activity) of `user` as the user sees it.
     pub async fn presence_of(&self, user: Uuid) -> (String, String) {
         let token = self.user_token(user, ALL_SCOPES);

@@ -60,10 +60,7 @@ async fn a_write_notifies_in_graphs_format_and_a_keep_alive_does_not() {
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
     let id = server
-        .subscribe(
-            watcher,
-            server.subscription_body(&receiver.hook(), &[alice]),
-        )
+        .subscribe_to(watcher, &receiver.hook(), &[alice])
         .await;
     server
         .set_presence(alice, "Busy", "InACall", None)
@@ -113,10 +110,7 @@ async fn only_watched_users_notify_and_one_subscription_can_watch_many() {
     let watcher = Uuid::new_v4();
     let (alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     server
-        .subscribe(
-            watcher,
-            server.subscription_body(&receiver.hook(), &[alice, bob]),
-        )
+        .subscribe_to(watcher, &receiver.hook(), &[alice, bob])
         .await;
     server
         .set_presence(carol, "Busy", "InACall", None)
@@ -181,10 +175,7 @@ async fn a_receiver_that_fails_gets_the_notification_again_after_the_backoff() {
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
     server
-        .subscribe(
-            watcher,
-            server.subscription_body(&receiver.hook(), &[alice]),
-        )
+        .subscribe_to(watcher, &receiver.hook(), &[alice])
         .await;
     receiver.answer_with(500, Duration::ZERO);
     server
@@ -208,16 +199,10 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     slow.answer_with(202, Duration::from_secs(60));
     let alice = Uuid::new_v4();
     server
-        .subscribe(
-            Uuid::new_v4(),
-            server.subscription_body(&slow.hook(), &[alice]),
-        )
+        .subscribe_to(Uuid::new_v4(), &slow.hook(), &[alice])
         .await;
     server
-        .subscribe(
-            Uuid::new_v4(),
-            server.subscription_body(&fast.hook(), &[alice]),
-        )
+        .subscribe_to(Uuid::new_v4(), &fast.hook(), &[alice])
         .await;
     server
         .set_presence(alice, "Busy", "InACall", None)
@@ -286,9 +271,7 @@ async fn subscriptions_are_listed_read_renewed_and_deleted_only_by_their_owner()
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (owner, other, alice) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    let id = server
-        .subscribe(owner, server.subscription_body(&receiver.hook(), &[alice]))
-        .await;
+    let id = server.subscribe_to(owner, &receiver.hook(), &[alice]).await;
     let mine = server.user_token(owner, ALL_SCOPES);
     let theirs = server.user_token(other, ALL_SCOPES);
     let list = server.get("/v1.0/subscriptions", &mine).await;
@@ -372,10 +355,7 @@ async fn graphs_limits_refuse_app_tokens_and_a_second_subscription_of_the_same_u
         "Operation: Create; Exception: [Status Code: Forbidden; Reason: The request is not authorized for this user or application.]"
     );
     let first = server
-        .subscribe(
-            watcher,
-            server.subscription_body(&receiver.hook(), &[alice]),
-        )
+        .subscribe_to(watcher, &receiver.hook(), &[alice])
         .await;
     let validated = receiver.validations().len();
     let token = server.user_token(watcher, ALL_SCOPES);
@@ -991,10 +971,7 @@ async fn a_subscription_never_sees_the_same_user_id_in_another_tenant() {
     let receiver = Receiver::start().await;
     let alice = Uuid::new_v4();
     server
-        .subscribe(
-            Uuid::new_v4(),
-            server.subscription_body(&receiver.hook(), &[alice]),
-        )
+        .subscribe_to(Uuid::new_v4(), &receiver.hook(), &[alice])
         .await;
     let elsewhere = crate::helpers::token(Uuid::new_v4(), Some(alice), APP, Some(ALL_SCOPES), None);
     let r = server
@@ -1020,9 +997,7 @@ async fn changing_the_notification_url_validates_the_new_endpoint_and_moves_deli
     let server = TestServer::start().await;
     let (old, new) = (Receiver::start().await, Receiver::start().await);
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let id = server
-        .subscribe(watcher, server.subscription_body(&old.hook(), &[alice]))
-        .await;
+    let id = server.subscribe_to(watcher, &old.hook(), &[alice]).await;
     let token = server.user_token(watcher, ALL_SCOPES);
     let path = format!("/v1.0/subscriptions/{id}");
     new.validate_with(Validation::WrongEcho);
