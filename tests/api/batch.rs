@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::process::{mint, Proc};
+use crate::process::{mint_app, Proc};
 use crate::receiver::Receiver;
 
 /// A batched setPresence for `user`.
@@ -550,13 +550,11 @@ async fn batched_writes_survive_kill_9_of_the_real_binary() {
     let app = "app-batch-kill9";
     let users: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
     let server = Proc::start(&["--data-dir", data]);
-    let token = mint(
+    let token = mint_app(
         dir.path(),
         tenant,
-        None,
         app,
-        None,
-        Some("Presence.ReadWrite.All Presence.Read.All"),
+        "Presence.ReadWrite.All Presence.Read.All",
     );
     let requests: Vec<Value> = users
         .iter()

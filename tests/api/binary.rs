@@ -9,18 +9,11 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::process::{mint, subscribe_then_write, token_cli, Proc, Serve, BIN};
+use crate::process::{mint, mint_app, subscribe_then_write, token_cli, Proc, Serve, BIN};
 
 /// An application token with the `Presenced.Admin` role, in a fresh tenant.
 fn admin_token(data_dir: &Path) -> String {
-    mint(
-        data_dir,
-        Uuid::new_v4(),
-        None,
-        "admin-app",
-        None,
-        Some("Presenced.Admin"),
-    )
+    mint_app(data_dir, Uuid::new_v4(), "admin-app", "Presenced.Admin")
 }
 
 #[tokio::test]
@@ -42,13 +35,11 @@ async fn writes_survive_kill_9_and_restart() {
         let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the secret is private");
     }
-    let token = mint(
+    let token = mint_app(
         dir.path(),
         tenant,
-        None,
         app,
-        None,
-        Some("Presence.ReadWrite.All Presence.Read.All"),
+        "Presence.ReadWrite.All Presence.Read.All",
     );
     // Concurrent acknowledged writes, then SIGKILL with no warning.
     let mut tasks = vec![];
@@ -83,14 +74,7 @@ async fn writes_survive_kill_9_and_restart() {
     server.kill9();
 
     let server = Proc::start(&["--data-dir", data]);
-    let token = mint(
-        dir.path(),
-        tenant,
-        None,
-        app,
-        None,
-        Some("Presence.Read.All"),
-    );
+    let token = mint_app(dir.path(), tenant, app, "Presence.Read.All");
     let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
     let r = server
         .send(
@@ -403,13 +387,11 @@ async fn sigterm_under_write_load_keeps_every_acknowledged_write_and_answers_or_
     let server = Proc::start(&["--data-dir", data]);
     let tenant = Uuid::new_v4();
     let app = "app-sigterm";
-    let token = mint(
+    let token = mint_app(
         dir.path(),
         tenant,
-        None,
         app,
-        None,
-        Some("Presence.ReadWrite.All Presence.Read.All"),
+        "Presence.ReadWrite.All Presence.Read.All",
     );
     const PAIRS: [(&str, &str); 2] = [("Busy", "InACall"), ("DoNotDisturb", "Presenting")];
     /// Per user: the last pair acknowledged, and the pair in flight.

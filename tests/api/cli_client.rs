@@ -11,19 +11,17 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::process::{mint, Proc, Serve, BIN};
+use crate::process::{mint, mint_app, Proc, Serve, BIN};
 
 const APP: &str = "cli-app";
 
 /// An application token that may read and write every user of `tenant`.
 fn app_token(data_dir: &Path, tenant: Uuid) -> String {
-    mint(
+    mint_app(
         data_dir,
         tenant,
-        None,
         APP,
-        None,
-        Some("Presence.ReadWrite.All Presence.Read.All"),
+        "Presence.ReadWrite.All Presence.Read.All",
     )
 }
 
@@ -241,14 +239,7 @@ fn cli_explains_a_refused_token_and_a_missing_one() {
     );
 
     // A token without the role: 403, said so.
-    let reader = mint(
-        dir.path(),
-        Uuid::new_v4(),
-        None,
-        APP,
-        None,
-        Some("Presence.Read.All"),
-    );
+    let reader = mint_app(dir.path(), Uuid::new_v4(), APP, "Presence.Read.All");
     let out = cli(
         &server.url,
         &reader,

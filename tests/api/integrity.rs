@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::Reply;
-use crate::process::{mint, Proc, BIN};
+use crate::process::{mint_app, Proc, BIN};
 
 const APP: &str = "app-integrity";
 
@@ -82,13 +82,11 @@ fn serve_expecting_exit(data: &Path) -> (ExitStatus, String) {
 /// An application token for `tenant` that may write and read anyone's
 /// presence, signed with the secret `serve` created in `data`.
 fn app_token(data: &Path, tenant: Uuid) -> String {
-    mint(
+    mint_app(
         data,
         tenant,
-        None,
         APP,
-        None,
-        Some("Presence.ReadWrite.All Presence.Read.All"),
+        "Presence.ReadWrite.All Presence.Read.All",
     )
 }
 

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::process::{mint, LoggedServer, Proc};
+use crate::process::{mint, mint_app, LoggedServer, Proc};
 
 /// The server's log once it has exited. Log lines are written by a log
 /// thread, in batches, and a clean exit flushes them: what the log holds
@@ -44,14 +44,7 @@ async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_bu
     let (server, data, log_path) = (logged.server, logged.data, logged.log);
     let tenant = Uuid::new_v4();
     let user = Uuid::new_v4();
-    let token = mint(
-        &data,
-        tenant,
-        None,
-        "app-logs",
-        None,
-        Some("Presence.Read.All"),
-    );
+    let token = mint_app(&data, tenant, "app-logs", "Presence.Read.All");
     let client_id = format!("logs-{}", Uuid::new_v4());
     let unmatched_id = format!("logs-{}", Uuid::new_v4());
     let client = reqwest::Client::new();
@@ -204,14 +197,7 @@ async fn metrics_listen_serves_metrics_apart_and_not_on_the_main_listener() {
     // Two applications' sessions on one user: the gauges read the store.
     let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
     for app in ["app-one", "app-two"] {
-        let token = mint(
-            &data,
-            tenant,
-            None,
-            app,
-            None,
-            Some("Presence.ReadWrite.All"),
-        );
+        let token = mint_app(&data, tenant, app, "Presence.ReadWrite.All");
         let body =
             serde_json::json!({"sessionId": app, "availability": "Busy", "activity": "InACall"});
         let path = format!("/v1.0/users/{user}/presence/setPresence");
@@ -247,13 +233,11 @@ async fn a_server_error_is_logged_once_at_error_with_its_cause() {
     let logged = LoggedServer::start(&["--manual-clock", "--log-format", "json"]);
     let (server, data, log_path) = (logged.server, logged.data, logged.log);
     let tenant = Uuid::new_v4();
-    let admin = mint(
+    let admin = mint_app(
         &data,
         tenant,
-        None,
         "admin-app",
-        None,
-        Some("Presenced.Admin Presence.Read.All"),
+        "Presenced.Admin Presence.Read.All",
     );
     let rule = server
         .send(

@@ -274,6 +274,12 @@ pub fn mint(
     token_cli(&args)
 }
 
+/// Mints an application token (no user) with `roles`, with the secret
+/// `serve` created in `data_dir`.
+pub fn mint_app(data_dir: &Path, tenant: Uuid, app: &str, roles: &str) -> String {
+    mint(data_dir, tenant, None, app, None, Some(roles))
+}
+
 /// In a fresh tenant of the server on `data_dir`: a watcher subscribes on
 /// `subscribe_on` to Alice's presence (delivered to `hook`, with
 /// `client_state`, until 09:50 on 2026-01-01), then Alice's app reports

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::Reply;
-use crate::process::{mint, subscribe_then_write, Proc, Serve};
+use crate::process::{mint, mint_app, subscribe_then_write, Proc, Serve};
 use crate::redis_server::{RedisCluster, RedisServer};
 
 const APP: &str = "app-scale-out";
@@ -20,13 +20,11 @@ fn node(data: &Path, store: &str) -> Proc {
 }
 
 fn app_token(data: &Path, tenant: Uuid) -> String {
-    mint(
+    mint_app(
         data,
         tenant,
-        None,
         APP,
-        None,
-        Some("Presence.ReadWrite.All Presence.Read.All"),
+        "Presence.ReadWrite.All Presence.Read.All",
     )
 }
 
@@ -204,14 +202,7 @@ async fn a_subscription_on_one_node_gets_writes_and_expiries_from_both_once_and_
     receiver.assert_stays_at(1).await;
 
     // The session (5 minutes by default) expires when A's clock moves.
-    let admin = mint(
-        data.path(),
-        Uuid::new_v4(),
-        None,
-        "admin-app",
-        None,
-        Some("Presenced.Admin"),
-    );
+    let admin = mint_app(data.path(), Uuid::new_v4(), "admin-app", "Presenced.Admin");
     let moved = a
         .send(
             reqwest::Method::POST,
@@ -285,13 +276,11 @@ async fn forty_concurrent_apps_on_one_user_through_two_nodes_keep_forty_sessions
     // Each application may only set its own session: one token per app.
     let tokens: Vec<String> = (0..40)
         .map(|i| {
-            mint(
+            mint_app(
                 data.path(),
                 tenant,
-                None,
                 &format!("app-{i}"),
-                None,
-                Some("Presence.ReadWrite.All"),
+                "Presence.ReadWrite.All",
             )
         })
         .collect();
@@ -593,14 +582,7 @@ async fn the_emulator_state_reset_and_users_listing_work_across_nodes_on_a_clust
             .await
             .ok_empty();
     }
-    let admin = mint(
-        data.path(),
-        Uuid::new_v4(),
-        None,
-        "admin-app",
-        None,
-        Some("Presenced.Admin"),
-    );
+    let admin = mint_app(data.path(), Uuid::new_v4(), "admin-app", "Presenced.Admin");
 
     let exported = state_of(&b, &admin).await;
     assert_eq!(exported["tenants"].as_array().unwrap().len(), 1);
