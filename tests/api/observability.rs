@@ -95,6 +95,54 @@ async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_bu
     );
 }
 
+/// The default text format, as deployed: the access line comes from
+/// presenced's own lean path (`logs::text`) in tracing's default layout.
+#[tokio::test]
+async fn a_text_access_line_has_the_default_layout_with_every_field() {
+    let logged = LoggedServer::start(&[]);
+    let (server, data, log_path) = (logged.server, logged.data, logged.log);
+    let tenant = Uuid::new_v4();
+    let user = Uuid::new_v4();
+    let token = mint_app(&data, tenant, "app-text", "Presence.Read.All");
+    let client_id = format!("text-{}", Uuid::new_v4());
+
+    let read = reqwest::Client::new()
+        .get(format!("{}/v1.0/users/{user}/presence", server.url))
+        .bearer_auth(&token)
+        .header("client-request-id", &client_id)
+        .send()
+        .await
+        .unwrap();
+    let log = log_after_exit(server, &log_path);
+
+    assert_eq!(read.status(), 200);
+    let request_id = read.headers()["request-id"].to_str().unwrap().to_string();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&client_id)).collect();
+    assert_eq!(lines.len(), 1, "one access line per request:\n{log}");
+    let line = lines[0];
+    // 2026-11-27T19:00:37.489703Z  INFO presenced::access: request method=…
+    let (stamp, rest) = line.split_at(27);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(stamp).is_ok() && stamp.ends_with('Z'),
+        "timestamp of {line}"
+    );
+    let head = "  INFO presenced::access: request method=\"GET\" \
+                route=\"/{version}/users/{id}/presence\" status=200 latency_ms=";
+    let tail = rest
+        .strip_prefix(head)
+        .unwrap_or_else(|| panic!("layout of {line}"));
+    let (latency, fields) = tail.split_once(' ').unwrap();
+    assert!(latency.parse::<f64>().is_ok_and(|ms| ms >= 0.0), "{line}");
+    assert_eq!(
+        fields,
+        format!(
+            "request_id=\"{request_id}\" client_request_id=\"{client_id}\" \
+             tenant={tenant} app_id=\"app-text\""
+        ),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 async fn log_level_off_writes_no_access_line() {
     let logged = LoggedServer::start(&["--log-level", "warn"]);
