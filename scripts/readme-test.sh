@@ -119,6 +119,10 @@ trap stop_jobs EXIT
 start_server() {
   if [ -n "\${server_pid:-}" ]; then kill "\$server_pid"; wait "\$server_pid" || true; fi
   echo "--- README server: presenced serve \$1 (on 127.0.0.1:$port)" >&2
+  # The shell truncates server.out in the child, after the fork: without
+  # this, the wait below could read the previous server's line and return
+  # before the new server is up.
+  rm -f server.out server.log
   # shellcheck disable=SC2086
   presenced serve --listen 127.0.0.1:$port \$1 >server.out 2>server.log &
   server_pid=\$!
