@@ -2,12 +2,17 @@
 //! deployment.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::OnceCell;
+
+use super::scripts::Scripts;
+use super::{unavailable, RedisStore, OPERATION_TIMEOUT};
+use crate::store::StoreError;
 
 /// Where the store lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,4 +71,42 @@ impl ConnectionLike for Conn {
 pub(super) enum Client {
     Server(ConnectionManager),
     Cluster(Box<(ClusterClient, OnceCell<ClusterConnection>)>),
+}
+
+impl RedisStore {
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        match &self.client {
+            Client::Server(manager) => Ok(Conn::Server(manager.clone())),
+            Client::Cluster(cluster) => {
+                let (client, cell) = &**cluster;
+                let conn = tokio::time::timeout(
+                    OPERATION_TIMEOUT,
+                    cell.get_or_try_init(|| client.get_async_connection()),
+                )
+                .await
+                .map_err(|_| unavailable("connecting to the cluster timed out"))?
+                .map_err(unavailable)?;
+                Ok(Conn::Cluster(conn.clone()))
+            }
+        }
+    }
+
+    /// Runs `f` on a connection within [`OPERATION_TIMEOUT`].
+    pub(super) async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn, Arc<Scripts>) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        tokio::time::timeout(OPERATION_TIMEOUT, f(conn, self.scripts.clone()))
+            .await
+            .map_err(|_| unavailable("no answer in time"))?
+            .map_err(unavailable)
+    }
+
+    /// Runs one command whose answer is not needed.
+    pub(super) async fn command(&self, cmd: ::redis::Cmd) -> Result<(), StoreError> {
+        self.with(|mut c, _| async move { cmd.query_async::<()>(&mut c).await })
+            .await
+    }
 }

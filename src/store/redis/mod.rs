@@ -115,28 +115,34 @@ use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
-use ::redis::Script;
 use async_trait::async_trait;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::codec::{decode, encode, unreadable};
+use super::codec::encode;
 use super::records::{conflict_with, deadline, lifecycle_due};
 use super::{
-    observe, Applied, Change, Contents, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery,
-    Payload, SharedState, Store, StoreError, Subscription, SubscriptionConflict,
+    Applied, Change, Contents, Delivery, Event, EventBounds, LifecycleEvent, NewDelivery, Payload,
+    SharedState, Store, StoreError, Subscription, SubscriptionConflict,
 };
 use crate::clock::Instant;
-use crate::domain::{due_at, settled, UserFacts, UserKey, Visibility};
+use crate::domain::{due_at, UserFacts, UserKey};
 
 mod conn;
+mod events;
+mod parse;
 mod scripts;
+mod state;
+mod subscriptions;
+mod sweep;
+mod writes;
 
+use conn::Client;
 pub use conn::Target;
-use conn::{Client, Conn};
+use parse::{ceil_micros, instant, number, score_micros, user_keys};
 use scripts::Scripts;
+use writes::Op;
 
 /// Longest any store operation may take before it is `Unavailable`.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -156,38 +162,6 @@ pub const DELIVERY_LEASE: Duration = Duration::from_secs(60);
 const STATE_CONCURRENCY: usize = 32;
 /// How often a writer retries after losing a race on its user.
 const MAX_ATTEMPTS: u32 = 100;
-
-/// An outbox entry: what the global slot records for one user write.
-#[derive(Serialize)]
-struct Entry {
-    /// The next transition, microseconds rounded up, or "" for none.
-    due: String,
-    /// The event blob, when the resource changed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ev: Option<String>,
-    /// The change payload, when the presence changed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pay: Option<String>,
-    /// The write's instant, microseconds.
-    now: String,
-    /// How many sessions the user holds after the write.
-    s: usize,
-}
-
-/// An event as stored: who, when, and the facts after the change.
-#[derive(Serialize, Deserialize)]
-struct StoredEvent {
-    t: Uuid,
-    u: Uuid,
-    at: i64,
-    v: u64,
-    f: String,
-}
-
-enum Op {
-    Apply(Change, Instant),
-    Settle(Instant),
-}
 
 /// Presence facts, the event log, subscriptions and deliveries in Redis.
 pub struct RedisStore {
@@ -228,44 +202,6 @@ fn unavailable(e: impl fmt::Display) -> StoreError {
 
 fn corrupt(e: impl fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("redis: {e}"))
-}
-
-/// Microseconds since the epoch, rounded up.
-fn ceil_micros(t: Instant) -> i64 {
-    let micros = t.timestamp_micros();
-    if t.timestamp_subsec_nanos() % 1_000 == 0 {
-        micros
-    } else {
-        micros.saturating_add(1)
-    }
-}
-
-/// Flat tenant/user pairs as user keys.
-fn user_keys(flat: &[String]) -> Result<Vec<UserKey>, StoreError> {
-    flat.chunks_exact(2)
-        .map(|pair| {
-            Ok(UserKey {
-                tenant: Uuid::parse_str(&pair[0]).map_err(corrupt)?,
-                user: Uuid::parse_str(&pair[1]).map_err(corrupt)?,
-            })
-        })
-        .collect()
-}
-
-fn instant(micros: i64) -> Result<Instant, StoreError> {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| corrupt(format!("instant {micros} out of range")))
-}
-
-fn number<T: std::str::FromStr>(text: &str) -> Result<T, StoreError> {
-    text.parse()
-        .map_err(|_| corrupt(format!("'{text}' is not a number")))
-}
-
-/// A Redis score (a float for the protocol) as exact microseconds.
-fn score_micros(text: &str) -> Result<i64, StoreError> {
-    let value: f64 = number(text)?;
-    Ok(value as i64)
 }
 
 impl RedisStore {
@@ -320,62 +256,6 @@ impl RedisStore {
         self
     }
 
-    /// Starts sweeping abandoned outboxes every 15 seconds in the
-    /// background, until the store is dropped.
-    pub fn start_sweeper(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let Some(store) = weak.upgrade() else { return };
-                if let Err(e) = store.recover_outboxes(QUIET).await {
-                    tracing::warn!(error = %e, "redis outbox sweep failed");
-                }
-            }
-        });
-        if let Ok(mut sweeper) = self.sweeper.lock() {
-            *sweeper = Some(task);
-        }
-    }
-
-    async fn conn(&self) -> Result<Conn, StoreError> {
-        match &self.client {
-            Client::Server(manager) => Ok(Conn::Server(manager.clone())),
-            Client::Cluster(cluster) => {
-                let (client, cell) = &**cluster;
-                let conn = tokio::time::timeout(
-                    OPERATION_TIMEOUT,
-                    cell.get_or_try_init(|| client.get_async_connection()),
-                )
-                .await
-                .map_err(|_| unavailable("connecting to the cluster timed out"))?
-                .map_err(unavailable)?;
-                Ok(Conn::Cluster(conn.clone()))
-            }
-        }
-    }
-
-    /// Runs `f` on a connection within [`OPERATION_TIMEOUT`].
-    async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Conn, Arc<Scripts>) -> Fut,
-        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
-    {
-        let conn = self.conn().await?;
-        tokio::time::timeout(OPERATION_TIMEOUT, f(conn, self.scripts.clone()))
-            .await
-            .map_err(|_| unavailable("no answer in time"))?
-            .map_err(unavailable)
-    }
-
-    /// Runs one command whose answer is not needed.
-    async fn command(&self, cmd: ::redis::Cmd) -> Result<(), StoreError> {
-        self.with(|mut c, _| async move { cmd.query_async::<()>(&mut c).await })
-            .await
-    }
-
     fn user_key(&self, key: UserKey, what: &str) -> String {
         format!(
             "{}:{{t:{}:u:{}}}:{what}",
@@ -385,434 +265,6 @@ impl RedisStore {
 
     fn g(&self, what: &str) -> String {
         format!("{}{what}", self.global)
-    }
-
-    /// Reads a user's write counter and facts.
-    async fn read_user(&self, key: UserKey) -> Result<(u64, UserFacts), StoreError> {
-        let hash = self.user_key(key, "u");
-        let (v, f, n): (Option<u64>, Option<Vec<u8>>, Option<u64>) = self
-            .with(|mut c, _| async move {
-                ::redis::cmd("HMGET")
-                    .arg(&hash)
-                    .arg("v")
-                    .arg("f")
-                    .arg("n")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let facts = match (v, f) {
-            (Some(v), Some(f)) => decode(&f, v).unwrap_or_else(|e| {
-                tracing::warn!(tenant = %key.tenant, user = %key.user, error = %e, "unreadable facts in redis");
-                unreadable(v)
-            }),
-            (Some(v), None) => unreadable(v),
-            _ => UserFacts::default(),
-        };
-        Ok((n.unwrap_or(0), facts))
-    }
-
-    /// Marks `tu` in-flight (one more writer on its way).
-    async fn mark(&self, tu: &str) -> Result<(), StoreError> {
-        self.invoke_on_marks(|s| &s.mark, tu).await
-    }
-
-    /// Ends one writer's in-flight mark on `tu`.
-    async fn unmark(&self, tu: &str) -> Result<(), StoreError> {
-        self.invoke_on_marks(|s| &s.unmark, tu).await
-    }
-
-    /// Runs `script` (one of the mark scripts) on the in-flight count and
-    /// times, for user `tu`.
-    async fn invoke_on_marks(
-        &self,
-        script: fn(&Scripts) -> &Script,
-        tu: &str,
-    ) -> Result<(), StoreError> {
-        let (pend, pendat) = (self.g("pend"), self.g("pendat"));
-        let tu = tu.to_string();
-        self.with(|mut c, s| async move {
-            script(&s)
-                .key(pend)
-                .key(pendat)
-                .arg(tu)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Moves `outbox` (raw "n entry" items, in order) to the global slot and
-    /// trims it from the user's; answers (seq, queued) of entry `want`. With
-    /// `unmark` the move also ends the caller's in-flight mark.
-    async fn move_outbox(
-        &self,
-        key: UserKey,
-        outbox: &[String],
-        want: u64,
-        unmark: bool,
-    ) -> Result<(Option<u64>, usize), StoreError> {
-        let mut pairs = Vec::with_capacity(outbox.len() * 2);
-        let mut last = 0u64;
-        for item in outbox {
-            let (n, entry) = item
-                .split_once(' ')
-                .ok_or_else(|| corrupt("an outbox entry without its number"))?;
-            last = last.max(number(n)?);
-            pairs.push(n.to_string());
-            pairs.push(entry.to_string());
-        }
-        let keys = [self.g("mv"), self.g("pend"), self.g("pendat")];
-        let prefix = self.global.clone();
-        let tu = format!("{}:{}", key.tenant, key.user);
-        let tenant = key.tenant.to_string();
-        let answer: Option<String> = self
-            .with(|mut c, s| async move {
-                let mut call = s.moves.key(&keys[0]);
-                call.key(&keys[1]).key(&keys[2]);
-                call.arg(prefix).arg(tu).arg(tenant).arg(want);
-                call.arg(if unmark { "1" } else { "0" });
-                for p in pairs {
-                    call.arg(p);
-                }
-                call.invoke_async(&mut c).await
-            })
-            .await?;
-        let outbox_key = self.user_key(key, "ob");
-        self.with(|mut c, s| async move {
-            s.trim
-                .key(outbox_key)
-                .arg(last)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await?;
-        let Some(answer) = answer else {
-            return Ok((None, 0));
-        };
-        let (seq, queued) = answer
-            .split_once(' ')
-            .ok_or_else(|| corrupt("a move answer"))?;
-        let seq: u64 = number(seq)?;
-        Ok(((seq > 0).then_some(seq), number(queued)?))
-    }
-
-    /// One write on one user, marked in-flight so that a crash between its
-    /// two slots is repaired by the sweeper.
-    async fn write(&self, key: UserKey, op: Op) -> Result<Option<Applied>, StoreError> {
-        let tu = format!("{}:{}", key.tenant, key.user);
-        // Independent: the user script that needs the mark comes after both.
-        let ((), first) = tokio::try_join!(self.mark(&tu), self.read_user(key))?;
-        let result = self.write_marked(key, op, true, Some(first)).await;
-        // A write that moved its outbox ended its mark with the move. One
-        // that wrote nothing ends it here. Otherwise it stays for the
-        // sweeper, and so does a mark that cannot be cleared now.
-        if matches!(result, Ok(None) | Err(StoreError::NotFound(_))) {
-            if let Err(e) = self.unmark(&tu).await {
-                tracing::warn!(tenant = %key.tenant, user = %key.user, error = %e, "a write's in-flight mark stays for the sweeper");
-            }
-        }
-        result
-    }
-
-    /// The write itself, starting from `first` (the user as read with the
-    /// mark) if given; with `move_now` false it stops after the user
-    /// script, as a writer that dies there would (tests only).
-    async fn write_marked(
-        &self,
-        key: UserKey,
-        op: Op,
-        move_now: bool,
-        mut first: Option<(u64, UserFacts)>,
-    ) -> Result<Option<Applied>, StoreError> {
-        let started = std::time::Instant::now();
-        for attempt in 0..MAX_ATTEMPTS {
-            if started.elapsed() > WRITER_DEADLINE {
-                break;
-            }
-            let (n, before) = match first.take() {
-                Some(read) => read,
-                None => self.read_user(key).await?,
-            };
-            let (after, now) = match &op {
-                Op::Apply(change, now) => {
-                    if before.unreadable {
-                        tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
-                    }
-                    (change.clone().applied_to(&before, *now)?, *now)
-                }
-                Op::Settle(at) => {
-                    if before.unreadable {
-                        let (due, tu) = (self.g("due"), format!("{}:{}", key.tenant, key.user));
-                        self.command(::redis::cmd("ZREM").arg(due).arg(tu).clone())
-                            .await?;
-                        return Ok(None);
-                    }
-                    let Some(after) = settled(&before, *at) else {
-                        return Ok(None);
-                    };
-                    (after, *at)
-                }
-            };
-            let observed = observe(key.user, &before, &after);
-            let encoded = encode(&after);
-            let at = after.settled_at.unwrap_or(now);
-            let ev = if observed.visibility == Visibility::Unchanged {
-                None
-            } else {
-                let blob = StoredEvent {
-                    t: key.tenant,
-                    u: key.user,
-                    at: at.timestamp_micros(),
-                    v: after.version,
-                    f: String::from_utf8_lossy(&encoded).into_owned(),
-                };
-                Some(serde_json::to_string(&blob).map_err(corrupt)?)
-            };
-            let pay = if observed.visibility == Visibility::Presence {
-                Some(serde_json::to_string(&observed.payload).map_err(corrupt)?)
-            } else {
-                None
-            };
-            let entry = Entry {
-                due: due_at(&after, at)
-                    .map(|t| ceil_micros(t).to_string())
-                    .unwrap_or_default(),
-                ev,
-                pay,
-                now: now.timestamp_micros().to_string(),
-                s: after.sessions.len(),
-            };
-            let entry = serde_json::to_string(&entry).map_err(corrupt)?;
-            let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
-            let version = after.version;
-            let answer: Vec<String> = self
-                .with(|mut c, s| async move {
-                    s.cas
-                        .key(hash)
-                        .key(outbox)
-                        .arg(n)
-                        .arg(version)
-                        .arg(encoded)
-                        .arg(entry)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            let Some((written, outbox)) = answer.split_first() else {
-                // Another writer got there first: read again.
-                let spread = 1u64 << attempt.min(5);
-                let pause = rand::random::<u64>() % spread;
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-                continue;
-            };
-            let (event, queued) = if move_now {
-                self.move_outbox(key, outbox, number(written)?, true)
-                    .await?
-            } else {
-                (None, 0)
-            };
-            return Ok(Some(Applied {
-                before,
-                after,
-                visibility: observed.visibility,
-                event,
-                queued,
-            }));
-        }
-        Err(StoreError::Unavailable(format!(
-            "redis: gave up writing user {} after too many concurrent writes",
-            key.user
-        )))
-    }
-
-    /// Moves the outbox of every user marked in-flight for longer than
-    /// `quiet` (a writer that died between its two slots) and clears its
-    /// mark; answers how many users it repaired. Idempotent; every node
-    /// runs it in the background.
-    pub async fn recover_outboxes(&self, quiet: Duration) -> Result<usize, StoreError> {
-        let pendat = self.g("pendat");
-        let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
-        let stale: Vec<(String, String)> = self
-            .with(|mut c, _| async move {
-                let time: (String, String) = ::redis::cmd("TIME").query_async(&mut c).await?;
-                let now_ms = time.0.parse::<i64>().unwrap_or(0) * 1000
-                    + time.1.parse::<i64>().unwrap_or(0) / 1000;
-                ::redis::cmd("ZRANGEBYSCORE")
-                    .arg(&pendat)
-                    .arg("-inf")
-                    .arg(now_ms.saturating_sub(quiet_ms))
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(100)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let mut repaired = 0;
-        for (tu, score) in stale {
-            let Some((tenant, user)) = tu.split_once(':') else {
-                continue;
-            };
-            let (Ok(tenant), Ok(user)) = (Uuid::parse_str(tenant), Uuid::parse_str(user)) else {
-                continue;
-            };
-            let key = UserKey { tenant, user };
-            let outbox_key = self.user_key(key, "ob");
-            let outbox: Vec<String> = self
-                .with(|mut c, _| async move {
-                    ::redis::cmd("LRANGE")
-                        .arg(outbox_key)
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
-            if !outbox.is_empty() {
-                self.move_outbox(key, &outbox, 0, false).await?;
-            }
-            let (pend, pendat) = (self.g("pend"), self.g("pendat"));
-            self.with(|mut c, s| async move {
-                s.clear_mark
-                    .key(pend)
-                    .key(pendat)
-                    .arg(tu)
-                    .arg(score)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await?;
-            repaired += 1;
-        }
-        Ok(repaired)
-    }
-
-    /// Every stored subscription, and the subscriptions' change counter.
-    async fn all_subscriptions(&self) -> Result<(u64, Vec<Subscription>), StoreError> {
-        let (subv, subs) = (self.g("subv"), self.g("subs"));
-        // The counter first: a change after it fails the create script.
-        let (version, records): (Option<u64>, Vec<String>) = self
-            .with(|mut c, _| async move {
-                let version = ::redis::cmd("GET").arg(subv).query_async(&mut c).await?;
-                let records = ::redis::cmd("HVALS").arg(subs).query_async(&mut c).await?;
-                Ok((version, records))
-            })
-            .await?;
-        let subscriptions = records
-            .iter()
-            .map(|r| serde_json::from_str(r).map_err(corrupt))
-            .collect::<Result<Vec<Subscription>, _>>()?;
-        Ok((version.unwrap_or(0), subscriptions))
-    }
-
-    /// Every user in the index (every user a write reached since the last
-    /// reset), in no particular order.
-    async fn indexed_users(&self) -> Result<Vec<UserKey>, StoreError> {
-        let (tenants, prefix) = (self.g("tenants"), self.global.clone());
-        let flat: Vec<String> = self
-            .with(|mut c, s| async move {
-                s.indexed_users
-                    .key(tenants)
-                    .arg(prefix)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        user_keys(&flat)
-    }
-
-    /// Removes a wiped user's facts and outbox from its slot. The write
-    /// counter `n` stays: the global slot remembers the last moved `n` of
-    /// every user, so counting on from it keeps the next write's outbox
-    /// entry new to the move.
-    async fn wipe_user(&self, key: UserKey) -> Result<(), StoreError> {
-        let (hash, outbox) = (self.user_key(key, "u"), self.user_key(key, "ob"));
-        self.with(|mut c, _| async move {
-            ::redis::cmd("HDEL")
-                .arg(&hash)
-                .arg("v")
-                .arg("f")
-                .query_async::<i64>(&mut c)
-                .await?;
-            ::redis::cmd("DEL")
-                .arg(&outbox)
-                .query_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Stores restored facts (`version` and the encoded facts) as they are:
-    /// no outbox entry, no event.
-    async fn put_facts(
-        &self,
-        key: UserKey,
-        version: u64,
-        encoded: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        let hash = self.user_key(key, "u");
-        self.command(
-            ::redis::cmd("HSET")
-                .arg(&hash)
-                .arg("v")
-                .arg(version)
-                .arg("f")
-                .arg(encoded)
-                .clone(),
-        )
-        .await
-    }
-
-    /// Stores `subscription` and its watches; with `expected` (the
-    /// subscriptions' change counter as read) only if nothing changed
-    /// since. Answers whether it was stored.
-    async fn put_subscription(
-        &self,
-        subscription: &Subscription,
-        expected: Option<u64>,
-    ) -> Result<bool, StoreError> {
-        let mut args = vec![
-            self.global.clone(),
-            expected.map(|v| v.to_string()).unwrap_or_default(),
-            subscription.id.to_string(),
-            serde_json::to_string(subscription).map_err(corrupt)?,
-            subscription.expires_at.timestamp_micros().to_string(),
-            subscription.tenant.to_string(),
-        ];
-        args.extend(subscription.users.iter().map(Uuid::to_string));
-        let subv = self.g("subv");
-        let created: i64 = self
-            .with(|mut c, s| async move {
-                let mut call = s.create_subscription.key(subv);
-                for a in args {
-                    call.arg(a);
-                }
-                call.invoke_async(&mut c).await
-            })
-            .await?;
-        Ok(created == 1)
-    }
-
-    fn parse_event(seq: &str, blob: &str) -> Result<Event, StoreError> {
-        let seq: u64 = number(seq)?;
-        let stored: StoredEvent = serde_json::from_str(blob).map_err(corrupt)?;
-        let facts = decode(stored.f.as_bytes(), stored.v).unwrap_or_else(|e| {
-            tracing::warn!(seq, error = %e, "unreadable event facts in redis");
-            unreadable(stored.v)
-        });
-        Ok(Event {
-            seq,
-            key: UserKey {
-                tenant: stored.t,
-                user: stored.u,
-            },
-            at: instant(stored.at)?,
-            facts,
-        })
     }
 }
 
