@@ -5,8 +5,8 @@
 //! The default format writes every part through `core::fmt`: the
 //! timestamp's seven numbers, each field's name and value through style
 //! wrappers that are empty without colour, each string through `Debug`. For
-//! an access line that was about two thirds of what the line cost, a few
-//! per cent of a getPresence under load (issue #14). The lean path writes
+//! an access line that was most of what the line cost, a few per cent of a
+//! getPresence under load (issue #14). The lean path writes
 //! the same bytes directly:
 //! - the timestamp's date and time to the second are formatted once a
 //!   second (per thread) and reused; the microseconds are six digits;
@@ -22,10 +22,10 @@
 //! request). The tests below compare both paths with the default ones on
 //! the same events.
 
-use chrono::{DateTime, Utc};
 use std::cell::RefCell;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
