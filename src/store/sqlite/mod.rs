@@ -67,7 +67,7 @@ use self::writer::{insert_delivery, Done, Job, WriteOp, Writer, WRITER_CACHE_KIB
 use super::codec::{decode, unreadable};
 use super::records::{conflict_with, deadline};
 use super::resident::Resident;
-use super::wal::{wait_briefly, Checkpointer};
+use super::wal::{wait_briefly, Checkpointer, WAL_KEPT_BYTES};
 use super::{
     Applied, Change, Contents, Delivery, Event, EventBounds, NewDelivery, Payload, Store,
     StoreError, Subscription, SubscriptionConflict,
@@ -161,6 +161,10 @@ impl SqliteStore {
         // Checkpoints run on a thread of their own (`wal.rs`), never inside
         // a commit that requests wait for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        // A write flood grows the WAL past the restart limit; give the disk
+        // space back when it starts over (see `wal.rs`).
+        conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)
             .map_err(unavailable)?;
         // The writer's page cache: SQLite's default (2 MiB) holds too few of
         // the b-tree pages a batch touches, and each miss is a `pread` and a
