@@ -179,10 +179,19 @@ impl Fields<'_> {
         self.first = false;
     }
 
-    fn write(&mut self, field: &Field, value: impl fmt::Display) {
-        self.result = self
-            .name(field)
-            .and_then(|()| write!(self.writer, "{value}"));
+    /// An integer or a boolean, whose `Display` is its `Debug`: written
+    /// directly under a plain name, else as any other value.
+    fn scalar(&mut self, field: &Field, value: impl fmt::Display + fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        if Self::plain(field) {
+            self.result = self
+                .name(field)
+                .and_then(|()| write!(self.writer, "{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
     }
 }
 
@@ -209,36 +218,15 @@ impl Visit for Fields<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_err() {
-            return;
-        }
-        if Self::plain(field) {
-            self.write(field, value);
-        } else {
-            self.record_debug(field, &value);
-        }
+        self.scalar(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_err() {
-            return;
-        }
-        if Self::plain(field) {
-            self.write(field, value);
-        } else {
-            self.record_debug(field, &value);
-        }
+        self.scalar(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.result.is_err() {
-            return;
-        }
-        if Self::plain(field) {
-            self.write(field, value);
-        } else {
-            self.record_debug(field, &value);
-        }
+        self.scalar(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
