@@ -57,7 +57,7 @@ use uuid::Uuid;
 
 use self::files::{check_integrity, lock_data_dir, restrict_files};
 pub use self::files::{create_private_dir, LOCK_FILE};
-use self::read::{facts_in_row, instant, load, uuid, ReadPool};
+use self::read::{facts_in_row, instant, last_event_seq, load, uuid, ReadPool};
 use self::schema::{
     migrate_outbox, EMULATOR_TIME, EVENTS_PRUNED_THROUGH, SCHEMA, SCHEMA_VERSION,
     SYNC_SUBSCRIPTION_EXPIRY, WRITE_PROBE,
@@ -465,14 +465,7 @@ impl Store for SqliteStore {
 
     async fn event_bounds(&self) -> Result<EventBounds, StoreError> {
         self.read(|conn| {
-            let last: Option<i64> = conn
-                .query_row(
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
+            let last = last_event_seq(conn)?;
             let pruned: Option<String> = conn
                 .query_row(
                     "SELECT value FROM meta WHERE key = ?1",

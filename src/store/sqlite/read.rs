@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use uuid::Uuid;
 
 use super::{unavailable, Health};
@@ -120,6 +120,18 @@ pub(super) fn load(conn: &Connection, health: &Health) -> Result<(Resident, Inte
         "loaded users' facts"
     );
     Ok((resident, ids))
+}
+
+/// The sequence number of the last event ever appended (`None` before the
+/// first), whether or not it has been pruned since.
+pub(super) fn last_event_seq(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    conn.query_row(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(unavailable)
 }
 
 pub(super) fn uuid(bytes: &[u8]) -> Result<Uuid, StoreError> {

@@ -4,9 +4,10 @@
 //! [`Store::reset`]: crate::store::Store::reset
 //! [`Store::replace`]: crate::store::Store::replace
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use uuid::Uuid;
 
+use super::read::last_event_seq;
 use super::schema::EVENTS_PRUNED_THROUGH;
 use super::subscriptions::{put_subscription, watch_users};
 use super::unavailable;
@@ -64,14 +65,7 @@ pub(super) fn wipe(
     )
     .map_err(unavailable)?;
     if tenant.is_none() {
-        let last: Option<i64> = tx
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
+        let last = last_event_seq(tx)?;
         if let Some(last) = last {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
