@@ -30,6 +30,18 @@ async fn log_mentioning(path: &std::path::Path, needle: &str) -> String {
     }
 }
 
+/// `GET url` with a bearer token and a `client-request-id` to find its
+/// access line by.
+async fn get_as(url: &str, token: &str, client_id: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .header("client-request-id", client_id)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The JSON log lines of `log` that mention `needle`.
 fn lines_with(log: &str, needle: &str) -> Vec<Value> {
     log.lines()
@@ -47,22 +59,14 @@ async fn a_request_gets_exactly_one_access_line_with_its_route_ids_and_caller_bu
     let token = mint_app(&data, tenant, "app-logs", "Presence.Read.All");
     let client_id = format!("logs-{}", Uuid::new_v4());
     let unmatched_id = format!("logs-{}", Uuid::new_v4());
-    let client = reqwest::Client::new();
-
-    let read = client
-        .get(format!("{}/v1.0/users/{user}/presence", server.url))
-        .bearer_auth(&token)
-        .header("client-request-id", &client_id)
-        .send()
-        .await
-        .unwrap();
-    let unmatched = client
-        .get(format!("{}/v1.0/no/such/path", server.url))
-        .bearer_auth(&token)
-        .header("client-request-id", &unmatched_id)
-        .send()
-        .await
-        .unwrap();
+    let presence = format!("{}/v1.0/users/{user}/presence", server.url);
+    let read = get_as(&presence, &token, &client_id).await;
+    let unmatched = get_as(
+        &format!("{}/v1.0/no/such/path", server.url),
+        &token,
+        &unmatched_id,
+    )
+    .await;
     let log = log_after_exit(server, &log_path);
 
     assert_eq!(read.status(), 200);
@@ -106,13 +110,8 @@ async fn a_text_access_line_has_the_default_layout_with_every_field() {
     let token = mint_app(&data, tenant, "app-text", "Presence.Read.All");
     let client_id = format!("text-{}", Uuid::new_v4());
 
-    let read = reqwest::Client::new()
-        .get(format!("{}/v1.0/users/{user}/presence", server.url))
-        .bearer_auth(&token)
-        .header("client-request-id", &client_id)
-        .send()
-        .await
-        .unwrap();
+    let presence = format!("{}/v1.0/users/{user}/presence", server.url);
+    let read = get_as(&presence, &token, &client_id).await;
     let log = log_after_exit(server, &log_path);
 
     assert_eq!(read.status(), 200);
