@@ -59,8 +59,8 @@ use self::files::{check_integrity, lock_data_dir, restrict_files};
 pub use self::files::{create_private_dir, LOCK_FILE};
 use self::read::{facts_in_row, instant, last_event_seq, load, uuid, ReadPool};
 use self::schema::{
-    migrate_outbox, EMULATOR_TIME, EVENTS_PRUNED_THROUGH, SCHEMA, SCHEMA_VERSION,
-    SYNC_SUBSCRIPTION_EXPIRY, WRITE_PROBE,
+    mark_pruned_through, migrate_outbox, EMULATOR_TIME, EVENTS_PRUNED_THROUGH, SCHEMA,
+    SCHEMA_VERSION, SYNC_SUBSCRIPTION_EXPIRY, WRITE_PROBE,
 };
 use self::subscriptions::{app_subscriptions, parse_subscription, put_subscription, watch_users};
 use self::writer::{insert_delivery, Done, Job, WriteOp, Writer, WRITER_CACHE_KIB};
@@ -506,13 +506,7 @@ impl Store for SqliteStore {
             let n = tx
                 .execute("DELETE FROM events WHERE seq <= ?1", [through])
                 .map_err(unavailable)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value =
-                   CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-                params![EVENTS_PRUNED_THROUGH, through.to_string()],
-            )
-            .map_err(unavailable)?;
+            mark_pruned_through(tx, through)?;
             Ok(n as u64)
         })
         .await

@@ -4,11 +4,11 @@
 //! [`Store::reset`]: crate::store::Store::reset
 //! [`Store::replace`]: crate::store::Store::replace
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::read::last_event_seq;
-use super::schema::EVENTS_PRUNED_THROUGH;
+use super::schema::mark_pruned_through;
 use super::subscriptions::{put_subscription, watch_users};
 use super::unavailable;
 use super::writer::{write_facts, Changes};
@@ -67,13 +67,7 @@ pub(super) fn wipe(
     if tenant.is_none() {
         let last = last_event_seq(tx)?;
         if let Some(last) = last {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value =
-                   CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-                params![EVENTS_PRUNED_THROUGH, last.to_string()],
-            )
-            .map_err(unavailable)?;
+            mark_pruned_through(tx, last)?;
         }
     }
     Ok(())

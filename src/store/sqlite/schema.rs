@@ -3,6 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use crate::store::StoreError;
+
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     tenant      BLOB    NOT NULL,
@@ -127,6 +129,18 @@ pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The meta key of the last pruned event's `seq`.
 pub(super) const EVENTS_PRUNED_THROUGH: &str = "events_pruned_through";
+
+/// Raises the [`EVENTS_PRUNED_THROUGH`] mark to `seq`; it never goes down.
+pub(super) fn mark_pruned_through(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value =
+           CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+        rusqlite::params![EVENTS_PRUNED_THROUGH, seq.to_string()],
+    )
+    .map_err(super::unavailable)?;
+    Ok(())
+}
 
 /// The meta key of the persisted emulator clock.
 pub(super) const EMULATOR_TIME: &str = "emulator_time";
