@@ -168,7 +168,8 @@ impl SqliteStore {
             .map_err(unavailable)?;
         // The writer's page cache: SQLite's default (2 MiB) holds too few of
         // the b-tree pages a batch touches, and each miss is a `pread` and a
-        // copy from the OS cache.
+        // copy from the OS cache; too big a cache slows commits down (see
+        // `WRITER_CACHE_KIB`).
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .map_err(unavailable)?;
         // When a batch runs guarded (see `write_batch`), SQLite copies the

@@ -20,8 +20,19 @@ use crate::store::{observe, Applied, Change, Contents, NewDelivery, StoreError};
 
 /// The most writes folded into one transaction.
 const MAX_BATCH: usize = 1024;
-/// The writer connection's page cache (`PRAGMA cache_size`), in KiB.
-pub(super) const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// The writer connection's page cache (`PRAGMA cache_size`), in KiB: four
+/// times SQLite's default, and no more, because a bigger cache makes some
+/// commits slower.
+///
+/// A b-tree split that puts its new pages in order briefly gives one of
+/// them the number of the page at the 1 GiB mark (`balance_nonroot`).
+/// The page cache remembers that as its largest page number, so the
+/// commit's "drop the pages past the end of the file" walks every cached
+/// page instead of the last few (`pcache1TruncateUnsafe`). Under a
+/// setPresence flood that happened about 12 times a second and took 4–6 ms
+/// at 32 MiB against 1.5 ms at 8 MiB, the batch's requests waiting for it;
+/// 8 MiB gave 8–27 % more setPresence throughput than 32 MiB (BENCHMARKS.md).
+pub(super) const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 /// Opens the savepoint each operation of a group commit runs in.
 const OP_BEGIN: &str = "SAVEPOINT presenced_op";
