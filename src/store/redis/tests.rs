@@ -8,7 +8,8 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::test_server::{RedisCluster, RedisServer};
-use super::{Op, RedisStore, Target};
+use super::writes::Op;
+use super::{RedisStore, Target};
 use crate::clock::{latest_instant, Instant};
 use crate::domain::{Activity, Availability, Session, SessionKind, SessionPair, UserKey};
 use crate::store::{Change, Store, StoreError};
