@@ -40,26 +40,28 @@ impl Notifier {
     pub async fn run_due(&self, until: Instant) -> Result<PassReport, StoreError> {
         let _one_pass = self.pass.lock().await;
         let mut report = PassReport::default();
+        let mut previous = Vec::new();
         loop {
             let due = self.store.due_users(until, SETTLE_BATCH).await?;
             if due.is_empty() {
                 break;
             }
+            if due == previous {
+                // Every due user was already settled past its instant: the
+                // schedule cannot move further without a write. (A settle
+                // that changes nothing may still move the schedule on: a
+                // store may keep a due time earlier than the transition.)
+                tracing::warn!(count = due.len(), "due users made no progress");
+                break;
+            }
             let settles = due.iter().map(|(key, at)| self.store.settle(*key, *at));
-            let mut progressed = false;
             for result in join_all(settles).await {
                 if let Some(applied) = result? {
                     self.bus.published(&applied);
                     report.settled += 1;
-                    progressed = true;
                 }
             }
-            if !progressed {
-                // Every due user was already settled past its instant: the
-                // schedule cannot move further without a write.
-                tracing::warn!(count = due.len(), "due users made no progress");
-                break;
-            }
+            previous = due;
         }
         for mut subscription in self
             .store

@@ -148,12 +148,19 @@ pub trait Store: Send + Sync + 'static {
     /// Processes the time-driven transitions of one user up to `at` (SPEC
     /// §7: fades and expiries notify like writes): atomically prunes what
     /// expired, records an event and queues deliveries when watchers see a
-    /// change. `None` when the user was already observed at or after `at`.
+    /// change. `None` when nothing changed by `at`: the user was already
+    /// observed at or after it, or `at` was a due time kept earlier than the
+    /// transition (see [`Store::due_users`]), which the store then moves on.
     async fn settle(&self, key: UserKey, at: Instant) -> Result<Option<Applied>, StoreError>;
 
     /// Users whose effective presence may change at or before `by`, each with
     /// its next transition instant, earliest first, at most `limit`. The
     /// schedule the notification scheduler wakes on.
+    ///
+    /// An instant is never later than the user's next transition, but a
+    /// store may give an earlier one (the SQLite store does not move a due
+    /// time later on every write): settling the user at it then changes
+    /// nothing and stores the next transition, so the next call gives that.
     async fn due_users(
         &self,
         by: Instant,

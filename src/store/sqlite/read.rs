@@ -87,7 +87,7 @@ pub(super) fn load(conn: &Connection, health: &Health) -> Result<(Resident, Inte
     let resident = Resident::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut ids = Interner::default();
     let mut stmt = conn
-        .prepare("SELECT tenant, user, version, facts FROM users")
+        .prepare("SELECT tenant, user, version, facts, next_change FROM users")
         .map_err(unavailable)?;
     let mut rows = stmt.query([]).map_err(unavailable)?;
     let mut batch = Vec::with_capacity(LOAD_CHUNK);
@@ -108,7 +108,10 @@ pub(super) fn load(conn: &Connection, health: &Health) -> Result<(Resident, Inte
         };
         let key = UserKey { tenant, user };
         let facts = facts_in_row(row, 2, key, health);
-        batch.push((key, Compact::of(&facts, &mut ids)));
+        // A due time that is not an integer reads as none stored: the
+        // user's next write stores the right one.
+        let scheduled = row.get::<_, Option<i64>>(4).ok().flatten();
+        batch.push((key, Compact::of(&facts, &mut ids).scheduled_at(scheduled)));
         if batch.len() == LOAD_CHUNK {
             resident.publish(batch.drain(..));
         }

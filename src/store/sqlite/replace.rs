@@ -87,8 +87,9 @@ pub(super) fn restore(
         if facts.unreadable {
             continue;
         }
-        write_facts(tx, key, &facts, &encode(&facts), now)?;
-        changed.push(key, Compact::of(&facts, ids));
+        let stored = changed.scheduled(key);
+        let scheduled = write_facts(tx, key, &facts, &encode(&facts), now, stored)?;
+        changed.push(key, Compact::of(&facts, ids).scheduled_at(scheduled));
     }
     for s in &contents.subscriptions {
         put_subscription(tx, s)?;

@@ -95,51 +95,89 @@ fn unschedule(conn: &Connection, key: UserKey) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Sets the due time stored beside a user's facts (`None`: nothing due).
+fn reschedule(conn: &Connection, key: UserKey, at: Option<i64>) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE users SET next_change = ?3 WHERE tenant = ?1 AND user = ?2")
+        .and_then(|mut stmt| stmt.execute(params![key.tenant.as_bytes(), key.user.as_bytes(), at]))
+        .map_err(unavailable)?;
+    Ok(())
+}
+
 /// Stores `facts` as `encoded` (their [`encode`]d form, which the caller
-/// may reuse for the event row).
+/// may reuse for the event row), with `stored` the due time the row holds
+/// now ([`Compact::scheduled`]); returns the due time it holds after.
+///
+/// The due time may be left earlier than the facts' next transition: when
+/// the stored one is still ahead of `now` and not after the new one, it
+/// stays. An active user's next fade moves later with every write, and
+/// moving it in the `users_next_change` index was a delete and an insert
+/// in a random page of it per write. The scheduler then visits the user at
+/// the earlier time, finds nothing to settle and stores the right time
+/// (`Job::Settle`): once per fade period instead of once per write.
 pub(super) fn write_facts(
     conn: &Connection,
     key: UserKey,
     facts: &UserFacts,
     encoded: &[u8],
     now: Instant,
-) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (tenant, user) DO UPDATE SET
-               version = excluded.version, facts = excluded.facts, next_change = excluded.next_change",
-        )
-        .map_err(unavailable)?;
+    stored: Option<i64>,
+) -> Result<Option<i64>, StoreError> {
     let version = i64::try_from(facts.version).map_err(unavailable)?;
     // Rounded up: a transition between two microseconds (a status message's
-    // 7th fractional digit) must never be scheduled before it happens, or the
-    // scheduler would settle too early and find it due again.
+    // 7th fractional digit) is never scheduled before it happens.
     let next = due_at(facts, facts.settled_at.unwrap_or(now)).map(ceil_micros);
-    stmt.execute(params![
-        key.tenant.as_bytes(),
-        key.user.as_bytes(),
-        version,
-        encoded,
-        next
-    ])
+    let keep = matches!((stored, next), (Some(s), Some(n)) if now.timestamp_micros() < s && s <= n);
+    if keep {
+        conn.prepare_cached(
+            "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant, user) DO UPDATE SET
+               version = excluded.version, facts = excluded.facts",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                key.tenant.as_bytes(),
+                key.user.as_bytes(),
+                version,
+                encoded,
+                stored
+            ])
+        })
+        .map_err(unavailable)?;
+        return Ok(stored);
+    }
+    conn.prepare_cached(
+        "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant, user) DO UPDATE SET
+           version = excluded.version, facts = excluded.facts, next_change = excluded.next_change",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            key.tenant.as_bytes(),
+            key.user.as_bytes(),
+            version,
+            encoded,
+            next
+        ])
+    })
     .map_err(unavailable)?;
-    Ok(())
+    Ok(next)
 }
 
 /// Stores `after` and records what it meant for watchers, in the write's
 /// transaction: an event when the resource changed, an outbox row per live
 /// subscription watching the user when its presence changed (SPEC §7: a
-/// crash right after the answer cannot lose a notification).
+/// crash right after the answer cannot lose a notification). `stored` and
+/// the due time returned beside what was applied are [`write_facts`]'s.
 fn record(
     tx: &Connection,
     key: UserKey,
     before: UserFacts,
     after: UserFacts,
     now: Instant,
-) -> Result<Applied, StoreError> {
+    stored: Option<i64>,
+) -> Result<(Applied, Option<i64>), StoreError> {
     let encoded = encode(&after);
-    write_facts(tx, key, &after, &encoded, now)?;
+    let scheduled = write_facts(tx, key, &after, &encoded, now, stored)?;
     let observed = observe(key.user, &before, &after);
     let mut event = None;
     let mut queued = 0;
@@ -194,13 +232,14 @@ fn record(
             queued += 1;
         }
     }
-    Ok(Applied {
+    let applied = Applied {
         before,
         after,
         visibility: observed.visibility,
         event,
         queued,
-    })
+    };
+    Ok((applied, scheduled))
 }
 
 pub(super) fn insert_delivery(
@@ -511,6 +550,16 @@ impl<'a> Changes<'a> {
         self.resident.facts(key)
     }
 
+    /// The due time stored beside the facts [`Changes::before`] gives.
+    pub(super) fn scheduled(&self, key: UserKey) -> Option<i64> {
+        if self.touched.contains(&key) {
+            if let Some((_, facts)) = self.list.iter().rev().find(|(k, _)| *k == key) {
+                return facts.scheduled();
+            }
+        }
+        self.resident.scheduled(key)
+    }
+
     pub(super) fn push(&mut self, key: UserKey, facts: Compact) {
         self.touched.insert(key);
         self.list.push((key, facts));
@@ -534,22 +583,40 @@ fn run_op(
                 tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
             }
             let after = change.clone().applied_to(&before, now)?;
-            let applied = record(tx, *key, before, after, now)?;
-            changed.push(*key, Compact::of(&applied.after, ids));
+            let (applied, scheduled) =
+                record(tx, *key, before, after, now, changed.scheduled(*key))?;
+            changed.push(
+                *key,
+                Compact::of(&applied.after, ids).scheduled_at(scheduled),
+            );
             Ok(Done::Applied(Box::new(applied)))
         }
         Job::Settle { key } => {
             let before = changed.before(*key);
+            let stored = changed.scheduled(*key);
             if before.unreadable {
                 // Nothing to fade or expire in facts nobody can read.
                 unschedule(tx, *key)?;
+                changed.push(*key, Compact::of(&before, ids));
                 return Ok(Done::Settled(None));
             }
             let Some(after) = settled(&before, now) else {
+                // Visited at a due time left earlier than the facts' next
+                // transition (see `write_facts`), or settled already: store
+                // the next transition after `now`, always later than `now`,
+                // so the schedule moves on.
+                let next = due_at(&before, now).map(ceil_micros);
+                if next != stored {
+                    reschedule(tx, *key, next)?;
+                    changed.push(*key, Compact::of(&before, ids).scheduled_at(next));
+                }
                 return Ok(Done::Settled(None));
             };
-            let applied = record(tx, *key, before, after, now)?;
-            changed.push(*key, Compact::of(&applied.after, ids));
+            let (applied, scheduled) = record(tx, *key, before, after, now, stored)?;
+            changed.push(
+                *key,
+                Compact::of(&applied.after, ids).scheduled_at(scheduled),
+            );
             Ok(Done::Settled(Some(Box::new(applied))))
         }
         Job::SaveEmulatorTime => tx
