@@ -111,9 +111,9 @@ fn reschedule(conn: &Connection, key: UserKey, at: Option<i64>) -> Result<(), St
 /// the stored one is still ahead of `now` and not after the new one, it
 /// stays. An active user's next fade moves later with every write, and
 /// moving it in the `users_next_change` index was a delete and an insert
-/// in a random page of it per write. The scheduler then visits the user at
-/// the earlier time, finds nothing to settle and stores the right time
-/// (`Job::Settle`): once per fade period instead of once per write.
+/// in a random page of it per write. The scheduler then settles the user
+/// at the earlier time, which changes nothing a watcher sees and stores the
+/// right time (`Job::Settle`): once per fade period instead of per write.
 pub(super) fn write_facts(
     conn: &Connection,
     key: UserKey,
@@ -601,11 +601,13 @@ fn run_op(
                 return Ok(Done::Settled(None));
             }
             let Some(after) = settled(&before, now) else {
-                // Visited at a due time left earlier than the facts' next
-                // transition (see `write_facts`), or settled already: store
-                // the next transition after `now`, always later than `now`,
-                // so the schedule moves on.
-                let next = due_at(&before, now).map(ceil_micros);
+                // Already observed at or after `now` (a write or settle came
+                // between the schedule's read and this): make sure the
+                // stored due time is the next transition after what was
+                // observed, which is later than `now`, so the schedule
+                // moves on.
+                let observed = before.settled_at.or(before.updated_at);
+                let next = due_at(&before, observed.map_or(now, |t| t.max(now))).map(ceil_micros);
                 if next != stored {
                     reschedule(tx, *key, next)?;
                     changed.push(*key, Compact::of(&before, ids).scheduled_at(next));
