@@ -127,40 +127,33 @@ pub(super) fn write_facts(
     // 7th fractional digit) is never scheduled before it happens.
     let next = due_at(facts, facts.settled_at.unwrap_or(now)).map(ceil_micros);
     let keep = matches!((stored, next), (Some(s), Some(n)) if now.timestamp_micros() < s && s <= n);
-    if keep {
-        conn.prepare_cached(
+    let (sql, due) = if keep {
+        (
             "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (tenant, user) DO UPDATE SET
                version = excluded.version, facts = excluded.facts",
+            stored,
         )
+    } else {
+        (
+            "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant, user) DO UPDATE SET
+               version = excluded.version, facts = excluded.facts, next_change = excluded.next_change",
+            next,
+        )
+    };
+    conn.prepare_cached(sql)
         .and_then(|mut stmt| {
             stmt.execute(params![
                 key.tenant.as_bytes(),
                 key.user.as_bytes(),
                 version,
                 encoded,
-                stored
+                due
             ])
         })
         .map_err(unavailable)?;
-        return Ok(stored);
-    }
-    conn.prepare_cached(
-        "INSERT INTO users (tenant, user, version, facts, next_change) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant, user) DO UPDATE SET
-           version = excluded.version, facts = excluded.facts, next_change = excluded.next_change",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            key.tenant.as_bytes(),
-            key.user.as_bytes(),
-            version,
-            encoded,
-            next
-        ])
-    })
-    .map_err(unavailable)?;
-    Ok(next)
+    Ok(due)
 }
 
 /// Stores `after` and records what it meant for watchers, in the write's
