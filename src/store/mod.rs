@@ -148,9 +148,10 @@ pub trait Store: Send + Sync + 'static {
     /// Processes the time-driven transitions of one user up to `at` (SPEC
     /// §7: fades and expiries notify like writes): atomically prunes what
     /// expired, records an event and queues deliveries when watchers see a
-    /// change. `None` when nothing changed by `at`: the user was already
-    /// observed at or after it, or `at` was a due time kept earlier than the
-    /// transition (see [`Store::due_users`]), which the store then moves on.
+    /// change. `None` when the user was already observed at or after `at`.
+    /// At a due time kept earlier than the transition (see
+    /// [`Store::due_users`]) it changes nothing a watcher sees and moves the
+    /// user's schedule on.
     async fn settle(&self, key: UserKey, at: Instant) -> Result<Option<Applied>, StoreError>;
 
     /// Users whose effective presence may change at or before `by`, each with
@@ -160,7 +161,8 @@ pub trait Store: Send + Sync + 'static {
     /// An instant is never later than the user's next transition, but a
     /// store may give an earlier one (the SQLite store does not move a due
     /// time later on every write): settling the user at it then changes
-    /// nothing and stores the next transition, so the next call gives that.
+    /// nothing a watcher sees and stores the next transition, which the next
+    /// call gives.
     async fn due_users(
         &self,
         by: Instant,
