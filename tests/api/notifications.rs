@@ -169,6 +169,45 @@ async fn fades_and_expiry_notify_when_the_clock_moves_each_in_time_order() {
     );
 }
 
+/// Activity before a fade moves the fade. The SQLite store keeps the
+/// earlier due time rather than moving its index on every write; the
+/// scheduler's visit there must notify nothing, and the fade from the later
+/// activity notifies at its own time.
+#[tokio::test]
+async fn activity_before_a_fade_moves_it_and_the_early_visit_notifies_nothing() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start().await;
+    let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
+    add_certificate(&mut body);
+    server.subscribe(watcher, body).await;
+    server
+        .set_presence(alice, "Available", "Available", Some("PT1H"))
+        .await
+        .ok_empty();
+    receiver.wait_for_items(1).await;
+    server.tick(TimeDelta::minutes(1)).await;
+    // The same pair again: a keep-alive, which notifies nothing.
+    server
+        .set_presence(alice, "Available", "Available", Some("PT1H"))
+        .await
+        .ok_empty();
+    // The first activity's fade instant (+5 min) passes without a change.
+    server.tick(TimeDelta::minutes(4)).await;
+    receiver.assert_stays_at(1).await;
+    assert_eq!(
+        server.presence_of(alice).await,
+        ("Available".to_string(), "Available".to_string())
+    );
+    // The second activity's fade (+6 min) notifies.
+    server.tick(TimeDelta::minutes(1)).await;
+    let items = receiver.wait_for_items(2).await;
+    assert_eq!(
+        decrypt_state(&items[1]),
+        ("Available".to_string(), "AvailableInactive".to_string())
+    );
+}
+
 #[tokio::test]
 async fn a_receiver_that_fails_gets_the_notification_again_after_the_backoff() {
     let server = TestServer::start().await;
