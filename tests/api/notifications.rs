@@ -141,9 +141,7 @@ async fn fades_and_expiry_notify_when_the_clock_moves_each_in_time_order() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
-    add_certificate(&mut body);
-    server.subscribe(watcher, body).await;
+    subscribe_with_resource_data(&server, watcher, &receiver.hook(), &[alice]).await;
     server
         .set_presence(alice, "Available", "Available", Some("PT15M"))
         .await
@@ -178,9 +176,7 @@ async fn activity_before_a_fade_moves_it_and_the_early_visit_notifies_nothing() 
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let (watcher, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
-    add_certificate(&mut body);
-    server.subscribe(watcher, body).await;
+    subscribe_with_resource_data(&server, watcher, &receiver.hook(), &[alice]).await;
     server
         .set_presence(alice, "Available", "Available", Some("PT1H"))
         .await
@@ -712,6 +708,19 @@ fn add_certificate(body: &mut Value) {
     body["encryptionCertificateId"] = json!("test-cert");
 }
 
+/// Subscribes `watcher` to `users` with resource data, encrypted for the
+/// fixture certificate ([`add_certificate`]), delivered to `hook`.
+async fn subscribe_with_resource_data(
+    server: &TestServer,
+    watcher: Uuid,
+    hook: &str,
+    users: &[Uuid],
+) -> String {
+    let mut body = server.subscription_body(hook, users);
+    add_certificate(&mut body);
+    server.subscribe(watcher, body).await
+}
+
 /// Decrypts a rich notification item with the fixture's private key
 /// (Graph's recipe, SPEC §7) and returns (availability, activity).
 fn decrypt_state(item: &Value) -> (String, String) {
@@ -1122,9 +1131,7 @@ async fn a_simulated_teams_client_session_notifies_like_any_write() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
     let alice = Uuid::new_v4();
-    let mut body = server.subscription_body(&receiver.hook(), &[alice]);
-    add_certificate(&mut body);
-    server.subscribe(Uuid::new_v4(), body).await;
+    subscribe_with_resource_data(&server, Uuid::new_v4(), &receiver.hook(), &[alice]).await;
     let admin = server.app_token(&["Presenced.Admin"]);
     let r = server
         .send(
