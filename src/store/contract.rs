@@ -397,42 +397,36 @@ async fn due_users_follow_next_change(store: Arc<dyn Store>) {
 /// write), never a later one; settling there changes nothing a watcher sees
 /// and moves the schedule to the transition, which then settles as usual.
 async fn a_due_time_is_never_later_than_the_transition(store: Arc<dyn Store>) {
+    use notify::{available, t0_plus};
     let k = key();
-    let fresh = |at| {
-        session(
-            "app",
-            Availability::Available,
-            Activity::Available,
-            at,
-            TimeDelta::hours(1),
-        )
-    };
-    let minutes = |m| t0() + TimeDelta::minutes(m);
-    store.upsert_session(k, fresh(t0()), t0()).await.unwrap();
-    // Active again a minute later: the fade moves from +5 to +6 minutes.
     store
-        .upsert_session(k, fresh(minutes(1)), minutes(1))
+        .upsert_session(k, available(t0()), t0())
         .await
         .unwrap();
-    let early = store.due_users(minutes(5), 100).await.unwrap();
+    // Active again a minute later: the fade moves from +5 to +6 minutes.
+    store
+        .upsert_session(k, available(t0_plus(1)), t0_plus(1))
+        .await
+        .unwrap();
+    let early = store.due_users(t0_plus(5), 100).await.unwrap();
     if let Some(&(_, at)) = early.iter().find(|(u, _)| *u == k) {
-        assert_eq!(at, minutes(5), "only the earlier transition may be kept");
+        assert_eq!(at, t0_plus(5), "only the earlier transition may be kept");
         let settled = store.settle(k, at).await.unwrap();
         assert!(
             settled.is_none_or(|a| a.visibility == crate::domain::Visibility::Unchanged),
             "nothing a watcher sees changes at a kept instant"
         );
-        let again = store.due_users(minutes(5), 100).await.unwrap();
+        let again = store.due_users(t0_plus(5), 100).await.unwrap();
         assert!(
             !again.iter().any(|(u, _)| *u == k),
             "settling at a kept instant moves the schedule on: {again:?}"
         );
     }
-    let due = store.due_users(minutes(6), 100).await.unwrap();
-    assert!(due.contains(&(k, minutes(6))), "{due:?}");
-    let applied = store.settle(k, minutes(6)).await.unwrap().unwrap();
+    let due = store.due_users(t0_plus(6), 100).await.unwrap();
+    assert!(due.contains(&(k, t0_plus(6))), "{due:?}");
+    let applied = store.settle(k, t0_plus(6)).await.unwrap().unwrap();
     assert_eq!(applied.visibility, crate::domain::Visibility::Presence);
-    assert!(store.due_users(minutes(6), 100).await.unwrap().is_empty());
+    assert!(store.due_users(t0_plus(6), 100).await.unwrap().is_empty());
 }
 
 async fn concurrent_writes_all_land(store: Arc<dyn Store>) {
@@ -505,51 +499,42 @@ mod backends {
     /// transition earlier stores it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_keeps_an_earlier_due_time_across_writes_and_restarts() {
+        use super::notify::{available, t0_plus};
         let dir = tempfile::tempdir().unwrap();
         let k = key();
-        let minutes = |m| t0() + TimeDelta::minutes(m);
-        let fresh = |at, life| {
-            session(
-                "app",
-                Availability::Available,
-                Activity::Available,
-                at,
-                life,
-            )
-        };
         {
             let store = SqliteStore::open(dir.path()).unwrap();
-            let hour = TimeDelta::hours(1);
             store
-                .upsert_session(k, fresh(t0(), hour), t0())
+                .upsert_session(k, available(t0()), t0())
                 .await
                 .unwrap();
             store
-                .upsert_session(k, fresh(minutes(1), hour), minutes(1))
+                .upsert_session(k, available(t0_plus(1)), t0_plus(1))
                 .await
                 .unwrap();
             assert_eq!(
                 store.due_users(latest_instant(), 10).await.unwrap(),
-                vec![(k, minutes(5))]
+                vec![(k, t0_plus(5))]
             );
         }
         let store = SqliteStore::open(dir.path()).unwrap();
         store
-            .upsert_session(k, fresh(minutes(2), TimeDelta::hours(1)), minutes(2))
+            .upsert_session(k, available(t0_plus(2)), t0_plus(2))
             .await
             .unwrap();
         assert_eq!(
             store.due_users(latest_instant(), 10).await.unwrap(),
-            vec![(k, minutes(5))]
+            vec![(k, t0_plus(5))]
         );
         // Expiring at +4 minutes: earlier than the stored +5.
-        store
-            .upsert_session(k, fresh(minutes(2), TimeDelta::minutes(2)), minutes(2))
-            .await
-            .unwrap();
+        let short = Session {
+            expires_at: t0_plus(4),
+            ..available(t0_plus(2))
+        };
+        store.upsert_session(k, short, t0_plus(2)).await.unwrap();
         assert_eq!(
             store.due_users(latest_instant(), 10).await.unwrap(),
-            vec![(k, minutes(4))]
+            vec![(k, t0_plus(4))]
         );
     }
 

@@ -28,7 +28,7 @@ pub(super) fn t0_plus(n: i64) -> Instant {
 }
 
 /// An `Available` application session refreshed at `at`, living an hour.
-fn available(at: Instant) -> Session {
+pub(super) fn available(at: Instant) -> Session {
     session(
         "app",
         Availability::Available,
