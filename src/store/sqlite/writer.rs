@@ -82,24 +82,15 @@ pub(super) struct WriteOp {
     pub(super) reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
-/// Forgets the schedule of a user whose facts cannot be read: nothing about
-/// them will change with time, and a stale `next_change` would keep the
-/// scheduler waking for a user it can never settle.
-fn unschedule(conn: &Connection, key: UserKey) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE users SET next_change = NULL
-         WHERE tenant = ?1 AND user = ?2 AND next_change IS NOT NULL",
-    )
-    .and_then(|mut stmt| stmt.execute(params![key.tenant.as_bytes(), key.user.as_bytes()]))
-    .map_err(unavailable)?;
-    Ok(())
-}
-
-/// Sets the due time stored beside a user's facts (`None`: nothing due).
+/// Sets the due time stored beside a user's facts (`None`: nothing due),
+/// writing nothing when it already holds that.
 fn reschedule(conn: &Connection, key: UserKey, at: Option<i64>) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE users SET next_change = ?3 WHERE tenant = ?1 AND user = ?2")
-        .and_then(|mut stmt| stmt.execute(params![key.tenant.as_bytes(), key.user.as_bytes(), at]))
-        .map_err(unavailable)?;
+    conn.prepare_cached(
+        "UPDATE users SET next_change = ?3
+         WHERE tenant = ?1 AND user = ?2 AND next_change IS NOT ?3",
+    )
+    .and_then(|mut stmt| stmt.execute(params![key.tenant.as_bytes(), key.user.as_bytes(), at]))
+    .map_err(unavailable)?;
     Ok(())
 }
 
@@ -535,22 +526,26 @@ impl<'a> Changes<'a> {
     /// decodes the row; and a row damaged on disk while the store runs is
     /// overwritten by the next write from the facts the store holds.
     fn before(&self, key: UserKey) -> UserFacts {
-        if self.touched.contains(&key) {
-            if let Some((_, facts)) = self.list.iter().rev().find(|(k, _)| *k == key) {
-                return facts.facts();
-            }
-        }
-        self.resident.facts(key)
+        self.latest(key)
+            .map_or_else(|| self.resident.facts(key), Compact::facts)
     }
 
     /// The due time stored beside the facts [`Changes::before`] gives.
     pub(super) fn scheduled(&self, key: UserKey) -> Option<i64> {
-        if self.touched.contains(&key) {
-            if let Some((_, facts)) = self.list.iter().rev().find(|(k, _)| *k == key) {
-                return facts.scheduled();
-            }
+        self.latest(key)
+            .map_or_else(|| self.resident.scheduled(key), Compact::scheduled)
+    }
+
+    /// What the batch's last successful operation on `key` left, if any.
+    fn latest(&self, key: UserKey) -> Option<&Compact> {
+        if !self.touched.contains(&key) {
+            return None;
         }
-        self.resident.scheduled(key)
+        self.list
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, facts)| facts)
     }
 
     pub(super) fn push(&mut self, key: UserKey, facts: Compact) {
@@ -588,8 +583,10 @@ fn run_op(
             let before = changed.before(*key);
             let stored = changed.scheduled(*key);
             if before.unreadable {
-                // Nothing to fade or expire in facts nobody can read.
-                unschedule(tx, *key)?;
+                // Nothing to fade or expire in facts nobody can read, and a
+                // stale due time would keep the scheduler waking for a user
+                // it can never settle.
+                reschedule(tx, *key, None)?;
                 changed.push(*key, Compact::of(&before, ids));
                 return Ok(Done::Settled(None));
             }
