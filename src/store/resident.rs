@@ -120,10 +120,14 @@ impl Resident {
             .map_or_else(UserFacts::default, Compact::facts)
     }
 
-    /// The due time stored beside a user's facts ([`Compact::scheduled`]);
-    /// `None` for a user never written.
-    pub(crate) fn scheduled(&self, key: UserKey) -> Option<i64> {
-        self.users.pin().get(&key).and_then(Compact::scheduled)
+    /// The facts of one user and the due time stored beside them
+    /// ([`Compact::scheduled`]), in one lookup; empty facts and `None` for a
+    /// user never written.
+    pub(crate) fn entry(&self, key: UserKey) -> (UserFacts, Option<i64>) {
+        self.users.pin().get(&key).map_or_else(
+            || (UserFacts::default(), None),
+            |c| (c.facts(), c.scheduled()),
+        )
     }
 
     /// The facts of `users` in `tenant`, in the order asked (one guard for

@@ -87,7 +87,7 @@ pub(super) fn restore(
         if facts.unreadable {
             continue;
         }
-        let stored = changed.scheduled(key);
+        let (_, stored) = changed.before(key);
         let scheduled = write_facts(tx, key, &facts, &encode(&facts), now, stored)?;
         changed.push(key, Compact::of(&facts, ids).scheduled_at(scheduled));
     }

@@ -525,27 +525,17 @@ impl<'a> Changes<'a> {
     /// then published after every commit. So a write neither reads nor
     /// decodes the row; and a row damaged on disk while the store runs is
     /// overwritten by the next write from the facts the store holds.
-    fn before(&self, key: UserKey) -> UserFacts {
-        self.latest(key)
-            .map_or_else(|| self.resident.facts(key), Compact::facts)
-    }
-
-    /// The due time stored beside the facts [`Changes::before`] gives.
-    pub(super) fn scheduled(&self, key: UserKey) -> Option<i64> {
-        self.latest(key)
-            .map_or_else(|| self.resident.scheduled(key), Compact::scheduled)
-    }
-
-    /// What the batch's last successful operation on `key` left, if any.
-    fn latest(&self, key: UserKey) -> Option<&Compact> {
-        if !self.touched.contains(&key) {
-            return None;
+    /// Beside them, the due time stored with them ([`Compact::scheduled`]).
+    pub(super) fn before(&self, key: UserKey) -> (UserFacts, Option<i64>) {
+        let latest = self
+            .touched
+            .contains(&key)
+            .then(|| self.list.iter().rev().find(|(k, _)| *k == key))
+            .flatten();
+        match latest {
+            Some((_, entry)) => (entry.facts(), entry.scheduled()),
+            None => self.resident.entry(key),
         }
-        self.list
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == key)
-            .map(|(_, facts)| facts)
     }
 
     pub(super) fn push(&mut self, key: UserKey, facts: Compact) {
@@ -566,13 +556,12 @@ fn run_op(
 ) -> Result<Done, StoreError> {
     match job {
         Job::Apply { key, change } => {
-            let before = changed.before(*key);
+            let (before, stored) = changed.before(*key);
             if before.unreadable {
                 tracing::warn!(tenant = %key.tenant, user = %key.user, "a write replaces unreadable stored facts");
             }
             let after = change.clone().applied_to(&before, now)?;
-            let (applied, scheduled) =
-                record(tx, *key, before, after, now, changed.scheduled(*key))?;
+            let (applied, scheduled) = record(tx, *key, before, after, now, stored)?;
             changed.push(
                 *key,
                 Compact::of(&applied.after, ids).scheduled_at(scheduled),
@@ -580,8 +569,7 @@ fn run_op(
             Ok(Done::Applied(Box::new(applied)))
         }
         Job::Settle { key } => {
-            let before = changed.before(*key);
-            let stored = changed.scheduled(*key);
+            let (before, stored) = changed.before(*key);
             if before.unreadable {
                 // Nothing to fade or expire in facts nobody can read, and a
                 // stale due time would keep the scheduler waking for a user
