@@ -897,21 +897,35 @@ mod backends {
         store: &SqliteStore,
         writes: Vec<(UserKey, Session)>,
     ) -> Vec<Result<crate::store::Applied, StoreError>> {
-        // Hold the writer thread inside a job until every write is queued:
-        // whether it took the job alone or with some of the writes, the
-        // writes it has not taken are all waiting when it next drains the
-        // queue, so they share one batch.
+        // Hold the writer thread inside a job, and queue the writes only
+        // once it runs: the job's batch was taken before them, so they are
+        // all waiting when the writer next drains the queue and share one
+        // batch. (Queued beside the job, some could join its batch.)
         let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
         let mut hold = Box::pin(store.run(t0(), move |_| {
+            let _ = started.send(());
             let _ = held.recv();
             Ok(())
         }));
+        std::future::poll_fn(|cx| {
+            assert!(hold.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while running.try_recv().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer did not start the holding job within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let mut pending: Vec<_> = writes
             .into_iter()
             .map(|(k, s)| store.upsert_session(k, s, t0()))
             .collect();
         std::future::poll_fn(|cx| {
-            assert!(hold.as_mut().poll(cx).is_pending());
             for write in pending.iter_mut() {
                 assert!(write.as_mut().poll(cx).is_pending());
             }
