@@ -8,6 +8,10 @@
 //!   (the id parsed from the path, the body serialized per request).
 //! - `POST /v1.0/users/{id}/presence/setPresence` parses a setPresence body
 //!   and answers `200` with no body, as presenced does.
+//! - `POST /v1.0/communications/getPresencesByUserId` parses the ids and
+//!   answers a collection of one such presence per id, the shape and size
+//!   presenced answers: what a bulk read costs in HTTP, JSON and the
+//!   network alone, the floor under presenced's bulk latencies.
 //!
 //! Run with `cargo run --release --example baseline -- 127.0.0.1:PORT`
 //! (port 0 picks a free one); like `presenced serve` it prints
@@ -28,8 +32,9 @@ use uuid::Uuid;
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Presence {
-    #[serde(rename = "@odata.context")]
-    context: String,
+    /// Only on a single presence; a collection's items have none.
+    #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
+    context: Option<String>,
     id: String,
     availability: &'static str,
     activity: &'static str,
@@ -65,12 +70,43 @@ struct SetPresence {
     expiration_duration: Option<String>,
 }
 
+/// The getPresencesByUserId body (SPEC §4).
+#[derive(Deserialize)]
+struct Ids {
+    ids: Vec<Uuid>,
+}
+
+/// The getPresencesByUserId answer.
+#[derive(Serialize)]
+struct Collection {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    value: Vec<Presence>,
+}
+
 /// The base URL (`http://ADDR`), the start of `@odata.context`.
 type Base = Arc<str>;
 
 async fn get_presence(State(base): State<Base>, Path(id): Path<Uuid>) -> Json<Presence> {
     Json(Presence {
-        context: format!("{base}/v1.0/$metadata#users('{id}')/presence/$entity"),
+        context: Some(format!(
+            "{base}/v1.0/$metadata#users('{id}')/presence/$entity"
+        )),
+        ..presence(id)
+    })
+}
+
+async fn get_many(State(base): State<Base>, Json(body): Json<Ids>) -> Json<Collection> {
+    Json(Collection {
+        context: format!("{base}/v1.0/$metadata#Collection(microsoft.graph.presence)"),
+        value: body.ids.into_iter().map(presence).collect(),
+    })
+}
+
+/// A user's presence with one live Busy/InACall session, without context.
+fn presence(id: Uuid) -> Presence {
+    Presence {
+        context: None,
         id: id.to_string(),
         availability: "Busy",
         activity: "InACall",
@@ -86,7 +122,7 @@ async fn get_presence(State(base): State<Base>, Path(id): Path<Uuid>) -> Json<Pr
             source: "none",
             place_id: None,
         },
-    })
+    }
 }
 
 async fn set_presence(Path(_id): Path<Uuid>, Json(_body): Json<SetPresence>) -> StatusCode {
@@ -105,6 +141,7 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new()
         .route("/v1.0/users/{id}/presence", get(get_presence))
         .route("/v1.0/users/{id}/presence/setPresence", post(set_presence))
+        .route("/v1.0/communications/getPresencesByUserId", post(get_many))
         .with_state(base.clone());
     println!("baseline listening on {base}");
     axum::serve(listener, app).await

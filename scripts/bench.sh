@@ -10,7 +10,12 @@
 #           set: setPresence over the same users, every write a change,
 #           answered by presenced only once fsync'd.
 #  bulk     getPresencesByUserId with 650 loaded ids: latency percentiles,
-#           one connection (sequential), then BENCH_BULK_CONNS.
+#           one connection (sequential), then BENCH_BULK_CONNS; each row
+#           against the baseline's getPresencesByUserId (the same ids
+#           parsed, the same answer serialized, no auth and no store) and
+#           presenced alternately, BENCH_ROUNDS rounds, the median run of
+#           each (by p99): the baseline's tail is the host's and the
+#           network's, the floor under presenced's.
 #  batch    setPresence sent one request at a time against the same writes
 #           in Graph JSON batches of BENCH_BATCH (benches/wrk/batch.lua),
 #           alternately, same server, same users, same run: HTTP requests/s
@@ -245,14 +250,14 @@ fi
 
 if has http || has bulk || has batch || has memory || has redis; then
   targets=(--bin presenced)
-  if has http; then
+  if has http || has bulk; then
     targets+=(--example baseline)
   fi
   say "cargo build ${profile_flags[*]} ${targets[*]}"
   cargo build "${profile_flags[@]}" "${targets[@]}"
 fi
 
-if has http; then
+if has http || has bulk; then
   start baseline "$baseline_bin" 127.0.0.1:0
   base_pid="$started_pid" base_url="$started_url"
 fi
@@ -292,16 +297,29 @@ fi
 
 if has bulk; then
   echo
-  echo "## bulk: getPresencesByUserId, 650 ids among $users users, ${duration}s per row (ms)"
-  printf '%-12s %9s %8s %8s %8s %8s %8s\n' connections requests rps p50 p99 p99.9 max
+  echo "## bulk: getPresencesByUserId, 650 ids among $users users, the median of $rounds x ${duration}s by p99 (ms)"
+  printf '%-10s %-12s %9s %8s %8s %8s %8s %8s\n' server connections requests rps p50 p99 p99.9 max
+  bulk_row() { # server connections result
+    printf '%-10s %-12s %9d %8.0f %8.2f %8.2f %8.2f %8.2f\n' "$1" "$2" "$(field requests "$3")" \
+      "$(field rps "$3")" \
+      "$(awk -v u="$(field p50_us "$3")" 'BEGIN {print u / 1000}')" \
+      "$(awk -v u="$(field p99_us "$3")" 'BEGIN {print u / 1000}')" \
+      "$(awk -v u="$(field p999_us "$3")" 'BEGIN {print u / 1000}')" \
+      "$(awk -v u="$(field max_us "$3")" 'BEGIN {print u / 1000}')"
+  }
+  # The run whose p99 is the median of the rounds' (the whole line kept).
+  median_run() { sort -t' ' -k2,2n | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }' | cut -d' ' -f3-; }
   for c in 1 $bulk_conns; do
-    result="$(wrk_run "$pres_url" "$c" "$duration" WRK_MODE=bulk WRK_IDS=650 "${common[@]}")"
-    printf '%-12s %9d %8.0f %8.2f %8.2f %8.2f %8.2f\n' "$c" "$(field requests "$result")" \
-      "$(field rps "$result")" \
-      "$(awk -v u="$(field p50_us "$result")" 'BEGIN {print u / 1000}')" \
-      "$(awk -v u="$(field p99_us "$result")" 'BEGIN {print u / 1000}')" \
-      "$(awk -v u="$(field p999_us "$result")" 'BEGIN {print u / 1000}')" \
-      "$(awk -v u="$(field max_us "$result")" 'BEGIN {print u / 1000}')"
+    base_results="" pres_results=""
+    for ((r = 0; r < rounds; r++)); do
+      result="$(wrk_run "$base_url" "$c" "$duration" WRK_MODE=bulk WRK_IDS=650 "${common[@]}")"
+      base_results+="run $(field p99_us "$result") $result"$'\n'
+      result="$(wrk_run "$pres_url" "$c" "$duration" WRK_MODE=bulk WRK_IDS=650 "${common[@]}")"
+      pres_results+="run $(field p99_us "$result") $result"$'\n'
+    done
+    bulk_row baseline "$c" "$(printf '%s' "$base_results" | median_run)"
+    bulk_row presenced "$c" "$(printf '%s' "$pres_results" | median_run)"
+    say "bulk p99 (us) at $c connections: baseline $(printf '%s' "$base_results" | cut -d' ' -f2 | tr '\n' ' '); presenced $(printf '%s' "$pres_results" | cut -d' ' -f2 | tr '\n' ' ')"
   done
 fi
 
@@ -327,7 +345,7 @@ if has batch; then
   say "batch runs (HTTP requests/s): single$single_runs; batch$batch_runs"
 fi
 
-if has http; then
+if has http || has bulk; then
   stop "$base_pid"
 fi
 if has http || has bulk || has batch; then
