@@ -5,7 +5,10 @@
 #  http     presenced against a bare axum baseline (examples/baseline.rs),
 #           both release builds on 127.0.0.1, the same wrk load alternately
 #           (baseline, presenced, baseline, presenced, …), one line per
-#           scenario: the median requests/s of each and their ratio.
+#           scenario: the median requests/s of each and their ratio, and
+#           the median CPU time each server spent per request (user +
+#           system, from /proc) and that ratio, which a busy shared host
+#           moves far less than requests/s.
 #           get: GET /v1.0/users/{id}/presence over users with a session;
 #           set: setPresence over the same users, every write a change,
 #           answered by presenced only once fsync'd.
@@ -199,6 +202,16 @@ wrk_run() {
   echo "$result"
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
+# cpu_ticks PID: the process's user + system CPU time so far, in clock
+# ticks (/proc/PID/stat fields 14 and 15, all threads).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# per_request TICKS_BEFORE TICKS_AFTER WRK_RESULT: CPU microseconds per
+# request answered in that run. On a shared host this moves far less than
+# requests/s: another tenant's load takes cores away, not work per request.
+per_request() {
+  awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$(field requests "$3")" \
+    'BEGIN {printf "%.1f", t * 1000000 / hz / n}'
+}
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # load URL SALT USERS TOKENS APPS: one session per token for every user,
@@ -278,20 +291,29 @@ fi
 if has http; then
   echo
   echo "## http: requests/s, median of $rounds x ${duration}s, wrk -t1 -c$conns (ratio = presenced / baseline)"
-  printf '%-10s %14s %14s %8s\n' scenario baseline_rps presenced_rps ratio
+  echo "## and each server's CPU time per request (us, user + system, all its threads; median)"
+  printf '%-10s %14s %14s %8s %12s %12s %8s\n' scenario baseline_rps presenced_rps ratio base_cpu_us pres_cpu_us ratio
   for scenario in get set; do
     wrk_run "$base_url" "$conns" "$warmup" WRK_MODE="$scenario" "${common[@]}" >/dev/null
     wrk_run "$pres_url" "$conns" "$warmup" WRK_MODE="$scenario" "${common[@]}" >/dev/null
-    base_runs="" pres_runs=""
+    base_runs="" pres_runs="" base_cpu="" pres_cpu=""
     for ((r = 0; r < rounds; r++)); do
+      before="$(cpu_ticks "$base_pid")"
       result="$(wrk_run "$base_url" "$conns" "$duration" WRK_MODE="$scenario" "${common[@]}")"
       base_runs+=" $(field rps "$result")"
+      base_cpu+=" $(per_request "$before" "$(cpu_ticks "$base_pid")" "$result")"
+      before="$(cpu_ticks "$pres_pid")"
       result="$(wrk_run "$pres_url" "$conns" "$duration" WRK_MODE="$scenario" "${common[@]}")"
       pres_runs+=" $(field rps "$result")"
+      pres_cpu+=" $(per_request "$before" "$(cpu_ticks "$pres_pid")" "$result")"
     done
     b="$(median <<<"$base_runs")" p="$(median <<<"$pres_runs")"
-    printf '%-10s %14.0f %14.0f %7.2fx\n' "$scenario" "$b" "$p" "$(awk -v b="$b" -v p="$p" 'BEGIN {print p / b}')"
+    bc="$(median <<<"$base_cpu")" pc="$(median <<<"$pres_cpu")"
+    printf '%-10s %14.0f %14.0f %7.2fx %12.1f %12.1f %7.2fx\n' "$scenario" "$b" "$p" \
+      "$(awk -v b="$b" -v p="$p" 'BEGIN {print p / b}')" "$bc" "$pc" \
+      "$(awk -v b="$bc" -v p="$pc" 'BEGIN {print p / b}')"
     say "$scenario runs: baseline$base_runs; presenced$pres_runs"
+    say "$scenario CPU us/request: baseline$base_cpu; presenced$pres_cpu"
   done
 fi
 
