@@ -282,7 +282,7 @@ pub async fn put_client_session(
         .apply(key, Change::UpsertSession(session), now)
         .await?;
     let e = effective(&applied.after, now);
-    Ok(Json(render::presence(key.user, &e, false)))
+    Ok(Json(render::presence(key.user, e, false)))
 }
 
 /// `DELETE /_presenced/users/{id}/clientSessions/{name}`: ends a simulated
@@ -352,7 +352,7 @@ pub async fn explain_presence(
             expiration_date_time: render::utc_timestamp(p.expires_at),
         });
     Ok(Json(PresenceExplanation {
-        presence: render::presence(user, &e, principal.user() == Some(user)),
+        presence: render::presence(user, e, principal.user() == Some(user)),
         sessions,
         preferred_presence,
         last_seen_date_time: last_seen(&facts, now).map(render::utc_timestamp),

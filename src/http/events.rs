@@ -42,7 +42,7 @@ fn render_item(item: FeedItem, principal: &Principal) -> SseEvent {
         FeedItem::Event(e) => {
             let presence = effective(&e.facts, e.at);
             let owner = principal.user() == Some(e.key.user);
-            let body = render::presence(e.key.user, &presence, owner);
+            let body = render::presence(e.key.user, presence, owner);
             SseEvent::default()
                 .event("presence")
                 .id(e.seq.to_string())

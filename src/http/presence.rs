@@ -70,7 +70,7 @@ pub async fn get_presence(
     let e = effective(&facts, call.now);
     let selected = query.selected();
     let presence =
-        render::presence_entity(context(&call, user, selected), user, &e, call.is_self(user));
+        render::presence_entity(context(&call, user, selected), user, e, call.is_self(user));
     Ok(match selected {
         None => Json(presence).into_response(),
         Some(properties) => Json(SelectedPresence::of(presence, properties)).into_response(),
@@ -117,7 +117,7 @@ pub async fn get_many(
     let value = ids
         .iter()
         .zip(&facts)
-        .map(|(user, f)| render::presence(*user, &effective(f, call.now), call.is_self(*user)));
+        .map(|(user, f)| render::presence(*user, effective(f, call.now), call.is_self(*user)));
     let odata_context = format!(
         "{}/{}/$metadata#Collection(microsoft.graph.presence)",
         call.base,

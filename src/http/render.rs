@@ -47,23 +47,25 @@ fn status_message(m: &StatusMessage, owner_view: bool) -> PresenceStatusMessage 
 
 /// The presence resource of `user`. `owner_view` shows the status
 /// message's expiry and publication time, which only the subject sees.
-pub fn presence(user: Uuid, e: &EffectivePresence, owner_view: bool) -> Presence {
-    let (location_type, source, place_id) = &e.work_location;
+/// Takes `e` whole, so its strings move into the resource uncopied (a bulk
+/// read renders hundreds).
+pub fn presence(user: Uuid, e: EffectivePresence, owner_view: bool) -> Presence {
+    let (location_type, source, place_id) = e.work_location;
     Presence {
         odata_context: None,
         id: user,
         availability: e.availability,
         activity: e.activity,
-        sequence_number: e.sequence_number.clone(),
+        sequence_number: e.sequence_number,
         out_of_office_settings: OutOfOfficeSettings {
             message: None,
             is_out_of_office: false,
         },
         status_message: e.status.as_ref().map(|m| status_message(m, owner_view)),
         work_location: WorkLocation {
-            work_location_type: *location_type,
-            source: *source,
-            place_id: place_id.clone(),
+            work_location_type: location_type,
+            source,
+            place_id,
         },
     }
 }
@@ -72,7 +74,7 @@ pub fn presence(user: Uuid, e: &EffectivePresence, owner_view: bool) -> Presence
 pub fn presence_entity(
     context: String,
     user: Uuid,
-    e: &EffectivePresence,
+    e: EffectivePresence,
     owner_view: bool,
 ) -> Presence {
     Presence {

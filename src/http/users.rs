@@ -73,7 +73,7 @@ pub async fn list(
             if query.admits(e.availability) {
                 value.push(ListedUser {
                     id: user,
-                    presence: render::presence(user, &e, principal.user() == Some(user)),
+                    presence: render::presence(user, e, principal.user() == Some(user)),
                     session_count: facts.sessions.iter().filter(|s| s.is_live(now)).count(),
                     last_seen_date_time: last_seen(&facts, now).map(render::utc_timestamp),
                 });
