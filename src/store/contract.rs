@@ -392,22 +392,28 @@ async fn due_users_follow_next_change(store: Arc<dyn Store>) {
     assert!(due.contains(&(k, t0() + TimeDelta::minutes(5))));
 }
 
+/// `k` available at `t0()` and again a minute later, so its fade moves
+/// from +5 to +6 minutes: the due-time cases' starting point.
+async fn active_now_and_a_minute_later(store: &dyn Store, k: UserKey) {
+    use notify::{available, t0_plus};
+    store
+        .upsert_session(k, available(t0()), t0())
+        .await
+        .unwrap();
+    store
+        .upsert_session(k, available(t0_plus(1)), t0_plus(1))
+        .await
+        .unwrap();
+}
+
 /// A write that moves the next transition later: the schedule may keep the
 /// earlier instant (the SQLite store does, to save moving its index on every
 /// write), never a later one; settling there changes nothing a watcher sees
 /// and moves the schedule to the transition, which then settles as usual.
 async fn a_due_time_is_never_later_than_the_transition(store: Arc<dyn Store>) {
-    use notify::{available, t0_plus};
+    use notify::t0_plus;
     let k = key();
-    store
-        .upsert_session(k, available(t0()), t0())
-        .await
-        .unwrap();
-    // Active again a minute later: the fade moves from +5 to +6 minutes.
-    store
-        .upsert_session(k, available(t0_plus(1)), t0_plus(1))
-        .await
-        .unwrap();
+    active_now_and_a_minute_later(store.as_ref(), k).await;
     let early = store.due_users(t0_plus(5), 100).await.unwrap();
     if let Some(&(_, at)) = early.iter().find(|(u, _)| *u == k) {
         assert_eq!(at, t0_plus(5), "only the earlier transition may be kept");
@@ -504,14 +510,7 @@ mod backends {
         let k = key();
         {
             let store = SqliteStore::open(dir.path()).unwrap();
-            store
-                .upsert_session(k, available(t0()), t0())
-                .await
-                .unwrap();
-            store
-                .upsert_session(k, available(t0_plus(1)), t0_plus(1))
-                .await
-                .unwrap();
+            active_now_and_a_minute_later(&store, k).await;
             assert_eq!(
                 store.due_users(latest_instant(), 10).await.unwrap(),
                 vec![(k, t0_plus(5))]
