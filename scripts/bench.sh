@@ -7,8 +7,9 @@
 #           (baseline, presenced, baseline, presenced, …), one line per
 #           scenario: the median requests/s of each and their ratio, and
 #           the median CPU time each server spent per request (user +
-#           system, from /proc) and that ratio, which a busy shared host
-#           moves far less than requests/s.
+#           system, from /proc) and that ratio: within one run it moves
+#           far less than requests/s, but a busy host raises it too, so
+#           compare it only within a run.
 #           get: GET /v1.0/users/{id}/presence over users with a session;
 #           set: setPresence over the same users, every write a change,
 #           answered by presenced only once fsync'd.
@@ -206,8 +207,8 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 # ticks (/proc/PID/stat fields 14 and 15, all threads).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # per_request TICKS_BEFORE TICKS_AFTER WRK_RESULT: CPU microseconds per
-# request answered in that run. On a shared host this moves far less than
-# requests/s: another tenant's load takes cores away, not work per request.
+# request answered in that run. Within one run it moves far less than
+# requests/s; across runs a busy host raises it too.
 per_request() {
   awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$(field requests "$3")" \
     'BEGIN {printf "%.1f", t * 1000000 / hz / n}'
