@@ -5,7 +5,7 @@
 # and the corpus of earlier runs (fuzz/corpus/<target>, not committed); a
 # crash leaves its input in fuzz/artifacts/<target>/. Exits non-zero if any
 # target crashed. Not part of scripts/test.sh: CI runs the stable property
-# tests (tests/api/robustness.rs and the domain modules' proptests).
+# tests (tests/api/robustness/ and the domain modules' proptests).
 #
 #   scripts/fuzz.sh                     every target, 60 s each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh duration jwt_claims
