@@ -8,7 +8,7 @@
 //! Backends: [`sqlite::SqliteStore`] (the embedded default, group-committed
 //! and durable before it answers), [`redis::RedisStore`] (one Redis server or
 //! a Redis Cluster shared by several nodes) and [`memory::MemoryStore`]
-//! (tests). The shared conformance suite lives in `contract.rs`.
+//! (tests). The shared conformance suite lives in `contract/`.
 
 pub mod codec;
 #[cfg(test)]
@@ -128,7 +128,7 @@ pub struct StoreCounts {
     pub subscriptions: Option<u64>,
 }
 
-/// The storage contract. Every backend passes `contract.rs`.
+/// The storage contract. Every backend passes `contract/`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies one change to one user atomically and durably; answers only

@@ -21,7 +21,6 @@ use crate::domain::{
 mod backends;
 mod facts;
 pub(crate) mod notify;
-#[path = "../contract_state.rs"]
 mod state;
 mod time;
 
