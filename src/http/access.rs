@@ -14,8 +14,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, Uri};
 use axum::response::Response;
 
+use super::edges::EdgeIds;
 use super::error::GraphError;
-use super::EdgeIds;
 use crate::auth::Principal;
 
 /// The tracing target of access lines (filter it with
