@@ -152,15 +152,25 @@ pub(crate) fn action_table() -> Vec<(&'static str, axum::routing::MethodRouter<A
     ]
 }
 
-/// The Graph actions reachable under each presence path, by their short
-/// name and by their namespaced name (`microsoft.graph.setPresence`), which
-/// some SDKs (Go, PowerShell) use.
-fn actions() -> Router<AppState> {
-    let mut router = Router::new();
+/// The paths of a presence, under which every Graph action is reachable.
+const PRESENCE_PATHS: [&str; 3] = [
+    "/{version}/me/presence",
+    "/{version}/users/{id}/presence",
+    "/{version}/communications/presences/{id}",
+];
+
+/// Every Graph action under every presence path, by its short name and by
+/// its namespaced name (`microsoft.graph.setPresence`), which some SDKs (Go,
+/// PowerShell) use. Routed by full path rather than nested under each
+/// presence path: a nested router rebuilds the URI without its prefix and
+/// adds a routing level to every action request.
+fn actions(mut router: Router<AppState>) -> Router<AppState> {
     for (name, handler) in action_table() {
-        router = router
-            .route(&format!("/{name}"), handler.clone())
-            .route(&format!("/microsoft.graph.{name}"), handler);
+        for path in PRESENCE_PATHS {
+            router = router
+                .route(&format!("{path}/{name}"), handler.clone())
+                .route(&format!("{path}/microsoft.graph.{name}"), handler.clone());
+        }
     }
     router
 }
@@ -202,7 +212,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
 
 /// Every route but `$batch`.
 fn routes() -> Router<AppState> {
-    let graph = Router::new()
+    let graph = actions(Router::new())
         .route("/{version}/me/presence", get(presence::get_presence))
         .route(
             "/{version}/users/{id}/presence",
@@ -220,9 +230,6 @@ fn routes() -> Router<AppState> {
             "/{version}/communications/microsoft.graph.getPresencesByUserId",
             post(presence::get_many),
         )
-        .nest("/{version}/me/presence", actions())
-        .nest("/{version}/users/{id}/presence", actions())
-        .nest("/{version}/communications/presences/{id}", actions())
         .route(
             "/{version}/subscriptions",
             get(subscriptions::list).post(subscriptions::create),
