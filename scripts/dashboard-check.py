@@ -14,17 +14,22 @@ named by PRESENCED_URL with PRESENCED_ADMIN_TOKEN it checks that:
   - the availability filter, the user's detail (sessions, timeline) and,
     with the admin token, the emulator's tools work;
 and saves screenshots at 1280x800 and 390x844 under
-target/dashboard-screenshots/. Every wait has a deadline and says what it
+target/dashboard-screenshots/. Then, as a browser app on another origin
+(a blank page served from another port) calls Graph, it checks that the
+CORS preflight lets a bearer token through (`Authorization` cannot be
+covered by a wildcard) and that `request-id` is readable. Every wait has a deadline and says what it
 waited for.
 """
 
 import base64
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -211,7 +216,7 @@ class Browser:
             "targetId": target["targetId"], "flatten": True,
         }, session=False)
         self.session = attached["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
+        for domain in ("Page", "Runtime", "Network", "Log", "Audits"):
             self.call(f"{domain}.enable")
         # No transitions: a screenshot shows where the page settles.
         self.call("Emulation.setEmulatedMedia", {
@@ -244,6 +249,69 @@ class Browser:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def cross_origin_check(browser, user):
+    """A page on another origin (another port) reads and writes a presence
+    with a bearer token, as a browser app using the Graph JS SDK does: a
+    GET with `Authorization` and `client-request-id`, and a JSON POST, both
+    preflighted. Each must succeed and expose `request-id`."""
+
+    class Blank(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><title>another origin</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Blank)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    try:
+        origin = f"http://127.0.0.1:{page.server_address[1]}"
+        seen = len(browser.events)
+        browser.open_tab(f"{origin}/")
+        browser.wait_for("document.readyState === 'complete' && document.title === 'another origin'",
+                         f"the blank page on {origin}")
+        call = """(async () => {
+            const headers = {"Authorization": "Bearer " + %s, "client-request-id": "cors-check"};
+            const read = await fetch(%s, {headers});
+            const write = await fetch(%s, {method: "POST",
+                headers: {...headers, "Content-Type": "application/json"},
+                body: JSON.stringify({sessionId: %s, availability: "Busy", activity: "InACall"})});
+            const after = await (await fetch(%s, {headers})).json();
+            return {read: read.status, write: write.status, availability: after.availability,
+                    requestId: read.headers.get("request-id"),
+                    clientRequestId: read.headers.get("client-request-id")};
+        })().catch(e => ({error: String(e)}))""" % (
+            json.dumps(TOKEN), json.dumps(f"{URL}/v1.0/users/{user}/presence"),
+            json.dumps(f"{URL}/v1.0/users/{user}/presence/setPresence"),
+            json.dumps(app_id(TOKEN)), json.dumps(f"{URL}/v1.0/users/{user}/presence"))
+        result = browser.evaluate(call)
+        if not isinstance(result, dict) or "error" in result:
+            fail(f"a page on {origin} could not call presenced at {URL}: {result}; "
+                 f"the page's errors: {browser.errors()}")
+        if (result["read"], result["write"], result["availability"]) != (200, 200, "Busy"):
+            fail(f"a page on {origin} got {result} from presenced, not 200, 200 and Busy")
+        if not result["requestId"] or result["clientRequestId"] != "cors-check":
+            fail(f"a page on {origin} could not read request-id and client-request-id: {result}")
+        # Chromium still lets `*` cover `Authorization` but reports it as a
+        # deprecation (other browsers refuse it): any CORS or deprecation
+        # issue the calls raised is a failure.
+        browser.pump()
+        issues = [e["params"]["issue"] for e in browser.events[seen:]
+                  if e.get("method") == "Audits.issueAdded"
+                  and e["params"]["issue"]["code"] in ("CorsIssue", "DeprecationIssue")]
+        if issues:
+            fail(f"the cross-origin calls raised browser issues: {json.dumps(issues)[:1500]}")
+        print(f"dashboard-check: a page on {origin} called presenced with a bearer token")
+    finally:
+        page.shutdown()
+        page.server_close()
 
 
 def main():
@@ -400,6 +468,7 @@ def main():
             fail("the simulated-session form is shown to a token without Presenced.Admin")
         if browser.evaluate("document.querySelectorAll('#detail-sessions button').length") != 0:
             fail("End buttons are shown to a token without Presenced.Admin")
+        cross_origin_check(browser, alice)
         print("dashboard-check: all checks passed")
     finally:
         browser.close()

@@ -2,7 +2,8 @@
 # The dashboard (GET /) in a real headless browser: Debian's chromium,
 # driven over the DevTools protocol by scripts/dashboard-check.py (Python
 # standard library only), against the binary under `presenced exec`.
-# Screenshots land in target/dashboard-screenshots/.
+# Then a blank page on another origin calls presenced with a bearer token
+# (CORS). Screenshots land in target/dashboard-screenshots/.
 #
 # Env: PRESENCED_BIN  path to the binary (default: target/debug/presenced)
 #      CHROMIUM       the browser (default: chromium on PATH)

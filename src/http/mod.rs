@@ -331,12 +331,17 @@ fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
 /// Browser apps (the Graph JS SDK, Graph Toolkit) call Graph cross-origin,
 /// so presenced answers CORS preflights for any origin. Safe: credentials
 /// are bearer tokens, never cookies.
+///
+/// The allowed request headers are those the preflight asks for, not `*`:
+/// the Fetch standard never lets `*` cover `Authorization`, so a wildcard
+/// would refuse every call with a bearer token (Firefox refuses it;
+/// Chromium still lets it through, with a deprecation warning).
 fn cors() -> tower_http::cors::CorsLayer {
-    use tower_http::cors::{Any, CorsLayer};
+    use tower_http::cors::{AllowHeaders, Any, CorsLayer};
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods(Any)
-        .allow_headers(Any)
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             HeaderName::from_static("request-id"),
             HeaderName::from_static("client-request-id"),
@@ -444,5 +449,10 @@ mod tests {
             .unwrap();
         assert!(resp.status().is_success(), "{}", resp.status());
         assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        // Named, not `*`: a wildcard never covers `Authorization`.
+        assert_eq!(
+            resp.headers()["access-control-allow-headers"],
+            "authorization,content-type"
+        );
     }
 }
