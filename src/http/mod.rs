@@ -8,6 +8,7 @@
 pub mod access;
 pub mod admin;
 pub mod batch;
+mod cors;
 pub mod dashboard;
 mod edges;
 pub mod emulator;
@@ -30,7 +31,7 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
@@ -307,7 +308,7 @@ pub fn metrics_router(store: Arc<dyn Store>) -> Router {
 /// levels per request where one stack costs one.
 fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
     let stack = tower::ServiceBuilder::new()
-        .layer(cors())
+        .layer(cors::BrowserCorsLayer::new())
         .layer(middleware::from_fn_with_state(
             expose_ids,
             edges::graph_edges,
@@ -326,27 +327,6 @@ fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     routes.layer(stack)
-}
-
-/// Browser apps (the Graph JS SDK, Graph Toolkit) call Graph cross-origin,
-/// so presenced answers CORS preflights for any origin. Safe: credentials
-/// are bearer tokens, never cookies.
-///
-/// The allowed request headers are those the preflight asks for, not `*`:
-/// the Fetch standard never lets `*` cover `Authorization`, so a wildcard
-/// would refuse every call with a bearer token (Firefox refuses it;
-/// Chromium still lets it through, with a deprecation warning).
-fn cors() -> tower_http::cors::CorsLayer {
-    use tower_http::cors::{AllowHeaders, Any, CorsLayer};
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([
-            HeaderName::from_static("request-id"),
-            HeaderName::from_static("client-request-id"),
-        ])
-        .max_age(std::time::Duration::from_secs(3600))
 }
 
 async fn not_found(uri: axum::http::Uri) -> GraphError {
