@@ -381,10 +381,10 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
 }
 
 /// Browsers send a CORS preflight before many cross-origin calls; the CORS
-/// layer, outside the edge, answers every OPTIONS request itself, so none
-/// writes an access line (it would double the log of a browser app and say
-/// nothing about the call itself) or counts in the request metrics. The
-/// call that follows is logged.
+/// layer, outside the edge, answers every preflight (an OPTIONS request
+/// with an `Origin`) itself, so none writes an access line (it would double
+/// the log of a browser app and say nothing about the call itself) or
+/// counts in the request metrics. The call that follows is logged.
 #[tokio::test]
 async fn a_cors_preflight_writes_no_access_line_but_the_call_after_it_does() {
     let logged = LoggedServer::start(&["--log-format", "json"]);
