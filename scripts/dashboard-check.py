@@ -17,8 +17,8 @@ and saves screenshots at 1280x800 and 390x844 under
 target/dashboard-screenshots/. Then, as a browser app on another origin
 (a blank page served from another port) calls Graph, it checks that the
 CORS preflight lets a bearer token through (`Authorization` cannot be
-covered by a wildcard) and that `request-id` is readable. Every wait has a deadline and says what it
-waited for.
+covered by a wildcard) and that `request-id` is readable. Every wait has
+a deadline and says what it waited for.
 """
 
 import base64
@@ -300,7 +300,7 @@ def cross_origin_check(browser, user):
         if not result["requestId"] or result["clientRequestId"] != "cors-check":
             fail(f"a page on {origin} could not read request-id and client-request-id: {result}")
         # Chromium still lets `*` cover `Authorization` but reports it as a
-        # deprecation (other browsers refuse it): any CORS or deprecation
+        # deprecation (Firefox refuses it): any CORS or deprecation
         # issue the calls raised is a failure.
         browser.pump()
         issues = [e["params"]["issue"] for e in browser.events[seen:]
