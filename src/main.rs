@@ -25,14 +25,20 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let logs = tracing_subscriber::fmt()
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .with_env_filter(cli.log_filter());
     match cli.log_format {
-        presenced::cli::LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .fmt_fields(presenced::logs::text::LeanFields)
-            .event_format(presenced::logs::text::TextFormat::default())
-            .init(),
+        presenced::cli::LogFormat::Text => {
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            if !colour {
+                // Plain access lines skip tracing's event (`logs::text`).
+                presenced::logs::text::write_access_lines_to(writer.clone());
+            }
+            logs.with_ansi(colour)
+                .fmt_fields(presenced::logs::text::LeanFields)
+                .event_format(presenced::logs::text::TextFormat::default())
+                .init();
+        }
         presenced::cli::LogFormat::Json => logs.json().init(),
     }
     match presenced::cli::run(cli).await {

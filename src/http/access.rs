@@ -6,7 +6,8 @@
 //! The line goes to the `presenced::access` target at `info`; a server
 //! error's line is at `error` and carries its cause, so each 5xx is logged
 //! once. When `info` is off for that target a request pays one filter check
-//! and formats nothing.
+//! and formats nothing. The binary's text format writes the info line
+//! without a tracing event when it can ([`crate::logs::text::write_access`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -108,6 +109,16 @@ impl Entry {
                 cause = err.cause.as_deref().unwrap_or("unknown"),
                 "request failed"
             ),
+            None if crate::logs::text::write_access(&crate::logs::text::AccessLine {
+                method,
+                route,
+                status,
+                latency_ms,
+                request_id,
+                client_request_id,
+                tenant: caller.map(|p| p.tenant),
+                app_id,
+            }) => {}
             None => tracing::info!(
                 target: TARGET,
                 method,

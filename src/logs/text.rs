@@ -21,17 +21,31 @@
 //! span's fields (a request's span formats its request id once per
 //! request). The tests below compare both paths with the default ones on
 //! the same events.
+//!
+//! The binary goes one step further for an access line that needs no
+//! escaping and is logged outside any span ([`write_access`]): it lays the
+//! line out from its fields directly, into one buffer per thread, and
+//! copies it into the log buffer, without building a tracing event, its
+//! field set and a visitor for it. The filter still decides: the edge
+//! asks `tracing::enabled!` for the access target before it keeps what the
+//! line needs. Any other access line goes through tracing as above.
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io::Write as _;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::format::{DefaultVisitor, Format, Full, Writer};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use uuid::Uuid;
+
+use super::LogWriter;
 
 use crate::http::access::TARGET as ACCESS_TARGET;
 
@@ -80,6 +94,128 @@ where
         fields.result?;
         writer.write_char('\n')
     }
+}
+
+/// The fields of an info access line ([`crate::http::access`]), in the
+/// order the line writes them.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLine<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// The route template, or the path as sent when no route matched.
+    pub route: &'a str,
+    /// The response status.
+    pub status: u16,
+    /// Time from the request's head to its response, in milliseconds.
+    pub latency_ms: f64,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The client's request id (the request id when it sent none).
+    pub client_request_id: &'a str,
+    /// The caller's tenant, when authenticated.
+    pub tenant: Option<Uuid>,
+    /// The caller's app id, when authenticated.
+    pub app_id: Option<&'a str>,
+}
+
+impl AccessLine<'_> {
+    /// Whether every string is written as it is (see [`needs_no_escape`]).
+    fn plain(&self) -> bool {
+        [
+            self.method,
+            self.route,
+            self.request_id,
+            self.client_request_id,
+        ]
+        .into_iter()
+        .chain(self.app_id)
+        .all(needs_no_escape)
+    }
+}
+
+/// Whether `Debug` writes `value` as it is between quotes: printable ASCII
+/// without `"` or `\`.
+fn needs_no_escape(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Where [`write_access`] writes, once the binary has said so.
+static ACCESS_WRITER: OnceLock<LogWriter> = OnceLock::new();
+
+thread_local! {
+    /// The line being laid out, kept between lines.
+    static ACCESS_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Lets [`write_access`] write access lines straight to `writer`: for the
+/// text format without colour, where they read as the default format
+/// writes them. Only the first call counts.
+pub fn write_access_lines_to(writer: LogWriter) {
+    let _ = ACCESS_WRITER.set(writer);
+}
+
+/// Writes `line` as the default format writes an info access line with
+/// these fields, straight into the log buffer. `false` when it cannot (no
+/// writer given, a string that needs escaping, a span entered): the caller
+/// logs the line through tracing instead. The caller has checked that the
+/// filter lets access lines through.
+pub fn write_access(line: &AccessLine<'_>) -> bool {
+    let Some(writer) = ACCESS_WRITER.get() else {
+        return false;
+    };
+    if !line.plain() || tracing::dispatcher::get_default(|d| d.current_span().id().is_some()) {
+        return false;
+    }
+    ACCESS_TEXT.with(|cell| {
+        let Ok(mut text) = cell.try_borrow_mut() else {
+            return false;
+        };
+        text.clear();
+        if format_access(&mut *text, crate::clock::wall_now(), line).is_err() {
+            return false;
+        }
+        // The whole line in one call, as tracing's formatter writes it.
+        let _ = writer.make_writer().write_all(text.as_bytes());
+        true
+    })
+}
+
+/// Lays out an info access line (see [`write_access`]); its strings need
+/// no escaping.
+fn format_access(
+    out: &mut impl fmt::Write,
+    now: DateTime<Utc>,
+    line: &AccessLine<'_>,
+) -> fmt::Result {
+    write_timestamp(out, now)?;
+    out.write_str(" INFO ")?;
+    out.write_str(ACCESS_TARGET)?;
+    out.write_str(": request method=\"")?;
+    out.write_str(line.method)?;
+    out.write_str("\" route=\"")?;
+    out.write_str(line.route)?;
+    write!(
+        out,
+        "\" status={} latency_ms={:?} request_id=\"",
+        line.status, line.latency_ms
+    )?;
+    out.write_str(line.request_id)?;
+    out.write_str("\" client_request_id=\"")?;
+    out.write_str(line.client_request_id)?;
+    out.write_char('"')?;
+    if let Some(tenant) = line.tenant {
+        let mut buffer = Uuid::encode_buffer();
+        out.write_str(" tenant=")?;
+        out.write_str(tenant.hyphenated().encode_lower(&mut buffer))?;
+    }
+    if let Some(app_id) = line.app_id {
+        out.write_str(" app_id=\"")?;
+        out.write_str(app_id)?;
+        out.write_char('"')?;
+    }
+    out.write_char('\n')
 }
 
 /// The field format of `--log-format text`: what the default field
@@ -200,10 +336,7 @@ impl Visit for Fields<'_> {
         if self.result.is_err() {
             return;
         }
-        let simple = value
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-        if Self::plain(field) && simple {
+        if Self::plain(field) && needs_no_escape(value) {
             // What `Debug` writes for a string that needs no escaping.
             self.result = self.name(field).and_then(|()| {
                 self.writer.write_char('"')?;
@@ -359,6 +492,120 @@ mod tests {
             lean.contains(r#" INFO presenced::access: request method="GET" route="/{version}/users/{id}/presence" status=200 latency_ms=0.7662669999999999"#),
             "{lean}"
         );
+    }
+
+    #[test]
+    fn direct_access_lines_are_written_as_the_default_format_writes_them() {
+        let tenant = uuid::Uuid::new_v4();
+        let lines = [
+            AccessLine {
+                method: "GET",
+                route: "/{version}/users/{id}/presence",
+                status: 200,
+                latency_ms: 0.7662669999999999,
+                request_id: "f4d9b51d-4b9b-4912-a174-432fda5ade81",
+                client_request_id: "client-1",
+                tenant: Some(tenant),
+                app_id: Some("22553876-f5ab-4529-bffb-000000000000"),
+            },
+            AccessLine {
+                method: "PROPFIND",
+                route: "/no/such/route?x=1",
+                status: 404,
+                latency_ms: 12345.678,
+                request_id: "r",
+                client_request_id: "r",
+                tenant: None,
+                app_id: None,
+            },
+            AccessLine {
+                method: "POST",
+                route: "/a",
+                status: 401,
+                latency_ms: 1e-7,
+                request_id: "r2",
+                client_request_id: "c2",
+                tenant: Some(tenant),
+                app_id: Some(""),
+            },
+        ];
+        let (full, _) = both(|| {
+            for line in &lines {
+                let tenant = line.tenant.map(tracing::field::display);
+                tracing::info!(
+                    target: ACCESS_TARGET,
+                    method = line.method,
+                    route = line.route,
+                    status = line.status,
+                    latency_ms = line.latency_ms,
+                    request_id = line.request_id,
+                    client_request_id = line.client_request_id,
+                    tenant,
+                    app_id = line.app_id,
+                    "request"
+                );
+            }
+        });
+        let now = DateTime::<Utc>::UNIX_EPOCH + Duration::from_micros(1_795_806_037_489_703);
+        let direct: String = lines
+            .iter()
+            .map(|line| {
+                assert!(line.plain());
+                let mut text = String::new();
+                format_access(&mut text, now, line).unwrap();
+                assert!(text.starts_with("2026-11-27T19:00:37.489703Z "), "{text}");
+                text[28..].to_string()
+            })
+            .collect();
+        assert_eq!(direct, full);
+        assert_eq!(direct.lines().count(), 3);
+    }
+
+    #[test]
+    fn access_lines_that_need_escaping_are_left_to_tracing() {
+        let plain = AccessLine {
+            method: "GET",
+            route: "/a",
+            status: 200,
+            latency_ms: 1.0,
+            request_id: "r",
+            client_request_id: "c",
+            tenant: None,
+            app_id: Some("app"),
+        };
+        assert!(plain.plain());
+        for odd in [
+            "with \"quote\"",
+            "back\\slash",
+            "tab\t",
+            "ünïcode",
+            "\u{1b}[31m",
+        ] {
+            assert!(
+                !AccessLine {
+                    route: odd,
+                    ..plain
+                }
+                .plain(),
+                "route {odd:?}"
+            );
+            assert!(
+                !AccessLine {
+                    client_request_id: odd,
+                    ..plain
+                }
+                .plain(),
+                "client id {odd:?}"
+            );
+            assert!(
+                !AccessLine {
+                    app_id: Some(odd),
+                    ..plain
+                }
+                .plain(),
+                "app id {odd:?}"
+            );
+        }
     }
 
     #[test]
