@@ -153,19 +153,23 @@ pub(crate) fn action_table() -> Vec<(&'static str, axum::routing::MethodRouter<A
     ]
 }
 
-/// The paths of a presence, under which every Graph action is reachable.
+/// The paths of a presence: each reads it (`GET`), and every Graph action
+/// is reachable under each.
 const PRESENCE_PATHS: [&str; 3] = [
     "/{version}/me/presence",
     "/{version}/users/{id}/presence",
     "/{version}/communications/presences/{id}",
 ];
 
-/// Every Graph action under every presence path, by its short name and by
-/// its namespaced name (`microsoft.graph.setPresence`), which some SDKs (Go,
-/// PowerShell) use. Routed by full path rather than nested under each
-/// presence path: a nested router rebuilds the URI without its prefix and
-/// adds a routing level to every action request.
-fn actions(mut router: Router<AppState>) -> Router<AppState> {
+/// The presence paths: the read, and every Graph action under each, by its
+/// short name and by its namespaced name (`microsoft.graph.setPresence`),
+/// which some SDKs (Go, PowerShell) use. Routed by full path rather than
+/// nested under each presence path: a nested router rebuilds the URI
+/// without its prefix and adds a routing level to every action request.
+fn presences(mut router: Router<AppState>) -> Router<AppState> {
+    for path in PRESENCE_PATHS {
+        router = router.route(path, get(presence::get_presence));
+    }
     for (name, handler) in action_table() {
         for path in PRESENCE_PATHS {
             router = router
@@ -213,16 +217,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
 
 /// Every route but `$batch`.
 fn routes() -> Router<AppState> {
-    let graph = actions(Router::new())
-        .route("/{version}/me/presence", get(presence::get_presence))
-        .route(
-            "/{version}/users/{id}/presence",
-            get(presence::get_presence),
-        )
-        .route(
-            "/{version}/communications/presences/{id}",
-            get(presence::get_presence),
-        )
+    let graph = presences(Router::new())
         .route(
             "/{version}/communications/getPresencesByUserId",
             post(presence::get_many),
