@@ -410,3 +410,68 @@ pub fn not_found_path(parts: &Parts) -> GraphError {
         original_path(parts)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        session_id: String,
+        inner: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Inner {
+        n: u8,
+    }
+
+    fn parse(text: &str) -> Result<Body, GraphError> {
+        JsonBody(axum::body::Bytes::copy_from_slice(text.as_bytes())).parse()
+    }
+
+    #[test]
+    fn a_good_body_parses() {
+        let body = parse(r#"{"sessionId":"s","inner":{"n":7}}"#).unwrap();
+        assert_eq!(
+            body,
+            Body {
+                session_id: "s".into(),
+                inner: Inner { n: 7 }
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_field_is_a_400_naming_its_path() {
+        let err = parse(r#"{"sessionId":"s","inner":{"n":"seven"}}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.message.starts_with("The request body is invalid: ")
+                && err.message.contains(": inner.n: invalid type"),
+            "{}",
+            err.message
+        );
+        let err = parse(r#"{"inner":{"n":1}}"#).unwrap_err();
+        assert!(
+            err.message.contains("missing field `sessionId`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_or_has_trailing_text_is_refused() {
+        for text in ["{", r#"{"sessionId":"s","inner":{"n":1}} x"#] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{text}");
+            assert!(
+                err.message
+                    .starts_with("The request body is not valid JSON"),
+                "{text}: {}",
+                err.message
+            );
+        }
+    }
+}
