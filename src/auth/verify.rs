@@ -423,5 +423,5 @@ fn guid(claims: &Claims, name: &'static str) -> Result<Option<Uuid>, AuthError> 
 }
 
 #[cfg(test)]
-#[path = "verify_tests.rs"]
+#[path = "verify_tests/mod.rs"]
 mod tests;
