@@ -33,6 +33,13 @@ async fn main() -> std::process::ExitCode {
             if !colour {
                 // Plain access lines skip tracing's event (`logs::text`).
                 presenced::logs::text::write_access_lines_to(writer.clone());
+                // Requests run in a scope the text format writes as their
+                // span (`logs::request`), unless the filter picks lines by
+                // span (`[span]` in `RUST_LOG`), which needs real spans.
+                let by_span = std::env::var("RUST_LOG").is_ok_and(|f| f.contains('['));
+                if !by_span {
+                    presenced::logs::request::use_request_scopes();
+                }
             }
             logs.with_ansi(colour)
                 .fmt_fields(presenced::logs::text::LeanFields)

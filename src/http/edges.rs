@@ -1,8 +1,9 @@
 //! The edge of every request (SPEC §6): refuses heads and declared bodies
 //! over the limits, gives the response `request-id` and `client-request-id`
 //! and renders a pending Graph error with them. The request runs in a
-//! `request` span carrying its request id, and ends with its one access
-//! line ([`access`]).
+//! `request` span carrying its request id, or in the lighter request scope
+//! that stands for it ([`crate::logs::request`]), and ends with its one
+//! access line ([`access`]).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -36,6 +37,10 @@ pub(super) async fn graph_edges(
     let entry = access::Entry::begin(&mut req);
     let response = match over_limits(&req) {
         Some(refused) => refused,
+        // The same lines either way (see `logs::request`).
+        None if crate::logs::request::scopes_in_use() => {
+            crate::logs::request::run_in_scope(ids.uuid, next.run(req)).await
+        }
         None => {
             let span = tracing::info_span!("request", request_id = ids.request_id());
             next.run(req).instrument(span).await
@@ -49,6 +54,9 @@ pub(super) async fn graph_edges(
 /// A request's ids. The request id is formatted on the stack and becomes a
 /// header value once; the client's id is its own header value, shared.
 pub(super) struct EdgeIds {
+    /// The request id, as generated.
+    uuid: Uuid,
+    /// The same, as a header value.
     request_id: HeaderValue,
     /// `None`: the client sent no usable id, so it is the request id.
     client_request_id: Option<HeaderValue>,
@@ -56,8 +64,9 @@ pub(super) struct EdgeIds {
 
 impl EdgeIds {
     fn new(req: &Request) -> Self {
+        let uuid = Uuid::new_v4();
         let mut buffer = Uuid::encode_buffer();
-        let text = Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        let text = uuid.hyphenated().encode_lower(&mut buffer);
         let request_id = HeaderValue::from_str(text)
             .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-0000-0000-000000000000"));
         let client_request_id = req
@@ -66,6 +75,7 @@ impl EdgeIds {
             .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID && v.to_str().is_ok())
             .cloned();
         Self {
+            uuid,
             request_id,
             client_request_id,
         }

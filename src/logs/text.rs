@@ -16,8 +16,10 @@
 //!   default field formatter as before.
 //!
 //! The timestamp path is taken only for access lines without colour and
-//! outside any span; every other line is laid out by the default format
-//! itself. The field path ([`LeanFields`]) serves every line and every
+//! outside any span, and for lines written while a request runs in a
+//! [`request`] scope, whose layout is the default format's with the scope
+//! written where a `request` span would be; every other line is laid out
+//! by the default format itself. The field path ([`LeanFields`]) serves every line and every
 //! span's fields (a request's span formats its request id once per
 //! request). The tests below compare both paths with the default ones on
 //! the same events.
@@ -38,14 +40,15 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::format::{DefaultVisitor, Format, Full, Writer};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 use uuid::Uuid;
 
-use super::LogWriter;
+use super::{request, LogWriter};
 
 use crate::http::access::TARGET as ACCESS_TARGET;
 
@@ -66,23 +69,19 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        if writer.has_ansi_escapes() {
+            return self.full.format_event(ctx, writer, event);
+        }
+        if request::in_scope() {
+            return format_in_scope(ctx, writer, event);
+        }
         let meta = event.metadata();
-        if meta.target() != ACCESS_TARGET
-            || writer.has_ansi_escapes()
-            || ctx.event_scope().is_some()
-        {
+        if meta.target() != ACCESS_TARGET || ctx.event_scope().is_some() {
             return self.full.format_event(ctx, writer, event);
         }
         // Log lines carry wall time, as the default format's do.
         write_timestamp(&mut writer, crate::clock::wall_now())?;
-        // As `Full` pads the level (`FmtLevel`).
-        writer.write_str(match *meta.level() {
-            Level::TRACE => "TRACE ",
-            Level::DEBUG => "DEBUG ",
-            Level::INFO => " INFO ",
-            Level::WARN => " WARN ",
-            Level::ERROR => "ERROR ",
-        })?;
+        writer.write_str(level_text(meta.level()))?;
         writer.write_str(meta.target())?;
         writer.write_str(": ")?;
         let mut fields = Fields {
@@ -94,6 +93,54 @@ where
         fields.result?;
         writer.write_char('\n')
     }
+}
+
+/// A level as `Full` writes it, padded (`FmtLevel`), and the space after.
+fn level_text(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE ",
+        Level::DEBUG => "DEBUG ",
+        Level::INFO => " INFO ",
+        Level::WARN => " WARN ",
+        Level::ERROR => "ERROR ",
+    }
+}
+
+/// Lays out a line written while a request runs in a [`request`] scope:
+/// the default format's layout without colour, with the scope written as
+/// the `request` span it stands for, before any span the line is in.
+fn format_in_scope<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    // A `log` record's own target and level, as the default format shows.
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    write_timestamp(&mut writer, crate::clock::wall_now())?;
+    writer.write_str(level_text(meta.level()))?;
+    request::write_scopes(&mut writer)?;
+    if let Some(spans) = ctx.event_scope() {
+        for span in spans.from_root() {
+            writer.write_str(span.metadata().name())?;
+            let extensions = span.extensions();
+            if let Some(fields) = extensions.get::<FormattedFields<N>>() {
+                if !fields.is_empty() {
+                    write!(writer, "{{{fields}}}")?;
+                }
+            }
+            writer.write_char(':')?;
+        }
+    }
+    writer.write_char(' ')?;
+    writer.write_str(meta.target())?;
+    writer.write_str(": ")?;
+    ctx.format_fields(writer.by_ref(), event)?;
+    writer.write_char('\n')
 }
 
 /// The fields of an info access line ([`crate::http::access`]), in the
@@ -158,14 +205,17 @@ pub fn write_access_lines_to(writer: LogWriter) {
 
 /// Writes `line` as the default format writes an info access line with
 /// these fields, straight into the log buffer. `false` when it cannot (no
-/// writer given, a string that needs escaping, a span entered): the caller
-/// logs the line through tracing instead. The caller has checked that the
-/// filter lets access lines through.
+/// writer given, a string that needs escaping, a span or a request scope
+/// entered): the caller logs the line through tracing instead. The caller
+/// has checked that the filter lets access lines through.
 pub fn write_access(line: &AccessLine<'_>) -> bool {
     let Some(writer) = ACCESS_WRITER.get() else {
         return false;
     };
-    if !line.plain() || tracing::dispatcher::get_default(|d| d.current_span().id().is_some()) {
+    if !line.plain()
+        || request::in_scope()
+        || tracing::dispatcher::get_default(|d| d.current_span().id().is_some())
+    {
         return false;
     }
     ACCESS_TEXT.with(|cell| {
@@ -384,255 +434,5 @@ impl Visit for Fields<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use super::*;
-
-    /// Everything written, shared with the test.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Runs `log` under the default format and under [`TextFormat`] and
-    /// gives both outputs, timestamps cut off (each line's first 28 bytes).
-    fn both(log: impl Fn()) -> (String, String) {
-        let run = |lean: bool| {
-            let sink = Sink::default();
-            let builder = tracing_subscriber::fmt()
-                .with_writer({
-                    let sink = sink.clone();
-                    move || sink.clone()
-                })
-                .with_ansi(false)
-                .with_max_level(Level::TRACE);
-            if lean {
-                let subscriber = builder
-                    .fmt_fields(LeanFields)
-                    .event_format(TextFormat::default())
-                    .finish();
-                tracing::subscriber::with_default(subscriber, &log);
-            } else {
-                tracing::subscriber::with_default(builder.finish(), &log);
-            }
-            let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-            text.lines()
-                .map(|line| {
-                    assert_eq!(&line[26..28], "Z ", "a timestamp starts {line}");
-                    format!("{}\n", &line[28..])
-                })
-                .collect::<String>()
-        };
-        (run(false), run(true))
-    }
-
-    #[test]
-    fn access_lines_are_written_as_the_default_format_writes_them() {
-        let tenant = uuid::Uuid::new_v4();
-        let (full, lean) = both(|| {
-            for route in [
-                "/{version}/users/{id}/presence",
-                "/with \"quotes\" and \\ and\ttab",
-                "/ünïcode/\u{1b}[31m",
-                "",
-            ] {
-                let tenant_field = Some(tracing::field::display(tenant));
-                tracing::info!(
-                    target: ACCESS_TARGET,
-                    method = "GET",
-                    route,
-                    status = 200u16,
-                    latency_ms = 0.7662669999999999,
-                    request_id = "f4d9b51d-4b9b-4912-a174-432fda5ade81",
-                    tenant = tenant_field,
-                    app_id = Option::<&str>::None,
-                    "request"
-                );
-            }
-            for latency_ms in [0.0, 1.0, 1e-7, 12345.678, 1e17, f64::NAN] {
-                tracing::info!(target: ACCESS_TARGET, latency_ms, signed = -3i64, ok = true, "request");
-            }
-            tracing::error!(
-                target: ACCESS_TARGET,
-                status = 500u16,
-                code = "generalException",
-                cause = "disk full",
-                "request failed"
-            );
-            let io = std::io::Error::other("inner");
-            tracing::warn!(target: ACCESS_TARGET, error = &io as &(dyn std::error::Error + 'static), "odd");
-            tracing::info!(target: ACCESS_TARGET, r#type = "raw name", "message with \u{1b} escape");
-            // Other targets and lines inside spans take the default path.
-            tracing::info!(target: "presenced::other", answer = 42, "not an access line");
-            tracing::warn!(target: "presenced::other", path = "/a\"b", n = -1i64, "{}", "formatted");
-            let span = tracing::info_span!("request", request_id = "abc", odd = "q\"uote");
-            let _inside = span.enter();
-            let inner = tracing::info_span!("inner", n = 7u64, flag = false);
-            let _inner = inner.enter();
-            tracing::info!(target: ACCESS_TARGET, status = 200u16, "request");
-            tracing::error!(target: "presenced::store", user = "u1", "inside spans");
-        });
-        assert_eq!(lean, full);
-        assert_eq!(lean.lines().count(), 17, "{lean}");
-        assert!(
-            lean.contains(r#"request{request_id="abc" odd="q\"uote"}:inner{n=7 flag=false}: presenced::store: inside spans user="u1""#),
-            "{lean}"
-        );
-        assert!(
-            lean.contains(r#" INFO presenced::access: request method="GET" route="/{version}/users/{id}/presence" status=200 latency_ms=0.7662669999999999"#),
-            "{lean}"
-        );
-    }
-
-    #[test]
-    fn direct_access_lines_are_written_as_the_default_format_writes_them() {
-        let tenant = uuid::Uuid::new_v4();
-        let lines = [
-            AccessLine {
-                method: "GET",
-                route: "/{version}/users/{id}/presence",
-                status: 200,
-                latency_ms: 0.7662669999999999,
-                request_id: "f4d9b51d-4b9b-4912-a174-432fda5ade81",
-                client_request_id: "client-1",
-                tenant: Some(tenant),
-                app_id: Some("22553876-f5ab-4529-bffb-000000000000"),
-            },
-            AccessLine {
-                method: "PROPFIND",
-                route: "/no/such/route?x=1",
-                status: 404,
-                latency_ms: 12345.678,
-                request_id: "r",
-                client_request_id: "r",
-                tenant: None,
-                app_id: None,
-            },
-            AccessLine {
-                method: "POST",
-                route: "/a",
-                status: 401,
-                latency_ms: 1e-7,
-                request_id: "r2",
-                client_request_id: "c2",
-                tenant: Some(tenant),
-                app_id: Some(""),
-            },
-        ];
-        let (full, _) = both(|| {
-            for line in &lines {
-                let tenant = line.tenant.map(tracing::field::display);
-                tracing::info!(
-                    target: ACCESS_TARGET,
-                    method = line.method,
-                    route = line.route,
-                    status = line.status,
-                    latency_ms = line.latency_ms,
-                    request_id = line.request_id,
-                    client_request_id = line.client_request_id,
-                    tenant,
-                    app_id = line.app_id,
-                    "request"
-                );
-            }
-        });
-        let now = DateTime::<Utc>::UNIX_EPOCH + Duration::from_micros(1_795_806_037_489_703);
-        let direct: String = lines
-            .iter()
-            .map(|line| {
-                assert!(line.plain());
-                let mut text = String::new();
-                format_access(&mut text, now, line).unwrap();
-                assert!(text.starts_with("2026-11-27T19:00:37.489703Z "), "{text}");
-                text[28..].to_string()
-            })
-            .collect();
-        assert_eq!(direct, full);
-        assert_eq!(direct.lines().count(), 3);
-    }
-
-    #[test]
-    fn access_lines_that_need_escaping_are_left_to_tracing() {
-        let plain = AccessLine {
-            method: "GET",
-            route: "/a",
-            status: 200,
-            latency_ms: 1.0,
-            request_id: "r",
-            client_request_id: "c",
-            tenant: None,
-            app_id: Some("app"),
-        };
-        assert!(plain.plain());
-        for odd in [
-            "with \"quote\"",
-            "back\\slash",
-            "tab\t",
-            "ünïcode",
-            "\u{1b}[31m",
-        ] {
-            assert!(
-                !AccessLine {
-                    route: odd,
-                    ..plain
-                }
-                .plain(),
-                "route {odd:?}"
-            );
-            assert!(
-                !AccessLine {
-                    client_request_id: odd,
-                    ..plain
-                }
-                .plain(),
-                "client id {odd:?}"
-            );
-            assert!(
-                !AccessLine {
-                    app_id: Some(odd),
-                    ..plain
-                }
-                .plain(),
-                "app id {odd:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn timestamps_are_those_of_the_default_format() {
-        let start = DateTime::<Utc>::UNIX_EPOCH + Duration::from_micros(1_795_806_037_000_000);
-        // Within a second, across seconds, minutes, days and years.
-        for offset in [
-            0,
-            1,
-            999_999,
-            1_000_000,
-            59_999_999,
-            86_399_999_999,
-            86_400_000_000,
-            31_536_000_000_001,
-        ] {
-            let now = start + Duration::from_micros(offset);
-            let mut text = String::new();
-            write_timestamp(&mut text, now).unwrap();
-            assert_eq!(text, format!("{} ", rfc3339(now)), "{offset}");
-        }
-        let mut text = String::new();
-        write_timestamp(&mut text, DateTime::<Utc>::UNIX_EPOCH).unwrap();
-        assert_eq!(text, "1970-01-01T00:00:00.000000Z ");
-        let before = DateTime::<Utc>::UNIX_EPOCH - Duration::from_micros(1_500_000);
-        text.clear();
-        write_timestamp(&mut text, before).unwrap();
-        assert_eq!(text, "1969-12-31T23:59:58.500000Z ");
-    }
-}
+#[path = "text_tests.rs"]
+mod tests;

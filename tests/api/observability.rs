@@ -328,8 +328,10 @@ async fn a_server_error_is_logged_once_at_error_with_its_cause() {
     );
 }
 
-#[tokio::test]
-async fn lines_logged_inside_a_request_carry_its_request_id() {
+/// Sends a subscription request that fails its endpoint's validation (a
+/// closed port), which the request logs while it runs, to a server started
+/// with `format`; gives the server's whole log and the request's id.
+async fn log_of_a_refused_subscription(format: &str) -> (String, String) {
     let logged = LoggedServer::start(&[
         "--manual-clock",
         "--start-time",
@@ -337,11 +339,9 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
         "--webhook-allow-cidr",
         "127.0.0.0/8",
         "--log-format",
-        "json",
+        format,
     ]);
     let (server, data, log_path) = (logged.server, logged.data, logged.log);
-    // A closed port: the endpoint's validation handshake fails, which the
-    // subscription request logs while it runs.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook = format!("http://{}/hook", closed.local_addr().unwrap());
     drop(closed);
@@ -373,11 +373,96 @@ async fn lines_logged_inside_a_request_carry_its_request_id() {
         .to_str()
         .unwrap()
         .to_string();
-    let log = log_after_exit(server, &log_path);
+    (log_after_exit(server, &log_path), request_id)
+}
+
+#[tokio::test]
+async fn json_lines_logged_inside_a_request_carry_its_request_id() {
+    let (log, request_id) = log_of_a_refused_subscription("json").await;
     let inner = lines_with(&log, "failed validation");
     assert_eq!(inner.len(), 1, "{log}");
     assert_eq!(inner[0]["span"]["name"], "request", "{log}");
     assert_eq!(inner[0]["span"]["request_id"], request_id.as_str(), "{log}");
+}
+
+/// The text format, as deployed, writes the request's scope
+/// (`logs::request`) where the default format writes its span.
+#[tokio::test]
+async fn text_lines_logged_inside_a_request_carry_its_request_id() {
+    let (log, request_id) = log_of_a_refused_subscription("text").await;
+    let inner: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed validation"))
+        .collect();
+    assert_eq!(inner.len(), 1, "{log}");
+    let prefix = format!("  INFO request{{request_id=\"{request_id}\"}}: presenced::");
+    assert_eq!(
+        inner[0].get(27..27 + prefix.len()),
+        Some(prefix.as_str()),
+        "{log}"
+    );
+    // The access line itself is written once the request is over.
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("request_id=\"{request_id}\"")) && l.contains("access"))
+        .collect();
+    assert_eq!(access.len(), 1, "{log}");
+    assert!(
+        access[0].contains("  INFO presenced::access: request "),
+        "{log}"
+    );
+}
+
+/// A batched request runs inside its batch: its lines (its access line
+/// here) carry the batch's request id first, as nested spans would.
+#[tokio::test]
+async fn text_lines_of_a_batched_request_carry_the_batch_request_id() {
+    let logged = LoggedServer::start(&[]);
+    let (server, data, log_path) = (logged.server, logged.data, logged.log);
+    let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
+    let token = mint_app(&data, tenant, "app-batch-log", "Presence.Read.All");
+
+    let batch = reqwest::Client::new()
+        .post(format!("{}/v1.0/$batch", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"requests": [
+            {"id": "1", "method": "GET", "url": format!("/users/{user}/presence")},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
+    let batch_id = batch.headers()["request-id"].to_str().unwrap().to_string();
+    let log = log_after_exit(server, &log_path);
+
+    let inner: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#"route="/{version}/users/{id}/presence""#))
+        .collect();
+    assert_eq!(inner.len(), 1, "{log}");
+    let prefix = format!(
+        "  INFO request{{request_id=\"{batch_id}\"}}: presenced::access: request method=\"GET\""
+    );
+    assert_eq!(
+        inner[0].get(27..27 + prefix.len()),
+        Some(prefix.as_str()),
+        "{log}"
+    );
+    assert!(
+        !inner[0].contains(&format!("request_id=\"{batch_id}\" ")),
+        "{log}"
+    );
+    let outer: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!(" request_id=\"{batch_id}\" ")))
+        .collect();
+    assert_eq!(outer.len(), 1, "{log}");
+    assert!(
+        outer[0].contains(
+            r#"  INFO presenced::access: request method="POST" route="/{version}/$batch""#
+        ),
+        "{log}"
+    );
 }
 
 /// Browsers send a CORS preflight before many cross-origin calls; the CORS
