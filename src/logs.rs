@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tracing::Level;
 use tracing_subscriber::fmt::MakeWriter;
 
+pub mod json;
 pub mod request;
 pub mod text;
 

@@ -27,16 +27,16 @@ async fn main() -> std::process::ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_writer(writer.clone())
         .with_env_filter(cli.log_filter());
+    // Requests run in a scope that presenced's formats write as their span
+    // (`logs::request`), unless the filter picks lines by span (`[span]`
+    // in `RUST_LOG`), which needs real spans.
+    let by_span = std::env::var("RUST_LOG").is_ok_and(|f| f.contains('['));
     match cli.log_format {
         presenced::cli::LogFormat::Text => {
             let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
             if !colour {
                 // Plain access lines skip tracing's event (`logs::text`).
                 presenced::logs::text::write_access_lines_to(writer.clone());
-                // Requests run in a scope the text format writes as their
-                // span (`logs::request`), unless the filter picks lines by
-                // span (`[span]` in `RUST_LOG`), which needs real spans.
-                let by_span = std::env::var("RUST_LOG").is_ok_and(|f| f.contains('['));
                 if !by_span {
                     presenced::logs::request::use_request_scopes();
                 }
@@ -46,7 +46,15 @@ async fn main() -> std::process::ExitCode {
                 .event_format(presenced::logs::text::TextFormat::default())
                 .init();
         }
-        presenced::cli::LogFormat::Json => logs.json().init(),
+        presenced::cli::LogFormat::Json => {
+            if !by_span {
+                presenced::logs::request::use_request_scopes();
+            }
+            logs.with_ansi(false)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(presenced::logs::json::JsonFormat::default())
+                .init();
+        }
     }
     match presenced::cli::run(cli).await {
         Ok(code) => code,

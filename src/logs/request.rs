@@ -7,14 +7,15 @@
 //! and an exit per poll and a close, about 7 % of a getPresence's CPU under
 //! load (issue #14), for lines that almost no request writes.
 //!
-//! So, where the binary's own text format writes the lines (text without
-//! colour, see [`use_request_scopes`]), the edge runs the request in a
-//! task-local [`Scope`] holding its request id instead, which costs a
-//! thread-local swap per poll; [`crate::logs::text::TextFormat`] writes
-//! `request{request_id="…"}:` for it where the default format writes a
-//! span, byte for byte the same. Anywhere else (JSON lines, colour, tests
-//! with their own subscriber, a `RUST_LOG` that filters by span) the edge
-//! keeps the tracing span.
+//! So, where the binary's own formats write the lines (see
+//! [`use_request_scopes`]), the edge runs the request in a task-local
+//! [`Scope`] holding its request id instead, which costs a thread-local
+//! swap per poll. [`crate::logs::text::TextFormat`] (without colour)
+//! writes `request{request_id="…"}:` for it where the default format
+//! writes a span, and [`crate::logs::json::JsonFormat`] adds it to `span`
+//! and `spans` as tracing's JSON format would: byte for byte the same
+//! lines. Anywhere else (colour, tests with their own subscriber, a
+//! `RUST_LOG` that filters by span) the edge keeps the tracing span.
 //!
 //! As with a span, a line belongs to the request when it is written while
 //! the request's task polls it: a task the request spawns is on its own.
@@ -83,6 +84,20 @@ pub fn write_scopes(out: &mut impl fmt::Write) -> Result<bool, fmt::Error> {
         .unwrap_or(Ok(false))
 }
 
+/// The request ids of every request the current task runs in, the
+/// outermost first; empty when there is none.
+pub fn request_ids() -> Vec<Uuid> {
+    fn push(ids: &mut Vec<Uuid>, scope: &Scope) {
+        if let Some(outer) = &scope.outer {
+            push(ids, outer);
+        }
+        ids.push(scope.request_id);
+    }
+    let mut ids = Vec::new();
+    let _ = REQUEST.try_with(|scope| push(&mut ids, scope));
+    ids
+}
+
 fn write_scope(out: &mut impl fmt::Write, scope: &Scope) -> fmt::Result {
     if let Some(outer) = &scope.outer {
         write_scope(out, outer)?;
@@ -124,7 +139,10 @@ mod tests {
     #[test]
     fn a_batched_request_writes_the_batch_id_first() {
         let (batch, inner) = (Uuid::new_v4(), Uuid::new_v4());
-        let written = sync_in_scope(batch, || sync_in_scope(inner, scopes));
+        let (written, ids) =
+            sync_in_scope(batch, || sync_in_scope(inner, || (scopes(), request_ids())));
+        assert_eq!(ids, [batch, inner]);
+        assert!(request_ids().is_empty());
         assert_eq!(
             written,
             format!("request{{request_id=\"{batch}\"}}:request{{request_id=\"{inner}\"}}:")

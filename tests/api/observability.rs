@@ -383,6 +383,11 @@ async fn json_lines_logged_inside_a_request_carry_its_request_id() {
     assert_eq!(inner.len(), 1, "{log}");
     assert_eq!(inner[0]["span"]["name"], "request", "{log}");
     assert_eq!(inner[0]["span"]["request_id"], request_id.as_str(), "{log}");
+    assert_eq!(
+        inner[0]["spans"],
+        serde_json::json!([inner[0]["span"]]),
+        "{log}"
+    );
 }
 
 /// The text format, as deployed, writes the request's scope
@@ -413,11 +418,10 @@ async fn text_lines_logged_inside_a_request_carry_its_request_id() {
     );
 }
 
-/// A batched request runs inside its batch: its lines (its access line
-/// here) carry the batch's request id first, as nested spans would.
-#[tokio::test]
-async fn text_lines_of_a_batched_request_carry_the_batch_request_id() {
-    let logged = LoggedServer::start(&[]);
+/// Sends a `$batch` of one getPresence to a server started with `args`;
+/// gives the server's whole log and the batch's request id.
+async fn log_of_a_batch(args: &[&str]) -> (String, String) {
+    let logged = LoggedServer::start(args);
     let (server, data, log_path) = (logged.server, logged.data, logged.log);
     let (tenant, user) = (Uuid::new_v4(), Uuid::new_v4());
     let token = mint_app(&data, tenant, "app-batch-log", "Presence.Read.All");
@@ -433,7 +437,14 @@ async fn text_lines_of_a_batched_request_carry_the_batch_request_id() {
         .unwrap();
     assert_eq!(batch.status(), 200);
     let batch_id = batch.headers()["request-id"].to_str().unwrap().to_string();
-    let log = log_after_exit(server, &log_path);
+    (log_after_exit(server, &log_path), batch_id)
+}
+
+/// A batched request runs inside its batch: its lines (its access line
+/// here) carry the batch's request id first, as nested spans would.
+#[tokio::test]
+async fn text_lines_of_a_batched_request_carry_the_batch_request_id() {
+    let (log, batch_id) = log_of_a_batch(&[]).await;
 
     let inner: Vec<&str> = log
         .lines()
@@ -506,4 +517,19 @@ async fn a_cors_preflight_writes_no_access_line_but_the_call_after_it_does() {
     let lines = lines_with(&log, &call_path);
     assert_eq!(lines.len(), 1, "{log}");
     assert_eq!(lines[0]["fields"]["method"], "POST", "{log}");
+}
+
+#[tokio::test]
+async fn json_lines_of_a_batched_request_carry_the_batch_request_id() {
+    let (log, batch_id) = log_of_a_batch(&["--log-format", "json"]).await;
+    let inner = lines_with(&log, r#""route":"/{version}/users/{id}/presence""#);
+    assert_eq!(inner.len(), 1, "{log}");
+    let span = serde_json::json!({"request_id": batch_id, "name": "request"});
+    assert_eq!(inner[0]["span"], span, "{log}");
+    assert_eq!(inner[0]["spans"], serde_json::json!([span]), "{log}");
+    assert_ne!(inner[0]["fields"]["request_id"], batch_id.as_str(), "{log}");
+    let outer = lines_with(&log, r#""route":"/{version}/$batch""#);
+    assert_eq!(outer.len(), 1, "{log}");
+    assert_eq!(outer[0]["fields"]["request_id"], batch_id.as_str(), "{log}");
+    assert!(outer[0].get("span").is_none(), "{log}");
 }
