@@ -49,6 +49,8 @@
 //! already build (`hashbrown`, `equivalent`), where moka would add several
 //! (crossbeam, tagptr, …) and noticeably more compile time.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -59,12 +61,64 @@ use super::{AuthError, Principal};
 
 /// The cache key: SHA-256 of the token's text. Keeping the digest rather
 /// than the token bounds an entry's size (tokens may be 32 KiB) and keeps
-/// bearer tokens out of memory once their request is done.
+/// bearer tokens out of the cache (a connection remembers its own last
+/// accepted token while it is open: [`remembering_tokens`]).
 pub(crate) type TokenDigest = [u8; 32];
 
-/// The digest that keys `token` in [`VerifiedTokens`].
+/// The digest that keys `token` in [`VerifiedTokens`]: its SHA-256, or the
+/// digest remembered for it on this connection (see
+/// [`remembering_tokens`]).
 pub(crate) fn digest(token: &str) -> TokenDigest {
-    Sha256::digest(token.as_bytes()).into()
+    LAST_TOKEN
+        .try_with(|last| match &*last.borrow() {
+            Some((text, key)) if same_bytes(text.as_bytes(), token.as_bytes()) => Some(*key),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Sha256::digest(token.as_bytes()).into())
+}
+
+tokio::task_local! {
+    /// The last token accepted on the current connection, and its digest.
+    static LAST_TOKEN: RefCell<Option<(Box<str>, TokenDigest)>>;
+}
+
+/// Runs `connection` (the task serving one client connection) remembering
+/// the last token accepted on it with its digest, so that [`digest`] gives
+/// the digest of the same token again without hashing it.
+///
+/// A client sends the same bearer token on every request of a connection,
+/// and hashing it was about 6 % of a getPresence's CPU (issue #14). The
+/// memo changes nothing the cache decides: it maps a token's exact text
+/// to the SHA-256 of that text, compared in time that depends only on the
+/// lengths ([`same_bytes`]: no early exit, so the comparison's timing says
+/// nothing about the remembered token). Only an accepted token is
+/// remembered ([`remember`]), so no client can make a connection hold a
+/// token no issuer signed; it is dropped with the connection. Requests
+/// served in tasks of their own (HTTP/2 streams) hash as before.
+pub async fn remembering_tokens<F: Future>(connection: F) -> F::Output {
+    LAST_TOKEN.scope(RefCell::new(None), connection).await
+}
+
+/// Remembers `token`, just accepted, and its digest on this connection.
+pub(crate) fn remember(token: &str, key: &TokenDigest) {
+    let _ = LAST_TOKEN.try_with(|last| {
+        let mut last = last.borrow_mut();
+        if !matches!(&*last, Some((_, known)) if known == key) {
+            *last = Some((token.into(), *key));
+        }
+    });
+}
+
+/// Whether `a` and `b` are the same bytes, looking at every byte whatever
+/// the first difference (only the lengths may end it early).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// What a successful verification established, and what a later hit must
@@ -180,5 +234,52 @@ impl VerifiedTokens {
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.entries.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256(token: &str) -> TokenDigest {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    #[test]
+    fn same_bytes_needs_every_byte_and_the_length_equal() {
+        assert!(same_bytes(b"", b""));
+        assert!(same_bytes(b"eyJ.a.b", b"eyJ.a.b"));
+        assert!(!same_bytes(b"eyJ.a.b", b"fyJ.a.b"));
+        assert!(!same_bytes(b"eyJ.a.b", b"eyJ.a.c"));
+        assert!(!same_bytes(b"eyJ.a.b", b"eyJ.a.bb"));
+        assert!(!same_bytes(b"", b"x"));
+    }
+
+    #[test]
+    fn outside_a_connection_the_digest_is_the_sha256_and_nothing_is_kept() {
+        remember("a.b.c", &[7; 32]);
+        assert_eq!(digest("a.b.c"), sha256("a.b.c"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_gives_the_remembered_digest_for_that_exact_token_only() {
+        remembering_tokens(async {
+            assert_eq!(digest("a.b.c"), sha256("a.b.c"), "nothing remembered yet");
+            // A marker in place of the true digest shows where the answer
+            // comes from.
+            remember("a.b.c", &[7; 32]);
+            assert_eq!(digest("a.b.c"), [7; 32], "remembered");
+            for other in ["a.b.d", "b.b.c", "a.b.c ", "a.b.", ""] {
+                assert_eq!(digest(other), sha256(other), "{other:?}");
+            }
+            assert_eq!(digest("a.b.c"), [7; 32], "still remembered");
+            // The next accepted token takes its place.
+            remember("x.y.z", &sha256("x.y.z"));
+            assert_eq!(digest("a.b.c"), sha256("a.b.c"));
+            assert_eq!(digest("x.y.z"), sha256("x.y.z"));
+        })
+        .await;
+        let after = tokio::spawn(async { digest("x.y.z") }).await.unwrap();
+        assert_eq!(after, sha256("x.y.z"));
     }
 }

@@ -54,6 +54,17 @@ async fn refusals_are_never_cached() {
 
 #[tokio::test]
 async fn altered_signature_is_refused_after_the_genuine_token_was_cached() {
+    alterations_of_a_cached_token_are_refused().await;
+}
+
+/// The same on one connection, which remembers the genuine token's digest
+/// (`cache::remembering_tokens`): an altered token is hashed afresh.
+#[tokio::test]
+async fn altered_signature_is_refused_on_the_connection_that_sent_the_genuine_token() {
+    crate::auth::remembering_tokens(alterations_of_a_cached_token_are_refused()).await;
+}
+
+async fn alterations_of_a_cached_token_are_refused() {
     let v = dev().await;
     let token = hs256(&delegated());
     check(&v, &token, now()).await.unwrap();

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
-pub use cache::TokenCacheStats;
+pub use cache::{remembering_tokens, TokenCacheStats};
 pub use error::AuthError;
 pub use mint::{mint_hs256, mint_pem, MintClaims, PemAlgorithm};
 pub use policy::{authorize, unknown_permissions, Operation, KNOWN_ROLES, KNOWN_SCOPES};

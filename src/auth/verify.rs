@@ -8,7 +8,7 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::cache::{digest, TokenCacheStats, Verified, VerifiedTokens};
+use super::cache::{digest, remember, TokenCacheStats, Verified, VerifiedTokens};
 use super::jwks::{KeyKind, KeyStore};
 use super::{
     AuthConfig, AuthError, Principal, PrincipalKind, DEFAULT_AUDIENCES, PERSONAL_ACCOUNT_TENANT,
@@ -139,11 +139,15 @@ impl TokenVerifier {
             .cache
             .lookup(&key, generation, now.timestamp(), self.leeway)
         {
+            if answer.is_ok() {
+                remember(token, &key);
+            }
             return answer;
         }
         let verified = self.verify_fully(token, now).await?;
         let principal = verified.principal.clone();
         self.cache.insert(key, verified, generation);
+        remember(token, &key);
         Ok(principal)
     }
 

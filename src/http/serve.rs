@@ -531,10 +531,14 @@ impl Connection {
             .serve_connection_with_upgrades(io, service)
             .into_owned();
         let connection = watcher.watch(connection);
-        tokio::select! {
-            _ = connection => {}
-            () = watch.close.cancelled() => {}
-        }
+        // A client's requests on one connection bring the same token.
+        crate::auth::remembering_tokens(async {
+            tokio::select! {
+                _ = connection => {}
+                () = watch.close.cancelled() => {}
+            }
+        })
+        .await;
     }
 }
 
