@@ -10,13 +10,23 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::Method;
-use metrics::{counter, gauge, histogram, Counter, Histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+mod http;
 
 /// Requests answered, by `route` (template), `method` and `status`.
 pub const HTTP_REQUESTS: &str = "http_requests_total";
+/// The help text of [`HTTP_REQUESTS`].
+const HTTP_REQUESTS_HELP: &str = "Requests answered, by route template, method and status.";
 /// Seconds from a request's arrival to its answer (head), by `route` and `method`.
 pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
+/// The help text of [`HTTP_SECONDS`].
+const HTTP_SECONDS_HELP: &str = "Request latency, by route template and method.";
+/// The upper bounds of every `_seconds` histogram's buckets.
+const SECONDS_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 /// Seconds one SQLite write transaction (a group commit) took.
 pub const STORE_COMMIT_SECONDS: &str = "presenced_store_commit_seconds";
 /// Writes folded into one SQLite transaction.
@@ -51,13 +61,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let seconds = [
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ];
             let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(STORE_BATCH_SIZE.into()), &sizes)
                 })
@@ -87,15 +93,6 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(
-        HTTP_REQUESTS,
-        "Requests answered, by route template, method and status."
-    );
-    describe_histogram!(
-        HTTP_SECONDS,
-        Unit::Seconds,
-        "Request latency, by route template and method."
-    );
     describe_histogram!(
         STORE_COMMIT_SECONDS,
         Unit::Seconds,
@@ -141,36 +138,25 @@ fn describe() {
 
 /// The metrics in Prometheus text format (empty without our recorder).
 pub fn render() -> String {
-    handle().map(PrometheusHandle::render).unwrap_or_default()
+    let Some(handle) = handle() else {
+        return String::new();
+    };
+    let mut text = handle.render();
+    http::render(&mut text);
+    text
 }
 
-/// Counts a request and its latency. Methods and statuses are few (any
-/// method but the standard ones is `other`, so clients cannot mint
-/// series); the route is a template or `unmatched`.
-///
-/// The handles of each (route, method, status) are kept after their first
-/// use, so a request costs two map lookups and no allocation.
+/// Counts a request and its latency ([`http`]: presenced's own, not the
+/// facade's). Methods and statuses are few (any method but the standard
+/// ones is `other`, so clients cannot mint series); the route is a
+/// template or `unmatched`.
 pub fn http_request(route: Option<&str>, method: &Method, status: u16, elapsed: Duration) {
-    type ByMethod = papaya::HashMap<(&'static str, u16), (Counter, Histogram)>;
-    static HANDLES: OnceLock<papaya::HashMap<String, ByMethod>> = OnceLock::new();
-    let route = route.unwrap_or("unmatched");
-    let method = method_label(method);
-    let routes = HANDLES.get_or_init(papaya::HashMap::new);
-    let routes = routes.pin();
-    let by_method = match routes.get(route) {
-        Some(found) => found,
-        None => routes.get_or_insert_with(route.to_owned(), ByMethod::new),
-    };
-    let by_method = by_method.pin();
-    let handles = by_method.get_or_insert_with((method, status), || {
-        let route = route.to_owned();
-        (
-            counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string()),
-            histogram!(HTTP_SECONDS, "route" => route, "method" => method),
-        )
-    });
-    handles.0.increment(1);
-    handles.1.record(elapsed.as_secs_f64());
+    http::record(
+        route.unwrap_or("unmatched"),
+        method_label(method),
+        status,
+        elapsed,
+    );
 }
 
 /// The `method` label: the standard methods by name, anything else `other`.
