@@ -3,8 +3,11 @@
 //!
 //! The `metrics` facade keeps one process-wide recorder (installed once by
 //! [`handle`]); every `App` in a process shares it, so counters only ever
-//! go up and tests compare before and after. No label carries a user, a
-//! tenant or a path as sent: routes are templates (`unmatched` otherwise).
+//! go up and tests compare before and after. The two request metrics,
+//! recorded on every request, are counted by presenced itself instead
+//! ([`http`]: per thread, summed at each scrape), also once per process.
+//! No label carries a user, a tenant or a path as sent: routes are
+//! templates (`unmatched` otherwise).
 
 use std::sync::OnceLock;
 use std::time::Duration;
