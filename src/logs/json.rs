@@ -111,22 +111,6 @@ mod tests {
     /// [`request`] scopes under [`JsonFormat`]; gives both outputs with
     /// the timestamps' values cut out.
     fn both_in(ids: &[Uuid], log: &dyn Fn()) -> (String, String) {
-        fn in_spans(ids: &[Uuid], log: &dyn Fn()) {
-            match ids.split_first() {
-                None => log(),
-                Some((id, inner)) => {
-                    let text = id.to_string();
-                    tracing::info_span!("request", request_id = text.as_str())
-                        .in_scope(|| in_spans(inner, log));
-                }
-            }
-        }
-        fn in_scopes(ids: &[Uuid], log: &dyn Fn()) {
-            match ids.split_first() {
-                None => log(),
-                Some((id, inner)) => request::sync_in_scope(*id, || in_scopes(inner, log)),
-            }
-        }
         let run = |ours: bool| {
             let sink = Sink::default();
             let builder = tracing_subscriber::fmt()
@@ -141,9 +125,9 @@ mod tests {
                     .fmt_fields(JsonFields::new())
                     .event_format(JsonFormat::default())
                     .finish();
-                tracing::subscriber::with_default(subscriber, || in_scopes(ids, log));
+                tracing::subscriber::with_default(subscriber, || request::in_scopes(ids, log));
             } else {
-                tracing::subscriber::with_default(builder.finish(), || in_spans(ids, log));
+                tracing::subscriber::with_default(builder.finish(), || request::in_spans(ids, log));
             }
             let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
             text.lines()

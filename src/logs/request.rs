@@ -108,6 +108,30 @@ fn write_scope(out: &mut impl fmt::Write, scope: &Scope) -> fmt::Result {
     out.write_str("\"}:")
 }
 
+/// Runs `log` inside requests with `ids` (nested, the first outermost) in
+/// real `request` spans, as the edge does without scopes: what the
+/// formats' tests compare scopes with.
+#[cfg(test)]
+pub(crate) fn in_spans(ids: &[Uuid], log: &dyn Fn()) {
+    match ids.split_first() {
+        None => log(),
+        Some((id, inner)) => {
+            let text = id.to_string();
+            tracing::info_span!("request", request_id = text.as_str())
+                .in_scope(|| in_spans(inner, log));
+        }
+    }
+}
+
+/// [`in_spans`] with scopes instead of spans.
+#[cfg(test)]
+pub(crate) fn in_scopes(ids: &[Uuid], log: &dyn Fn()) {
+    match ids.split_first() {
+        None => log(),
+        Some((id, inner)) => sync_in_scope(*id, || in_scopes(inner, log)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,22 +32,6 @@ fn both(log: impl Fn()) -> (String, String) {
 /// outermost): `request` spans for the default format, [`request`] scopes
 /// for [`TextFormat`].
 fn both_in(request_ids: &[Uuid], log: impl Fn()) -> (String, String) {
-    fn in_spans(ids: &[Uuid], log: &dyn Fn()) {
-        match ids.split_first() {
-            None => log(),
-            Some((id, inner)) => {
-                let text = id.to_string();
-                tracing::info_span!("request", request_id = text.as_str())
-                    .in_scope(|| in_spans(inner, log));
-            }
-        }
-    }
-    fn in_scopes(ids: &[Uuid], log: &dyn Fn()) {
-        match ids.split_first() {
-            None => log(),
-            Some((id, inner)) => request::sync_in_scope(*id, || in_scopes(inner, log)),
-        }
-    }
     let run = |lean: bool| {
         let sink = Sink::default();
         let builder = tracing_subscriber::fmt()
@@ -62,9 +46,11 @@ fn both_in(request_ids: &[Uuid], log: impl Fn()) -> (String, String) {
                 .fmt_fields(LeanFields)
                 .event_format(TextFormat::default())
                 .finish();
-            tracing::subscriber::with_default(subscriber, || in_scopes(request_ids, &log));
+            tracing::subscriber::with_default(subscriber, || request::in_scopes(request_ids, &log));
         } else {
-            tracing::subscriber::with_default(builder.finish(), || in_spans(request_ids, &log));
+            tracing::subscriber::with_default(builder.finish(), || {
+                request::in_spans(request_ids, &log)
+            });
         }
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         text.lines()
