@@ -85,26 +85,10 @@ fn with_request_spans(line: &str, ids: &[Uuid]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tracing::Level;
     use tracing_subscriber::fmt::format::JsonFields;
 
     use super::*;
-
-    /// Everything written, shared with the test.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// Runs `log` inside requests with `ids` (nested, the first outermost)
     /// twice: in real `request` spans under tracing's JSON format, and in
@@ -112,7 +96,7 @@ mod tests {
     /// the timestamps' values cut out.
     fn both_in(ids: &[Uuid], log: &dyn Fn()) -> (String, String) {
         let run = |ours: bool| {
-            let sink = Sink::default();
+            let sink = crate::logs::TestSink::default();
             let builder = tracing_subscriber::fmt()
                 .with_writer({
                     let sink = sink.clone();

@@ -1,26 +1,11 @@
 //! Tests of [`super`]: each lean path against the default format's on
 //! the same events.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::*;
-
-/// Everything written, shared with the test.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Runs `log` under the default format and under [`TextFormat`] and
 /// gives both outputs, timestamps cut off (each line's first 28 bytes).
@@ -33,7 +18,7 @@ fn both(log: impl Fn()) -> (String, String) {
 /// for [`TextFormat`].
 fn both_in(request_ids: &[Uuid], log: impl Fn()) -> (String, String) {
     let run = |lean: bool| {
-        let sink = Sink::default();
+        let sink = crate::logs::TestSink::default();
         let builder = tracing_subscriber::fmt()
             .with_writer({
                 let sink = sink.clone();
