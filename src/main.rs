@@ -27,34 +27,32 @@ async fn main() -> std::process::ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_writer(writer.clone())
         .with_env_filter(cli.log_filter());
+    let colour = matches!(cli.log_format, presenced::cli::LogFormat::Text)
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Requests run in a scope that presenced's formats write as their span
-    // (`logs::request`), unless the filter picks lines by span (`[span]`
-    // in `RUST_LOG`), which needs real spans.
+    // (`logs::request`), unless the lines are coloured (tracing's own
+    // format) or the filter picks lines by span (`[span]` in `RUST_LOG`),
+    // which needs real spans.
     let by_span = std::env::var("RUST_LOG").is_ok_and(|f| f.contains('['));
+    if !colour && !by_span {
+        presenced::logs::request::use_request_scopes();
+    }
     match cli.log_format {
         presenced::cli::LogFormat::Text => {
-            let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
             if !colour {
                 // Plain access lines skip tracing's event (`logs::text`).
                 presenced::logs::text::write_access_lines_to(writer.clone());
-                if !by_span {
-                    presenced::logs::request::use_request_scopes();
-                }
             }
             logs.with_ansi(colour)
                 .fmt_fields(presenced::logs::text::LeanFields)
                 .event_format(presenced::logs::text::TextFormat::default())
                 .init();
         }
-        presenced::cli::LogFormat::Json => {
-            if !by_span {
-                presenced::logs::request::use_request_scopes();
-            }
-            logs.with_ansi(false)
-                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-                .event_format(presenced::logs::json::JsonFormat::default())
-                .init();
-        }
+        presenced::cli::LogFormat::Json => logs
+            .with_ansi(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(presenced::logs::json::JsonFormat::default())
+            .init(),
     }
     match presenced::cli::run(cli).await {
         Ok(code) => code,

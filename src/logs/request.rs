@@ -59,15 +59,24 @@ pub fn scopes_in_use() -> bool {
 /// Runs `request` in a scope with `request_id`, inside the current one if
 /// there is one.
 pub async fn run_in_scope<F: Future>(request_id: Uuid, request: F) -> F::Output {
-    let outer = REQUEST.try_with(|outer| Arc::new(outer.clone())).ok();
-    REQUEST.scope(Scope { request_id, outer }, request).await
+    REQUEST
+        .scope(Scope::inside_current(request_id), request)
+        .await
 }
 
 /// Runs `f` in a scope with `request_id`, inside the current one if there
 /// is one (for code that is not a future: tests, mostly).
 pub fn sync_in_scope<R>(request_id: Uuid, f: impl FnOnce() -> R) -> R {
-    let outer = REQUEST.try_with(|outer| Arc::new(outer.clone())).ok();
-    REQUEST.sync_scope(Scope { request_id, outer }, f)
+    REQUEST.sync_scope(Scope::inside_current(request_id), f)
+}
+
+impl Scope {
+    /// The scope of a request with `request_id`, inside the current one if
+    /// there is one.
+    fn inside_current(request_id: Uuid) -> Self {
+        let outer = REQUEST.try_with(|outer| Arc::new(outer.clone())).ok();
+        Self { request_id, outer }
+    }
 }
 
 /// Whether the current task is running a request in a scope.
@@ -79,9 +88,14 @@ pub fn in_scope() -> bool {
 /// runs in, the outermost first, as the default format writes such spans
 /// without colour. `Ok(false)` when there is none.
 pub fn write_scopes(out: &mut impl fmt::Write) -> Result<bool, fmt::Error> {
-    REQUEST
-        .try_with(|scope| write_scope(out, scope).map(|()| true))
-        .unwrap_or(Ok(false))
+    let ids = request_ids();
+    for id in &ids {
+        let mut buffer = Uuid::encode_buffer();
+        out.write_str("request{request_id=\"")?;
+        out.write_str(id.hyphenated().encode_lower(&mut buffer))?;
+        out.write_str("\"}:")?;
+    }
+    Ok(!ids.is_empty())
 }
 
 /// The request ids of every request the current task runs in, the
@@ -96,16 +110,6 @@ pub fn request_ids() -> Vec<Uuid> {
     let mut ids = Vec::new();
     let _ = REQUEST.try_with(|scope| push(&mut ids, scope));
     ids
-}
-
-fn write_scope(out: &mut impl fmt::Write, scope: &Scope) -> fmt::Result {
-    if let Some(outer) = &scope.outer {
-        write_scope(out, outer)?;
-    }
-    let mut buffer = Uuid::encode_buffer();
-    out.write_str("request{request_id=\"")?;
-    out.write_str(scope.request_id.hyphenated().encode_lower(&mut buffer))?;
-    out.write_str("\"}:")
 }
 
 /// Runs `log` inside requests with `ids` (nested, the first outermost) in
