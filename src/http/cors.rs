@@ -10,6 +10,7 @@
 //! (issue #14); their responses say `Vary: Origin` instead, so a cache
 //! never serves one to a browser call.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -17,7 +18,7 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Response;
 use futures_util::future::{Either, FutureExt, Map};
 use tower::{Layer, Service};
-use tower_http::cors::{AllowHeaders, Any, Cors, CorsLayer};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 /// The CORS policy: any origin, any method; the allowed request headers
 /// are those the preflight asks for, not `*`: the Fetch standard never lets
@@ -39,33 +40,40 @@ fn policy() -> CorsLayer {
 /// Puts [`BrowserCors`] around a service.
 #[derive(Debug, Clone)]
 pub(super) struct BrowserCorsLayer {
-    policy: CorsLayer,
+    policy: Arc<CorsLayer>,
 }
 
 impl BrowserCorsLayer {
     /// The layer with presenced's policy.
     pub(super) fn new() -> Self {
-        Self { policy: policy() }
+        Self {
+            policy: Arc::new(policy()),
+        }
     }
 }
 
-impl<S: Clone> Layer<S> for BrowserCorsLayer {
+impl<S> Layer<S> for BrowserCorsLayer {
     type Service = BrowserCors<S>;
 
     fn layer(&self, inner: S) -> BrowserCors<S> {
         BrowserCors {
-            cors: self.policy.layer(inner.clone()),
-            plain: inner,
+            policy: self.policy.clone(),
+            inner,
         }
     }
 }
 
 /// Requests with an `Origin` go through the CORS layer, the rest straight
 /// to the service (see the module doc).
+///
+/// The CORS service is built for the request that needs it: axum clones a
+/// route's whole stack for every request, and a stack holding both the
+/// CORS service and the plain one cloned the service inside twice, and the
+/// policy's header values, for requests that use neither.
 #[derive(Debug, Clone)]
 pub(super) struct BrowserCors<S> {
-    cors: Cors<S>,
-    plain: S,
+    policy: Arc<CorsLayer>,
+    inner: S,
 }
 
 /// A response to a request without `Origin`, marked as depending on it.
@@ -80,19 +88,18 @@ where
     type Future = Either<tower_http::cors::ResponseFuture<S::Future>, Marked<S::Future, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        // Both wrap the same service; which one a request takes is known
-        // only at `call`, so both must be ready.
-        match self.cors.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
-            other => other,
-        }
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
         if req.headers().contains_key(header::ORIGIN) {
-            Either::Left(self.cors.call(req))
+            // The service made ready goes to the CORS service; its clone
+            // stays for the next request (tower's usual swap).
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            Either::Left(self.policy.layer(ready).call(req))
         } else {
-            Either::Right(self.plain.call(req).map(vary_origin as fn(_) -> _))
+            Either::Right(self.inner.call(req).map(vary_origin as fn(_) -> _))
         }
     }
 }

@@ -121,13 +121,13 @@ pub(super) fn record(route: &str, method: &'static str, status: u16, elapsed: Du
     let seconds = elapsed.as_secs_f64();
     MINE.with(|shard| {
         let mut shard = lock(shard);
-        if !shard.routes.contains_key(route) {
-            shard.routes.insert(route.into(), Route::default());
-        }
-        if let Some(counts) = shard.routes.get_mut(route) {
-            counts.count(method, status, 1);
-            counts.latency(method).record(seconds);
-        }
+        // One lookup for a route seen before (every request but its first).
+        let counts = match shard.routes.get_mut(route) {
+            Some(counts) => counts,
+            None => shard.routes.entry(route.into()).or_default(),
+        };
+        counts.count(method, status, 1);
+        counts.latency(method).record(seconds);
     });
 }
 
