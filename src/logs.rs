@@ -190,14 +190,18 @@ impl Write for Line<'_> {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         let was_empty = state.buf.is_empty();
+        let was_short = state.buf.len() < BATCH;
         state.buf.extend_from_slice(bytes);
         if state.since.is_none() {
             state.since = Some(Instant::now());
         }
         state.urgent |= self.urgent;
         // Wake the thread only when it has something new to do: the first
-        // line (to start its linger), a full batch, or an urgent line.
-        let wake = was_empty || self.urgent || state.buf.len() >= BATCH;
+        // line (to start its linger), the line that fills a batch, or an
+        // urgent line. (Not every line past a full batch: each wake-up is a
+        // system call, and under load many lines arrive before the thread
+        // gets a core to take the batch.)
+        let wake = was_empty || self.urgent || (was_short && state.buf.len() >= BATCH);
         drop(state);
         if wake {
             self.shared.ready.notify_one();
