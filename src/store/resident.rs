@@ -61,14 +61,6 @@ use crate::domain::{
 /// before `i64::MIN` microseconds).
 const NO_INSTANT: i64 = i64::MIN;
 
-/// How many replaced entries the writer thread retires at a time. Each
-/// retirement issues a `membarrier` system call, which interrupts every
-/// core running one of our threads; at the default of 32, a setPresence
-/// flood made about a thousand of them a second. Retired entries are
-/// freed once no reader can still see them, so this bounds how many old
-/// entries wait (a few hundred KiB at most).
-const RETIRE_BATCH: usize = 1024;
-
 /// Every user's facts, as last committed.
 pub(crate) struct Resident {
     users: papaya::HashMap<UserKey, Compact>,
@@ -93,10 +85,7 @@ impl Resident {
     /// An empty copy with room for `users` entries without growing.
     pub(crate) fn with_capacity(users: usize) -> Self {
         Self {
-            users: papaya::HashMap::builder()
-                .capacity(users)
-                .collector(seize::Collector::new().batch_size(RETIRE_BATCH))
-                .build(),
+            users: papaya::HashMap::with_capacity(users),
             known: AtomicUsize::new(0),
             sessions: AtomicUsize::new(0),
             online: AtomicUsize::new(0),
