@@ -5,18 +5,10 @@
 //! that stands for it ([`crate::logs::request`]), and ends with its one
 //! access line ([`access`]).
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-use std::time::Instant;
-
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
-use tracing::instrument::Instrumented;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -25,155 +17,38 @@ use super::{
     access, RequestIds, MAX_BODY_BYTES, MAX_CLIENT_REQUEST_ID, MAX_HEADER_BYTES, MAX_URI_BYTES,
 };
 use crate::clock::wall_now;
-use crate::logs::request::{run_in_scope, scopes_in_use, Scoped};
 
-/// Puts the edge ([`Edges`]) around a service.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct EdgesLayer {
-    /// Also set the ids on the request as [`RequestIds`], for the layers
-    /// inside (the emulator's journal wants them); otherwise requests pay
-    /// nothing for it.
-    pub(super) expose_ids: bool,
-}
-
-impl<S> Layer<S> for EdgesLayer {
-    type Service = Edges<S>;
-
-    fn layer(&self, inner: S) -> Edges<S> {
-        Edges {
-            inner,
-            expose_ids: self.expose_ids,
-        }
-    }
-}
-
-/// The edge of every request (see the module doc).
+/// The edge middleware (see the module doc), for
+/// `axum::middleware::from_fn_with_state`.
 ///
-/// A `tower` service of its own rather than `axum::middleware::from_fn`:
-/// `from_fn` clones the service inside into a new boxed service and boxes
-/// its future for every request. Here the request's first half (ids,
-/// limits, the access entry) runs in `call`, which calls the service inside
-/// directly, and the second half (headers, the access line) when its
-/// future is ready.
-#[derive(Debug, Clone)]
-pub(super) struct Edges<S> {
-    inner: S,
-    expose_ids: bool,
-}
-
-impl<S> Service<Request> for Edges<S>
-where
-    S: Service<Request, Error = Infallible>,
-    S::Response: IntoResponse,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = EdgeFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+/// With `expose_ids` (the emulator's journal wants them) the ids are also
+/// set on the request as [`RequestIds`] for the layers inside; otherwise
+/// requests pay nothing for it.
+pub(super) async fn graph_edges(
+    State(expose_ids): State<bool>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let ids = EdgeIds::new(&req);
+    if expose_ids {
+        req.extensions_mut().insert(ids.exposed());
     }
-
-    fn call(&mut self, mut req: Request) -> EdgeFuture<S::Future> {
-        let started = Instant::now();
-        let ids = EdgeIds::new(&req);
-        if self.expose_ids {
-            req.extensions_mut().insert(ids.exposed());
+    let entry = access::Entry::begin(&mut req);
+    let response = match over_limits(&req) {
+        Some(refused) => refused,
+        // The same lines either way (see `logs::request`).
+        None if crate::logs::request::scopes_in_use() => {
+            crate::logs::request::run_in_scope(ids.uuid, next.run(req)).await
         }
-        let entry = access::Entry::begin(&mut req);
-        let run = match over_limits(&req) {
-            Some(refused) => Run::Refused {
-                response: Some(refused),
-            },
-            // The same lines either way (see `logs::request`).
-            None if scopes_in_use() => Run::Scoped {
-                request: run_in_scope(ids.uuid, self.inner.call(req)),
-            },
-            None => {
-                let span = tracing::info_span!("request", request_id = ids.request_id());
-                Run::Spanned {
-                    request: self.inner.call(req).instrument(span),
-                }
-            }
-        };
-        EdgeFuture {
-            run,
-            end: Some(End {
-                ids,
-                entry,
-                started,
-            }),
+        None => {
+            let span = tracing::info_span!("request", request_id = ids.request_id());
+            next.run(req).instrument(span).await
         }
-    }
-}
-
-pin_project! {
-    /// A request going through the edge: the request itself, then the
-    /// edge's second half.
-    pub(super) struct EdgeFuture<F> {
-        #[pin]
-        run: Run<F>,
-        // Taken when the response is ready.
-        end: Option<End>,
-    }
-}
-
-pin_project! {
-    /// How the request runs: in its scope, in its span, or not at all.
-    #[project = RunProj]
-    enum Run<F> {
-        Scoped { #[pin] request: Scoped<F> },
-        Spanned { #[pin] request: Instrumented<F> },
-        Refused { response: Option<Response> },
-    }
-}
-
-/// What the edge's second half needs.
-struct End {
-    ids: EdgeIds,
-    entry: access::Entry,
-    started: Instant,
-}
-
-impl<F, R> Future for EdgeFuture<F>
-where
-    F: Future<Output = Result<R, Infallible>>,
-    R: IntoResponse,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match this.run.project() {
-            RunProj::Scoped { request } => {
-                ready!(request.poll(cx)).map(IntoResponse::into_response)
-            }
-            RunProj::Spanned { request } => {
-                ready!(request.poll(cx)).map(IntoResponse::into_response)
-            }
-            RunProj::Refused { response } => Ok(response.take().unwrap_or_else(polled_again)),
-        };
-        let Ok(response) = response;
-        let Some(End {
-            ids,
-            entry,
-            started,
-        }) = this.end.take()
-        else {
-            return Poll::Ready(Ok(polled_again()));
-        };
-        let (response, failure) = ids.stamp(response);
-        entry.finish(&ids, &response, failure.as_ref(), started);
-        Poll::Ready(Ok(response))
-    }
-}
-
-/// What a future polled after it completed answers (hyper and axum never
-/// do that; a 500 rather than a panic if something did).
-fn polled_again() -> Response {
-    GraphError::internal()
-        .with_cause("an edge future was polled after it completed")
-        .into_response()
+    };
+    let (response, failure) = ids.stamp(response);
+    entry.finish(&ids, &response, failure.as_ref(), started);
+    response
 }
 
 /// A request's ids. The request id is formatted on the stack and becomes a

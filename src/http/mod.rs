@@ -304,7 +304,10 @@ pub fn metrics_router(store: Arc<dyn Store>) -> Router {
 fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
     let stack = tower::ServiceBuilder::new()
         .layer(cors::BrowserCorsLayer::new())
-        .layer(edges::EdgesLayer { expose_ids })
+        .layer(middleware::from_fn_with_state(
+            expose_ids,
+            edges::graph_edges,
+        ))
         .layer(CatchPanicLayer::custom(
             |panic: Box<dyn std::any::Any + Send>| {
                 let what = panic

@@ -56,13 +56,12 @@ pub fn scopes_in_use() -> bool {
     SCOPES.load(Ordering::Relaxed)
 }
 
-/// A request's future running in its [`Scope`] (see [`run_in_scope`]).
-pub type Scoped<F> = tokio::task::futures::TaskLocalFuture<Scope, F>;
-
-/// Runs `request` in a scope with `request_id`, inside the scope current
-/// when this is called, if there is one.
-pub fn run_in_scope<F: Future>(request_id: Uuid, request: F) -> Scoped<F> {
-    REQUEST.scope(Scope::inside_current(request_id), request)
+/// Runs `request` in a scope with `request_id`, inside the current one if
+/// there is one.
+pub async fn run_in_scope<F: Future>(request_id: Uuid, request: F) -> F::Output {
+    REQUEST
+        .scope(Scope::inside_current(request_id), request)
+        .await
 }
 
 /// Runs `f` in a scope with `request_id`, inside the current one if there
