@@ -44,6 +44,16 @@ impl Write for TestSink {
     }
 }
 
+/// A test's subscriber writes every line into the same sink.
+#[cfg(test)]
+impl<'a> MakeWriter<'a> for TestSink {
+    type Writer = TestSink;
+
+    fn make_writer(&'a self) -> TestSink {
+        self.clone()
+    }
+}
+
 pub mod json;
 pub mod request;
 pub mod text;

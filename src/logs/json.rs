@@ -98,10 +98,7 @@ mod tests {
         let run = |ours: bool| {
             let sink = crate::logs::TestSink::default();
             let builder = tracing_subscriber::fmt()
-                .with_writer({
-                    let sink = sink.clone();
-                    move || sink.clone()
-                })
+                .with_writer(sink.clone())
                 .with_max_level(Level::TRACE)
                 .json();
             if ours {

@@ -20,10 +20,7 @@ fn both_in(request_ids: &[Uuid], log: impl Fn()) -> (String, String) {
     let run = |lean: bool| {
         let sink = crate::logs::TestSink::default();
         let builder = tracing_subscriber::fmt()
-            .with_writer({
-                let sink = sink.clone();
-                move || sink.clone()
-            })
+            .with_writer(sink.clone())
             .with_ansi(false)
             .with_max_level(Level::TRACE);
         if lean {
