@@ -58,6 +58,10 @@
 #  BENCH_ROUNDS       measured runs per server and scenario [3]
 #  BENCH_CONNS        wrk connections for http [64]
 #  BENCH_USERS        users loaded for http and bulk [10000]
+#  BENCH_SESSIONS     sessions loaded per user for http and bulk [1]: with
+#                     more, each user's stored row is larger (the set
+#                     scenario still writes session 1); answers keep one
+#                     shape, as a user's presence is one aggregate
 #  BENCH_BULK_CONNS   extra concurrency levels for bulk [16]
 #  BENCH_MEM_CONFIGS  USERSxSESSIONS list ["100000x1 10000x10"]; the issue's
 #                     figures: "100000x10 1000000x1" (loading runs at about
@@ -79,6 +83,7 @@ warmup="${BENCH_WARMUP:-2}"
 rounds="${BENCH_ROUNDS:-3}"
 conns="${BENCH_CONNS:-64}"
 users="${BENCH_USERS:-10000}"
+sessions_per_user="${BENCH_SESSIONS:-1}"
 bulk_conns="${BENCH_BULK_CONNS:-16}"
 mem_configs="${BENCH_MEM_CONFIGS:-100000x1 10000x10}"
 cargo_benches="${BENCH_CARGO-throughput notify micro}"
@@ -94,6 +99,9 @@ case "$profile" in
   debug) profile_flags=() ;;
   *) echo "bench.sh: BENCH_PROFILE must be release or debug" >&2; exit 2 ;;
 esac
+if [[ ! "$sessions_per_user" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench.sh: BENCH_SESSIONS must be a whole number of at least 1" >&2; exit 2
+fi
 bin="$repo/target/$profile/presenced"
 baseline_bin="$repo/target/$profile/examples/baseline"
 
@@ -283,10 +291,14 @@ if has http || has bulk || has batch; then
   token="$(app_token "$data" 0)"
   app="$(app_id 0)"
   common=(WRK_SALT=1 WRK_USERS="$users" WRK_TOKENS="$token" WRK_APPS="$app")
-  load "$pres_url" 1 "$users" "$token" "$app"
+  session_tokens="$token" session_apps="$app"
+  for ((j = 1; j < sessions_per_user; j++)); do
+    session_tokens+=" $(app_token "$data" "$j")" session_apps+=" $(app_id "$j")"
+  done
+  load "$pres_url" 1 "$users" "$session_tokens" "$session_apps"
   reads_busy "$pres_url" "$token" "$(user_id 1 $((users - 1)))" \
     || { say "user $((users - 1)) does not read Busy after loading"; exit 1; }
-  say "loaded $users users x 1 session into presenced in $load_secs s"
+  say "loaded $users users x $sessions_per_user session(s) into presenced in $load_secs s"
 fi
 
 if has http; then
