@@ -58,9 +58,9 @@
 #  BENCH_ROUNDS       measured runs per server and scenario [3]
 #  BENCH_CONNS        wrk connections for http [64]
 #  BENCH_USERS        users loaded for http and bulk [10000]
-#  BENCH_SESSIONS     sessions loaded per user for http and bulk [1]: with
-#                     more, each user's stored row is larger (the set
-#                     scenario still writes session 1); answers keep one
+#  BENCH_SESSIONS     sessions loaded per user for http, bulk and batch [1]:
+#                     with more, each user's stored row is larger (the set
+#                     scenarios still write session 1); answers keep one
 #                     shape, as a user's presence is one aggregate
 #  BENCH_BULK_CONNS   extra concurrency levels for bulk [16]
 #  BENCH_MEM_CONFIGS  USERSxSESSIONS list ["100000x1 10000x10"]; the issue's
@@ -303,7 +303,7 @@ fi
 
 if has http; then
   echo
-  echo "## http: requests/s, median of $rounds x ${duration}s, wrk -t1 -c$conns (ratio = presenced / baseline)"
+  echo "## http: requests/s, median of $rounds x ${duration}s, wrk -t1 -c$conns, $users users x $sessions_per_user session(s) (ratio = presenced / baseline)"
   echo "## and each server's CPU time per request (us, user + system, all its threads; median)"
   printf '%-10s %14s %14s %8s %12s %12s %8s\n' scenario baseline_rps presenced_rps ratio base_cpu_us pres_cpu_us ratio
   for scenario in get set; do
