@@ -188,6 +188,15 @@ app_token() { # DATA_DIR SESSION_INDEX
     --app "$(app_id "$2")" --roles "Presence.ReadWrite.All" --ttl PT4H
 }
 
+# session_tokens DATA_DIR N: an app token for each of sessions 0 … N-1 in
+# $tokens and their app ids in $apps, space-separated, in session order.
+session_tokens() {
+  tokens="" apps=""
+  for ((j = 0; j < $2; j++)); do
+    tokens+="$(app_token "$1" "$j") " apps+="$(app_id "$j") "
+  done
+}
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # wrk_run URL CONNS SECS [VAR=VALUE…]: one wrk run of presence.lua (of
@@ -288,14 +297,11 @@ if has http || has bulk || has batch; then
   data="$work/http-data"
   start_presenced presenced "$data"
   pres_pid="$started_pid" pres_url="$started_url"
-  token="$(app_token "$data" 0)"
+  session_tokens "$data" "$sessions_per_user"
+  token="${tokens%% *}"
   app="$(app_id 0)"
   common=(WRK_SALT=1 WRK_USERS="$users" WRK_TOKENS="$token" WRK_APPS="$app")
-  session_tokens="$token" session_apps="$app"
-  for ((j = 1; j < sessions_per_user; j++)); do
-    session_tokens+=" $(app_token "$data" "$j")" session_apps+=" $(app_id "$j")"
-  done
-  load "$pres_url" 1 "$users" "$session_tokens" "$session_apps"
+  load "$pres_url" 1 "$users" "$tokens" "$apps"
   reads_busy "$pres_url" "$token" "$(user_id 1 $((users - 1)))" \
     || { say "user $((users - 1)) does not read Busy after loading"; exit 1; }
   say "loaded $users users x $sessions_per_user session(s) into presenced in $load_secs s"
@@ -399,10 +405,7 @@ if has memory; then
     data="$work/mem-data-$n"
     start_presenced "mem$n" "$data"
     pid="$started_pid" url="$started_url"
-    tokens="" apps=""
-    for ((j = 0; j < per_user; j++)); do
-      tokens+="$(app_token "$data" "$j") " apps+="$(app_id "$j") "
-    done
+    session_tokens "$data" "$per_user"
     first_token="${tokens%% *}"
     # Warm the server with the same 64 connections first (reads of users
     # never written: no facts stored), so RSS before counts its buffers.
