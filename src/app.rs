@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AuthConfig, TokenVerifier};
 use crate::clock::{wall_now, Clock, ManualClock, SystemClock};
 use crate::config::{Config, SecretSource, StoreSpec, SECRET_ENV};
+use crate::http::direct::Direct;
 use crate::http::{router, AppState};
 use crate::notify::{Bus, Notifier};
 use crate::service::PresenceService;
@@ -323,7 +324,17 @@ impl App {
             streams.cancel();
         };
         let tls = self.tls.as_ref().map(|t| t.config.clone());
-        crate::http::serve::serve(listener, app, tls, self.policy, signal, SHUTDOWN_GRACE).await;
+        let direct = Direct::new(self.state.clone());
+        crate::http::serve::serve(
+            listener,
+            app,
+            direct,
+            tls,
+            self.policy,
+            signal,
+            SHUTDOWN_GRACE,
+        )
+        .await;
         self.shutdown().await;
         Ok(())
     }

@@ -40,10 +40,31 @@ pub fn note_caller(extensions: &axum::http::Extensions, principal: &Arc<Principa
 /// What the edge keeps of a request for its access line.
 pub(super) struct Entry {
     method: Method,
-    /// The route template, or the path as sent when no route matched.
-    route: Result<MatchedPath, Uri>,
+    route: Route,
     /// `None` when access lines are off: only a server error is logged.
     caller: Option<Arc<CallerSlot>>,
+}
+
+/// The route a request took, as its access line and metrics name it.
+enum Route {
+    /// Matched by the router: its template.
+    Matched(MatchedPath),
+    /// Served without the router ([`super::direct`]): the template the
+    /// router would have matched.
+    Direct(&'static str),
+    /// No route matched: the path as sent.
+    Unmatched(Uri),
+}
+
+impl Route {
+    /// The template, if a route matched.
+    fn template(&self) -> Option<&str> {
+        match self {
+            Route::Matched(matched) => Some(matched.as_str()),
+            Route::Direct(template) => Some(template),
+            Route::Unmatched(_) => None,
+        }
+    }
 }
 
 impl Entry {
@@ -52,9 +73,19 @@ impl Entry {
     /// leaves a [`CallerSlot`] on it for authentication to fill.
     pub(super) fn begin(req: &mut Request) -> Self {
         let route = match req.extensions().get::<MatchedPath>() {
-            Some(matched) => Ok(matched.clone()),
-            None => Err(req.uri().clone()),
+            Some(matched) => Route::Matched(matched.clone()),
+            None => Route::Unmatched(req.uri().clone()),
         };
+        Self::with_route(req, route)
+    }
+
+    /// [`Entry::begin`] for a request served without the router, which
+    /// would have matched `template`.
+    pub(super) fn begin_direct(req: &mut Request, template: &'static str) -> Self {
+        Self::with_route(req, Route::Direct(template))
+    }
+
+    fn with_route(req: &mut Request, route: Route) -> Self {
         let caller = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| {
             let slot = Arc::new(CallerSlot::default());
             req.extensions_mut().insert(slot.clone());
@@ -79,14 +110,15 @@ impl Entry {
         let elapsed = started.elapsed();
         let status = response.status().as_u16();
         let method = self.method.as_str();
-        let template = self.route.as_ref().ok().map(MatchedPath::as_str);
+        let template = self.route.template();
         crate::metrics::http_request(template, &self.method, status, elapsed);
         if failure.is_none() && self.caller.is_none() {
             return;
         }
         let route = match &self.route {
-            Ok(matched) => matched.as_str(),
-            Err(uri) => uri.path(),
+            Route::Matched(matched) => matched.as_str(),
+            Route::Direct(template) => template,
+            Route::Unmatched(uri) => uri.path(),
         };
         let caller = self.caller.as_ref().and_then(|slot| slot.0.get());
         let tenant = caller.map(|p| tracing::field::display(p.tenant));

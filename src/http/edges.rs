@@ -37,18 +37,26 @@ pub(super) async fn graph_edges(
     let entry = access::Entry::begin(&mut req);
     let response = match over_limits(&req) {
         Some(refused) => refused,
-        // The same lines either way (see `logs::request`).
-        None if crate::logs::request::scopes_in_use() => {
-            crate::logs::request::run_in_scope(ids.uuid, next.run(req)).await
-        }
-        None => {
-            let span = tracing::info_span!("request", request_id = ids.request_id());
-            next.run(req).instrument(span).await
-        }
+        None => in_request(&ids, next.run(req)).await,
     };
     let (response, failure) = ids.stamp(response);
     entry.finish(&ids, &response, failure.as_ref(), started);
     response
+}
+
+/// Runs `request` as the request `ids` names: in its `request` span, or in
+/// the lighter request scope that writes the same lines (see
+/// `logs::request`).
+pub(super) async fn in_request<F>(ids: &EdgeIds, request: F) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
+    if crate::logs::request::scopes_in_use() {
+        crate::logs::request::run_in_scope(ids.uuid, request).await
+    } else {
+        let span = tracing::info_span!("request", request_id = ids.request_id());
+        request.instrument(span).await
+    }
 }
 
 /// A request's ids. The request id is formatted on the stack and becomes a
@@ -63,7 +71,8 @@ pub(super) struct EdgeIds {
 }
 
 impl EdgeIds {
-    fn new(req: &Request) -> Self {
+    /// A new request id, and the client's `client-request-id` if usable.
+    pub(super) fn new(req: &Request) -> Self {
         let uuid = Uuid::new_v4();
         let mut buffer = Uuid::encode_buffer();
         let text = uuid.hyphenated().encode_lower(&mut buffer);
@@ -109,7 +118,7 @@ impl EdgeIds {
     /// Renders a pending Graph error with the ids and sets both id headers.
     /// A server error is handed back, for the access line to log its cause
     /// once.
-    fn stamp(&self, mut response: Response) -> (Response, Option<GraphError>) {
+    pub(super) fn stamp(&self, mut response: Response) -> (Response, Option<GraphError>) {
         let client = self
             .client_request_id
             .clone()
@@ -146,7 +155,7 @@ static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-i
 /// 431 only applies far beyond them) or a body whose declared length is
 /// over the limit, before it is read, whether or not the handler would
 /// read it.
-fn over_limits(req: &Request) -> Option<Response> {
+pub(super) fn over_limits(req: &Request) -> Option<Response> {
     let uri_length = uri_length(req.uri());
     if uri_length > MAX_URI_BYTES {
         return Some(

@@ -314,8 +314,24 @@ impl FromRequestParts<AppState> for Call {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GraphError> {
         let (version, params) = versioned_path(parts, state).await?;
+        Call::authenticated(parts, state, version, params.get("id")).await
+    }
+}
+
+impl Call {
+    /// What the extractor does once the path is routed and split: the
+    /// caller authenticated (and throttled), then the subject user parsed
+    /// from the path's `id` (percent-decoded) or, on `/me` paths, taken
+    /// from the caller. The direct getPresence path ([`super::direct`])
+    /// calls it as the extractor does, so both answer alike.
+    pub async fn authenticated(
+        parts: &Parts,
+        state: &AppState,
+        version: ApiVersion,
+        id: Option<&str>,
+    ) -> Result<Self, GraphError> {
         let principal = authenticate(parts, state).await?;
-        let user = match params.get("id") {
+        let user = match id {
             Some(id) => Some(parse_guid(id)?),
             None if original_path(parts).contains("/me/presence") => match principal.kind {
                 PrincipalKind::Delegated { user } => Some(user),

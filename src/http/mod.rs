@@ -10,6 +10,7 @@ pub mod admin;
 pub mod batch;
 mod cors;
 pub mod dashboard;
+pub mod direct;
 mod edges;
 pub mod emulator;
 pub mod error;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -157,9 +158,12 @@ pub(crate) fn action_table() -> Vec<(&'static str, axum::routing::MethodRouter<A
 /// is reachable under each.
 const PRESENCE_PATHS: [&str; 3] = [
     "/{version}/me/presence",
-    "/{version}/users/{id}/presence",
+    USER_PRESENCE,
     "/{version}/communications/presences/{id}",
 ];
+
+/// The path of a user's presence, the busiest read (see [`direct`]).
+const USER_PRESENCE: &str = "/{version}/users/{id}/presence";
 
 /// The presence paths: the read, and every Graph action under each, by its
 /// short name and by its namespaced name (`microsoft.graph.setPresence`),
@@ -308,20 +312,22 @@ fn with_graph_edges(routes: Router, expose_ids: bool) -> Router {
             expose_ids,
             edges::graph_edges,
         ))
-        .layer(CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("a panic without a message");
-                GraphError::internal()
-                    .with_cause(format_args!("a handler panicked: {what}"))
-                    .into_response()
-            },
-        ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     routes.layer(stack)
+}
+
+/// A handler's panic, as a Graph 500 `generalException` whose cause (the
+/// panic's message) the access line logs.
+fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    GraphError::internal()
+        .with_cause(format_args!("a handler panicked: {what}"))
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> GraphError {

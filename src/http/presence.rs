@@ -61,16 +61,26 @@ fn presence_query(raw: Option<&str>) -> Result<PresenceQuery, GraphError> {
 
 /// Get presence: `GET /me/presence`, `GET /users/{id}/presence`,
 /// `GET /communications/presences/{id}`, with `$select` (SPEC §2).
-#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user))]
 pub async fn get_presence(
     State(state): State<AppState>,
     call: Call,
     RawQuery(query): RawQuery,
 ) -> Result<Response, GraphError> {
+    read_presence(&state, call, query.as_deref()).await
+}
+
+/// The read behind [`get_presence`], once the call is extracted; the
+/// direct path ([`super::direct`]) calls it too.
+#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user))]
+pub(super) async fn read_presence(
+    state: &AppState,
+    call: Call,
+    query: Option<&str>,
+) -> Result<Response, GraphError> {
     let user = call.subject()?;
     tracing::Span::current().record("user", tracing::field::display(user));
     authorize(&call.principal, Operation::Read, Some(user))?;
-    let query = presence_query(query.as_deref())?;
+    let query = presence_query(query)?;
     let facts = state
         .service
         .facts(UserKey {
@@ -83,8 +93,8 @@ pub async fn get_presence(
     let presence =
         render::presence_entity(context(&call, user, selected), user, e, call.is_self(user));
     Ok(match selected {
-        None => Json(presence).into_response(),
-        Some(properties) => Json(SelectedPresence::of(presence, properties)).into_response(),
+        None => render::json(&presence),
+        Some(properties) => render::json(&SelectedPresence::of(presence, properties)),
     })
 }
 

@@ -37,6 +37,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::direct::Direct;
+
 /// How the server treats connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionPolicy {
@@ -349,10 +351,12 @@ impl http_body::Body for TrackedBody {
 
 /// Serves `router` on `listener` (over TLS when `tls` is given) with
 /// `policy` until `shutdown` completes, then lets open connections finish
-/// for up to `grace`.
+/// for up to `grace`. `direct` answers the requests it serves without the
+/// router ([`super::direct`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    direct: Option<Direct>,
     tls: Option<Arc<rustls::ServerConfig>>,
     policy: ConnectionPolicy,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -429,6 +433,7 @@ pub async fn serve(
         }
         let connection = Connection {
             router: router.clone(),
+            direct: direct.clone(),
             builder: builder.clone(),
             watcher: graceful.watcher(),
             watch,
@@ -480,9 +485,18 @@ pub async fn serve(
     watcher.abort();
 }
 
+/// `req` answered by `router`.
+async fn routed(router: Router, req: Request) -> Response {
+    router
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|never| match never {})
+}
+
 /// What serving one connection needs.
 struct Connection {
     router: Router,
+    direct: Option<Direct>,
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
     watch: Arc<Watch>,
@@ -499,6 +513,7 @@ impl Connection {
     {
         let Connection {
             router,
+            direct,
             builder,
             watcher,
             watch,
@@ -516,11 +531,16 @@ impl Connection {
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let busy = Busy::start(watch.clone(), &registry, epoch);
                 let router = router.clone();
+                let direct = direct.clone();
                 async move {
-                    let response: Response = router
-                        .oneshot(Request::from(req.map(Body::new)))
-                        .await
-                        .unwrap_or_else(|never| match never {});
+                    let req = Request::from(req.map(Body::new));
+                    let response = match &direct {
+                        Some(direct) => match direct.try_serve(req).await {
+                            Ok(response) => response,
+                            Err(req) => routed(router, req).await,
+                        },
+                        None => routed(router, req).await,
+                    };
                     Ok::<_, std::convert::Infallible>(
                         response.map(|inner| Body::new(TrackedBody { inner, _busy: busy })),
                     )

@@ -3,6 +3,7 @@
 
 use chrono::TimeDelta;
 
+mod direct;
 mod paths;
 mod sessions;
 mod status_location;
