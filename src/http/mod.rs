@@ -21,6 +21,7 @@ pub mod journal;
 pub mod model;
 pub mod openapi;
 pub mod presence;
+mod presence_json;
 pub mod render;
 pub mod serve;
 pub mod state;

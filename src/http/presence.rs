@@ -93,7 +93,7 @@ pub(super) async fn read_presence(
     let presence =
         render::presence_entity(context(&call, user, selected), user, e, call.is_self(user));
     Ok(match selected {
-        None => render::json(&presence),
+        None => render::presence_json(&presence),
         Some(properties) => render::json(&SelectedPresence::of(presence, properties)),
     })
 }

@@ -29,18 +29,29 @@ const PRESENCE_JSON_BYTES: usize = 768;
 pub fn json<T: Serialize>(value: &T) -> Response {
     let mut body = Vec::with_capacity(PRESENCE_JSON_BYTES);
     match serde_json::to_writer(&mut body, value) {
-        Ok(()) => {
-            let mut response = Response::new(Body::from(body));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+        Ok(()) => json_body(body),
         Err(err) => GraphError::internal()
             .with_cause(format_args!("a response did not serialize: {err}"))
             .into_response(),
     }
+}
+
+/// A single presence as a JSON response: [`json`]'s answer, written by
+/// hand ([`super::presence_json`]).
+pub fn presence_json(presence: &Presence) -> Response {
+    let mut body = Vec::with_capacity(PRESENCE_JSON_BYTES);
+    super::presence_json::write_presence(&mut body, presence);
+    json_body(body)
+}
+
+/// `body`, JSON, as the answer.
+fn json_body(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Renders an instant as Graph's UTC timestamp with 7 fractional digits.
