@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::error::GraphError;
 use super::extract::{Call, JsonBody};
-use super::model::{PresenceCollection, SelectedPresence, SelectedPresenceCollection};
+use super::model::{SelectedPresence, SelectedPresenceCollection};
 use super::render;
 use super::AppState;
 use crate::auth::{authorize, Operation};
@@ -145,11 +145,7 @@ pub async fn get_many(
         call.version.as_str()
     );
     Ok(match query.selected() {
-        None => Json(PresenceCollection {
-            odata_context,
-            value: value.collect(),
-        })
-        .into_response(),
+        None => render::presence_collection_json(&odata_context, value),
         Some(properties) => Json(SelectedPresenceCollection {
             odata_context,
             value: value.map(|p| SelectedPresence::of(p, properties)).collect(),

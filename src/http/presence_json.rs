@@ -10,10 +10,32 @@
 //! derived serializer's, byte for byte: a property test compares them
 //! over generated presences, quotes, backslashes and control characters
 //! included. The derive stays the reference, and the OpenAPI document's.
+//! [`write_collection`] does the same for getPresencesByUserId, whose 650
+//! presences took about a millisecond of CPU to serialize.
 
 use uuid::Uuid;
 
 use super::model::{Presence, PresenceStatusMessage};
+
+/// Appends the getPresencesByUserId answer to `out` as JSON, exactly as
+/// `serde_json::to_writer(out, &PresenceCollection { odata_context, value })`
+/// would, with the items taken from `value` as they come.
+pub(super) fn write_collection(
+    out: &mut Vec<u8>,
+    odata_context: &str,
+    value: impl Iterator<Item = Presence>,
+) {
+    out.extend_from_slice(b"{\"@odata.context\":");
+    string(out, odata_context);
+    out.extend_from_slice(b",\"value\":[");
+    for (i, presence) in value.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_presence(out, &presence);
+    }
+    out.extend_from_slice(b"]}");
+}
 
 /// Appends `presence` to `out` as JSON, exactly as
 /// `serde_json::to_writer(out, presence)` would.
@@ -113,7 +135,8 @@ mod tests {
     use super::*;
     use crate::domain::{Activity, Availability, WorkLocationSource, WorkLocationType};
     use crate::http::model::{
-        DateTimeTimeZone, ItemBody, OutOfOfficeSettings, PresenceStatusMessage, WorkLocation,
+        DateTimeTimeZone, ItemBody, OutOfOfficeSettings, PresenceCollection, PresenceStatusMessage,
+        WorkLocation,
     };
 
     /// Any text: quotes, backslashes, control characters and non-ASCII
@@ -192,6 +215,25 @@ mod tests {
             let mut by_hand = Vec::new();
             write_presence(&mut by_hand, &presence);
             let derived = serde_json::to_vec(&presence).unwrap();
+            prop_assert_eq!(String::from_utf8_lossy(&by_hand), String::from_utf8_lossy(&derived));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn writes_the_collection_the_derived_serializer_writes(
+            context in text(),
+            value in proptest::collection::vec(presence(), 0..4),
+        ) {
+            let mut by_hand = Vec::new();
+            write_collection(&mut by_hand, &context, value.clone().into_iter());
+            let derived = serde_json::to_vec(&PresenceCollection {
+                odata_context: context,
+                value,
+            })
+            .unwrap();
             prop_assert_eq!(String::from_utf8_lossy(&by_hand), String::from_utf8_lossy(&derived));
         }
     }

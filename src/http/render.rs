@@ -44,6 +44,17 @@ pub fn presence_json(presence: &Presence) -> Response {
     json_body(body)
 }
 
+/// The getPresencesByUserId answer as a JSON response, written by hand
+/// ([`super::presence_json`]).
+pub fn presence_collection_json(
+    odata_context: &str,
+    value: impl ExactSizeIterator<Item = Presence>,
+) -> Response {
+    let mut body = Vec::with_capacity(64 + value.len() * PRESENCE_JSON_BYTES / 2);
+    super::presence_json::write_collection(&mut body, odata_context, value);
+    json_body(body)
+}
+
 /// `body`, JSON, as the answer.
 fn json_body(body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
