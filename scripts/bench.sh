@@ -26,6 +26,19 @@
 #           and setPresence calls/s of each (median of the rounds), and the
 #           ratio of setPresence calls/s (batched / single). Every batched
 #           answer must be 200 (a run with any other is refused).
+#  instructions
+#           user-space instructions per request, counted by valgrind's
+#           callgrind (all threads), baseline against presenced, get and set:
+#           for each, a fresh server under callgrind (presenced loaded with
+#           BENCH_INSTR_USERS users, one session each, not counted),
+#           BENCH_WARMUP s of the scenario, then BENCH_INSTR_SECS s counted
+#           with wrk -t1 and BENCH_INSTR_CONNS connections. A count hardly
+#           moves with the host's load, so it compares across runs and shows
+#           changes too small for a noisy A/B of requests/s. It is not that
+#           ratio: the
+#           kernel's work (TCP, fsync) is left out, and callgrind runs one
+#           thread at a time, so the writer's batches are smaller than at
+#           full speed and set's count is higher than under real load.
 #  memory   per configuration USERSxSESSIONS: a fresh presenced, RSS before
 #           and after loading the sessions through setPresence over HTTP
 #           (wrk, 64 connections, one app token per session), then the
@@ -49,7 +62,7 @@
 #           criterion micro benches (effective, codec, store batch).
 #
 # Environment (defaults in brackets):
-#  BENCH_SECTIONS     sections to run ["http bulk batch memory redis cargo"]
+#  BENCH_SECTIONS     sections to run ["http bulk batch instructions memory redis cargo"]
 #  BENCH_PROFILE      cargo profile of the binaries [release]; "debug" only
 #                     to smoke-test this script (figures mean nothing then)
 #  BENCH_BATCH        setPresence requests per batch [20]
@@ -63,6 +76,9 @@
 #                     scenarios still write session 1); answers keep one
 #                     shape, as a user's presence is one aggregate
 #  BENCH_BULK_CONNS   extra concurrency levels for bulk [16]
+#  BENCH_INSTR_SECS   seconds counted per server and scenario [5]
+#  BENCH_INSTR_USERS  users loaded for instructions [1000]
+#  BENCH_INSTR_CONNS  wrk connections for instructions [8]
 #  BENCH_MEM_CONFIGS  USERSxSESSIONS list ["100000x1 10000x10"]; the issue's
 #                     figures: "100000x10 1000000x1" (loading runs at about
 #                     17 000-22 000 writes/s on 2 cores: about a minute each)
@@ -77,7 +93,7 @@ shopt -s inherit_errexit
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-sections="${BENCH_SECTIONS:-http bulk batch memory redis cargo}"
+sections="${BENCH_SECTIONS:-http bulk batch instructions memory redis cargo}"
 duration="${BENCH_DURATION:-10}"
 warmup="${BENCH_WARMUP:-2}"
 rounds="${BENCH_ROUNDS:-3}"
@@ -90,6 +106,9 @@ cargo_benches="${BENCH_CARGO-throughput notify micro}"
 profile="${BENCH_PROFILE:-release}"
 per_batch="${BENCH_BATCH:-20}"
 redis_reqs="${BENCH_REDIS_REQS:-200000}"
+instr_secs="${BENCH_INSTR_SECS:-5}"
+instr_users="${BENCH_INSTR_USERS:-1000}"
+instr_conns="${BENCH_INSTR_CONNS:-8}"
 
 tenant=8f2b7e1c-0d5a-4a3b-9a57-2b5c3f2e9d10
 lua="$repo/benches/wrk/presence.lua"
@@ -102,6 +121,11 @@ esac
 if [[ ! "$sessions_per_user" =~ ^[1-9][0-9]*$ ]]; then
   echo "bench.sh: BENCH_SESSIONS must be a whole number of at least 1" >&2; exit 2
 fi
+for knob in BENCH_INSTR_SECS BENCH_INSTR_USERS BENCH_INSTR_CONNS; do
+  if [[ -n "${!knob:-}" && ! "${!knob}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench.sh: $knob must be a whole number of at least 1" >&2; exit 2
+  fi
+done
 bin="$repo/target/$profile/presenced"
 baseline_bin="$repo/target/$profile/examples/baseline"
 
@@ -114,7 +138,7 @@ user_id() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; }
 # The app id of session j (the sessionId setPresence requires).
 app_id() { printf '22553876-f5ab-4529-bffb-%012x' "$1"; }
 
-if has http || has bulk || has batch || has memory || has redis; then
+if has http || has bulk || has batch || has instructions || has memory || has redis; then
   command -v wrk >/dev/null || { say "needs wrk (apt-get install -y wrk)"; exit 1; }
   command -v curl >/dev/null || { say "needs curl"; exit 1; }
 fi
@@ -273,15 +297,21 @@ reads_busy() {
 cores="$(nproc)"
 say "$(date -u +%FT%TZ), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo '+dirty'), $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
+if has instructions; then
+  for tool in valgrind callgrind_control callgrind_annotate; do
+    command -v "$tool" >/dev/null || { say "needs $tool (apt-get install -y valgrind)"; exit 1; }
+  done
+fi
+
 if has redis; then
   for tool in redis-server redis-cli redis-benchmark python3; do
     command -v "$tool" >/dev/null || { say "needs $tool (apt-get install -y redis-server python3)"; exit 1; }
   done
 fi
 
-if has http || has bulk || has batch || has memory || has redis; then
+if has http || has bulk || has batch || has instructions || has memory || has redis; then
   targets=(--bin presenced)
-  if has http || has bulk; then
+  if has http || has bulk || has instructions; then
     targets+=(--example baseline)
   fi
   say "cargo build ${profile_flags[*]} ${targets[*]}"
@@ -391,6 +421,44 @@ if has http || has bulk; then
 fi
 if has http || has bulk || has batch; then
   stop "$pres_pid"
+fi
+
+if has instructions; then
+  echo
+  echo "## instructions: user-space instructions per request (callgrind, all threads), wrk -t1 -c$instr_conns, ${instr_secs}s counted after ${warmup}s, $instr_users users x 1 session (ratio = presenced / baseline)"
+  printf '%-10s %14s %14s %8s\n' scenario baseline presenced ratio
+  for scenario in get set; do
+    counts=()
+    for who in baseline presenced; do
+      out="$work/callgrind.$who.$scenario"
+      grind=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out")
+      if [[ "$who" == baseline ]]; then
+        start "cg-$who-$scenario" "${grind[@]}" "$baseline_bin" 127.0.0.1:0
+        tok=unused
+      else
+        cg_data="$work/cg-data-$scenario"
+        start "cg-$who-$scenario" env -u PRESENCED_JWT_SECRET "${grind[@]}" "$bin" serve \
+          --listen 127.0.0.1:0 --data-dir "$cg_data"
+        tok="$(app_token "$cg_data" 0)"
+      fi
+      cg_pid="$started_pid" cg_url="$started_url"
+      cg_common=(WRK_SALT=1 WRK_USERS="$instr_users" WRK_TOKENS="$tok" WRK_APPS="$(app_id 0)")
+      if [[ "$who" == presenced ]]; then
+        load "$cg_url" 1 "$instr_users" "$tok" "$(app_id 0)"
+      fi
+      wrk_run "$cg_url" "$instr_conns" "$warmup" WRK_MODE="$scenario" "${cg_common[@]}" >/dev/null
+      callgrind_control -i on "$cg_pid" >/dev/null 2>&1
+      result="$(wrk_run "$cg_url" "$instr_conns" "$instr_secs" WRK_MODE="$scenario" "${cg_common[@]}")"
+      callgrind_control -i off "$cg_pid" >/dev/null 2>&1
+      stop "$cg_pid"
+      total="$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+      [[ -n "$total" ]] || { say "callgrind wrote no totals for $who ($scenario)"; exit 1; }
+      counts+=("$(awk -v t="$total" -v n="$(field requests "$result")" 'BEGIN {printf "%.0f", t / n}')")
+      say "$scenario $who: $(field requests "$result") requests counted, $total instructions"
+    done
+    printf '%-10s %14s %14s %7.2fx\n' "$scenario" "${counts[0]}" "${counts[1]}" \
+      "$(awk -v b="${counts[0]}" -v p="${counts[1]}" 'BEGIN {print p / b}')"
+  done
 fi
 
 if has memory; then
