@@ -70,8 +70,9 @@ pub async fn get_presence(
 }
 
 /// The read behind [`get_presence`], once the call is extracted; the
-/// direct path ([`super::direct`]) calls it too.
-#[instrument(level = "debug", skip_all, fields(tenant = %call.tenant(), user))]
+/// direct path ([`super::direct`]) calls it too. Its span keeps the
+/// handler's name, which debug logs have always shown.
+#[instrument(name = "get_presence", level = "debug", skip_all, fields(tenant = %call.tenant(), user))]
 pub(super) async fn read_presence(
     state: &AppState,
     call: Call,

@@ -1,5 +1,5 @@
 //! The presence resource as Graph renders it (SPEC §2), as the typed
-//! bodies of [`super::model`].
+//! bodies of [`super::model`], and the JSON answers that carry them.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -8,7 +8,6 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::GraphError;
-
 use super::model::{
     DateTimeTimeZone, ItemBody, OutOfOfficeSettings, Presence, PresenceStatusMessage, WorkLocation,
 };
