@@ -281,3 +281,49 @@ fn timestamps_are_those_of_the_default_format() {
     write_timestamp(&mut text, before).unwrap();
     assert_eq!(text, "1969-12-31T23:59:58.500000Z ");
 }
+
+#[test]
+fn latencies_are_written_as_debug_writes_them() {
+    let mut values = vec![
+        0.0,
+        -0.0,
+        1e-4,
+        0.000_099_999,
+        1e-5,
+        0.001,
+        0.1234,
+        1.0,
+        5.5,
+        12.0,
+        1e15,
+        9.999_999_999_999_998e15,
+        1e16,
+        1e300,
+        f64::MIN_POSITIVE,
+        -1.5,
+        f64::INFINITY,
+        f64::NAN,
+    ];
+    // Latencies as measured: nanoseconds to minutes, in milliseconds.
+    let mut nanos: u64 = 1;
+    while nanos < 600_000_000_000 {
+        values.push(Duration::from_nanos(nanos).as_secs_f64() * 1000.0);
+        nanos = nanos * 7 / 3 + 1;
+    }
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..100_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        values.push(f64::from_bits(seed));
+        values.push((seed % 100_000_000) as f64 / 1e6);
+        // Anywhere in the fast range, spread over its magnitudes.
+        let unit = (seed >> 11) as f64 / (1u64 << 53) as f64;
+        values.push(10f64.powf(-4.0 + 13.0 * unit));
+    }
+    for value in values {
+        let mut ours = String::new();
+        write_debug_f64(&mut ours, value).unwrap();
+        assert_eq!(ours, format!("{value:?}"), "{value:e}");
+    }
+}
