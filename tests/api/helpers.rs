@@ -335,6 +335,24 @@ pub async fn reply(resp: reqwest::Response) -> Reply {
     }
 }
 
+/// An app built as `presenced serve` builds it (`App::open_store`,
+/// `App::clock_for`, `App::build`) over a data dir in `dir` holding the
+/// test [`SECRET`], with the flags `edit` sets; not serving.
+pub async fn build_app(dir: &tempfile::TempDir, edit: impl FnOnce(&mut FileConfig)) -> App {
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let mut flags = FileConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        jwt_secret_file: Some(secret),
+        ..FileConfig::default()
+    };
+    edit(&mut flags);
+    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
+    let store = App::open_store(&config).await.unwrap();
+    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
+    App::build(&config, store, clock).await.unwrap()
+}
+
 /// Mints an HS256 token with [`SECRET`] valid for an hour of wall time.
 pub fn token(
     tenant: Uuid,

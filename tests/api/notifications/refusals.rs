@@ -142,20 +142,8 @@ async fn bad_subscription_requests_are_400_with_the_reason() {
 
 #[tokio::test]
 async fn outside_emulator_mode_webhooks_to_internal_addresses_are_refused() {
-    use presenced::app::App;
-    use presenced::config::{Config, FileConfig};
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, crate::helpers::SECRET).unwrap();
-    let flags = FileConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        jwt_secret_file: Some(secret),
-        ..FileConfig::default()
-    };
-    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-    let store = App::open_store(&config).await.unwrap();
-    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
-    let app = App::build(&config, store, clock).await.unwrap();
+    let app = crate::helpers::build_app(&dir, |_| {}).await;
     let caller = presenced::notify::subscriptions::Caller {
         tenant: Uuid::new_v4(),
         app_id: APP.into(),
@@ -191,18 +179,10 @@ async fn outside_emulator_mode_webhooks_to_internal_addresses_are_refused() {
     // Allowed by the operator: no longer refused as internal; here the
     // handshake then fails (the receiver speaks no TLS).
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, crate::helpers::SECRET).unwrap();
-    let flags = FileConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        jwt_secret_file: Some(secret),
-        webhook_allow_cidr: vec!["127.0.0.0/8".into()],
-        ..FileConfig::default()
-    };
-    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-    let store = App::open_store(&config).await.unwrap();
-    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
-    let app = App::build(&config, store, clock).await.unwrap();
+    let app = crate::helpers::build_app(&dir, |flags| {
+        flags.webhook_allow_cidr = vec!["127.0.0.0/8".into()];
+    })
+    .await;
     let receiver = Receiver::start().await;
     let https = receiver.url.replace("http://", "https://");
     let err = app

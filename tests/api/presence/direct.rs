@@ -11,26 +11,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-use crate::helpers::{token, ALL_SCOPES, APP, SECRET};
-use presenced::app::App;
-use presenced::config::{Config, FileConfig};
+use crate::helpers::{build_app, token, ALL_SCOPES, APP};
 use presenced::http::direct::Direct;
 use presenced::http::{router, AppState};
-
-/// An app as `presenced serve` builds it, over a SQLite store in `dir`.
-async fn app(dir: &tempfile::TempDir) -> App {
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    let flags = FileConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        jwt_secret_file: Some(secret),
-        ..FileConfig::default()
-    };
-    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-    let store = App::open_store(&config).await.unwrap();
-    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
-    App::build(&config, store, clock).await.unwrap()
-}
 
 fn request(
     method: Method,
@@ -116,7 +99,7 @@ async fn both_ways(state: &AppState, path: &str, headers: &[(&str, &str)]) -> An
 #[tokio::test]
 async fn the_direct_read_answers_exactly_as_the_router_does() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(&dir).await;
+    let app = build_app(&dir, |_| {}).await;
     let state = app.state();
     let tenant = Uuid::new_v4();
     let (busy, quiet, reader) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -260,7 +243,7 @@ async fn the_direct_read_answers_exactly_as_the_router_does() {
 #[tokio::test]
 async fn everything_but_the_plain_read_is_handed_to_the_router() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(&dir).await;
+    let app = build_app(&dir, |_| {}).await;
     let direct = Direct::new(app.state().clone()).unwrap();
     let user = Uuid::new_v4();
     let id = user.to_string();
@@ -312,17 +295,6 @@ async fn everything_but_the_plain_read_is_handed_to_the_router() {
 async fn in_emulator_mode_every_request_goes_through_the_router() {
     // The emulator's fault rules and request journal are router layers.
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    let flags = FileConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        jwt_secret_file: Some(secret),
-        manual_clock: Some(true),
-        ..FileConfig::default()
-    };
-    let config = Config::merge(flags, FileConfig::default(), false).unwrap();
-    let store = App::open_store(&config).await.unwrap();
-    let clock = App::clock_for(&config, store.as_ref()).await.unwrap();
-    let app = App::build(&config, store, clock).await.unwrap();
+    let app = build_app(&dir, |flags| flags.manual_clock = Some(true)).await;
     assert!(Direct::new(app.state().clone()).is_none());
 }
