@@ -35,10 +35,9 @@
 #           with wrk -t1 and BENCH_INSTR_CONNS connections. A count hardly
 #           moves with the host's load, so it compares across runs and shows
 #           changes too small for a noisy A/B of requests/s. It is not that
-#           ratio: the
-#           kernel's work (TCP, fsync) is left out, and callgrind runs one
-#           thread at a time, so the writer's batches are smaller than at
-#           full speed and set's count is higher than under real load.
+#           ratio: the kernel's work (TCP, fsync) is left out, and callgrind
+#           runs one thread at a time, so the writer's batches are smaller
+#           than at full speed and set's count is higher than under load.
 #  memory   per configuration USERSxSESSIONS: a fresh presenced, RSS before
 #           and after loading the sessions through setPresence over HTTP
 #           (wrk, 64 connections, one app token per session), then the
