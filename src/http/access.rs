@@ -12,7 +12,7 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{Method, Uri};
+use axum::http::{Extensions, Method, Uri};
 use axum::response::Response;
 
 use super::edges::EdgeIds;
@@ -30,7 +30,7 @@ pub struct CallerSlot(OnceLock<Arc<Principal>>);
 
 /// Records the verified caller for the request's access line, if the edge
 /// asked for it (only when access lines are logged).
-pub fn note_caller(extensions: &axum::http::Extensions, principal: &Arc<Principal>) {
+pub fn note_caller(extensions: &Extensions, principal: &Arc<Principal>) {
     if let Some(slot) = extensions.get::<Arc<CallerSlot>>() {
         // A second authentication of the same request names the same caller.
         let _ = slot.0.set(principal.clone());
@@ -76,23 +76,28 @@ impl Entry {
             Some(matched) => Route::Matched(matched.clone()),
             None => Route::Unmatched(req.uri().clone()),
         };
-        Self::with_route(req, route)
+        let method = req.method().clone();
+        Self::with_route(method, req.extensions_mut(), route)
     }
 
     /// [`Entry::begin`] for a request served without the router, which
-    /// would have matched `template`.
-    pub(super) fn begin_direct(req: &mut Request, template: &'static str) -> Self {
-        Self::with_route(req, Route::Direct(template))
+    /// would have matched `template`; the slot goes into `extensions`.
+    pub(super) fn begin_direct(
+        method: &Method,
+        extensions: &mut Extensions,
+        template: &'static str,
+    ) -> Self {
+        Self::with_route(method.clone(), extensions, Route::Direct(template))
     }
 
-    fn with_route(req: &mut Request, route: Route) -> Self {
+    fn with_route(method: Method, extensions: &mut Extensions, route: Route) -> Self {
         let caller = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| {
             let slot = Arc::new(CallerSlot::default());
-            req.extensions_mut().insert(slot.clone());
+            extensions.insert(slot.clone());
             slot
         });
         Self {
-            method: req.method().clone(),
+            method,
             route,
             caller,
         }

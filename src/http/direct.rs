@@ -26,8 +26,7 @@
 use std::panic::AssertUnwindSafe;
 
 use axum::extract::Request;
-use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 
@@ -49,19 +48,24 @@ impl Direct {
 
     /// Answers `req` as the router would if it is a plain read of a user's
     /// presence; else hands it back, untouched, for the router.
-    pub async fn try_serve(&self, mut req: Request) -> Result<Response, Request> {
-        if qualifies(&req).is_none() || edges::over_limits(&req).is_some() {
-            return Err(req);
-        }
+    pub async fn try_serve(&self, req: Request) -> Result<Response, Request> {
+        let (mut parts, body) = req.into_parts();
+        let Some((version, id)) = direct_read(&parts.method, &parts.uri, &parts.headers) else {
+            return Err(Request::from_parts(parts, body));
+        };
         let started = std::time::Instant::now();
-        let ids = edges::EdgeIds::new(&req);
-        let entry = access::Entry::begin_direct(&mut req, USER_PRESENCE);
-        let (parts, _empty_body) = req.into_parts();
+        let ids = edges::EdgeIds::new(&parts.headers);
+        let entry =
+            access::Entry::begin_direct(&parts.method, &mut parts.extensions, USER_PRESENCE);
+        let read = async {
+            let call = Call::authenticated(&parts, &self.state, version, Some(id)).await?;
+            presence::read_presence(&self.state, call, None).await
+        };
         let response = edges::in_request(&ids, async {
-            AssertUnwindSafe(self.read(&parts))
+            AssertUnwindSafe(read)
                 .catch_unwind()
                 .await
-                .unwrap_or_else(panic_response)
+                .map_or_else(panic_response, IntoResponse::into_response)
         })
         .await;
         let (mut response, failure) = ids.stamp(response);
@@ -71,19 +75,6 @@ impl Direct {
             .append(header::VARY, HeaderValue::from_static("origin"));
         set_content_length(&mut response);
         Ok(response)
-    }
-
-    /// What the route's extractor and handler do.
-    async fn read(&self, parts: &Parts) -> Response {
-        let Some((version, id)) = user_presence_path(parts.uri.path()) else {
-            // `try_serve` checked the path; unreachable, but never a panic.
-            return super::extract::not_found_path(parts).into_response();
-        };
-        let read = async {
-            let call = Call::authenticated(parts, &self.state, version, Some(id)).await?;
-            presence::read_presence(&self.state, call, None).await
-        };
-        read.await.into_response()
     }
 }
 
@@ -97,21 +88,23 @@ fn set_content_length(response: &mut Response) {
     }
 }
 
-/// Whether `req` is a plain read of a user's presence: `GET` on
-/// `/v1.0/users/{id}/presence` (or `/beta/…`) with an id the router would
-/// pass on as sent, no query, no `Origin` and no body. Its API version if
-/// so.
-fn qualifies(req: &Request) -> Option<ApiVersion> {
-    let headers = req.headers();
-    if req.method() != Method::GET
-        || req.uri().query().is_some()
-        || headers.contains_key(header::ORIGIN)
-        || headers.contains_key(header::CONTENT_LENGTH)
-        || headers.contains_key(header::TRANSFER_ENCODING)
-    {
-        return None;
-    }
-    user_presence_path(req.uri().path()).map(|(version, _)| version)
+/// Whether a request with this head is a plain read of a user's presence:
+/// `GET` on `/v1.0/users/{id}/presence` (or `/beta/…`) with an id the
+/// router would pass on as written, no query, no `Origin`, no body, and
+/// within the edge's limits. Its API version and the id if so.
+fn direct_read<'a>(
+    method: &Method,
+    uri: &'a Uri,
+    headers: &HeaderMap,
+) -> Option<(ApiVersion, &'a str)> {
+    let read = user_presence_path(uri.path())?;
+    let plain = *method == Method::GET
+        && uri.query().is_none()
+        && !headers.contains_key(header::ORIGIN)
+        && !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+        && edges::over_limits(uri, headers).is_none();
+    plain.then_some(read)
 }
 
 /// Splits `/{version}/users/{id}/presence` into its version and id, if the
@@ -131,6 +124,11 @@ fn user_presence_path(path: &str) -> Option<(ApiVersion, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The version `try_serve` would serve `req` in, if any.
+    fn qualifies(req: &Request) -> Option<ApiVersion> {
+        direct_read(req.method(), req.uri(), req.headers()).map(|(version, _)| version)
+    }
 
     fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request {
         let mut builder = axum::http::Request::builder().method(method).uri(uri);

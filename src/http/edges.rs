@@ -6,7 +6,7 @@
 //! access line ([`access`]).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -30,12 +30,12 @@ pub(super) async fn graph_edges(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let ids = EdgeIds::new(&req);
+    let ids = EdgeIds::new(req.headers());
     if expose_ids {
         req.extensions_mut().insert(ids.exposed());
     }
     let entry = access::Entry::begin(&mut req);
-    let response = match over_limits(&req) {
+    let response = match over_limits(req.uri(), req.headers()) {
         Some(refused) => refused,
         None => in_request(&ids, next.run(req)).await,
     };
@@ -71,15 +71,15 @@ pub(super) struct EdgeIds {
 }
 
 impl EdgeIds {
-    /// A new request id, and the client's `client-request-id` if usable.
-    pub(super) fn new(req: &Request) -> Self {
+    /// A new request id, and the client's `client-request-id` (from the
+    /// request's `headers`) if usable.
+    pub(super) fn new(headers: &HeaderMap) -> Self {
         let uuid = Uuid::new_v4();
         let mut buffer = Uuid::encode_buffer();
         let text = uuid.hyphenated().encode_lower(&mut buffer);
         let request_id = HeaderValue::from_str(text)
             .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-0000-0000-000000000000"));
-        let client_request_id = req
-            .headers()
+        let client_request_id = headers
             .get("client-request-id")
             .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID && v.to_str().is_ok())
             .cloned();
@@ -151,12 +151,12 @@ impl EdgeIds {
 static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 
-/// Refuses, with a Graph error, a head over our limits (hyper's own bare
+/// Refuses, with a Graph error, a head (`uri`, `headers`) over our limits (hyper's own bare
 /// 431 only applies far beyond them) or a body whose declared length is
 /// over the limit, before it is read, whether or not the handler would
 /// read it.
-pub(super) fn over_limits(req: &Request) -> Option<Response> {
-    let uri_length = uri_length(req.uri());
+pub(super) fn over_limits(uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let uri_length = uri_length(uri);
     if uri_length > MAX_URI_BYTES {
         return Some(
             GraphError::new(
@@ -169,8 +169,7 @@ pub(super) fn over_limits(req: &Request) -> Option<Response> {
             .into_response(),
         );
     }
-    let header_bytes: usize = req
-        .headers()
+    let header_bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
@@ -186,8 +185,7 @@ pub(super) fn over_limits(req: &Request) -> Option<Response> {
             .into_response(),
         );
     }
-    let declared = req
-        .headers()
+    let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -205,7 +203,7 @@ pub(super) fn over_limits(req: &Request) -> Option<Response> {
 }
 
 /// The length of `uri` as written (`Uri`'s `Display`), without writing it.
-fn uri_length(uri: &axum::http::Uri) -> usize {
+fn uri_length(uri: &Uri) -> usize {
     let prefix = match (uri.scheme_str(), uri.authority()) {
         (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len(),
         (None, Some(authority)) => authority.as_str().len(),
