@@ -57,15 +57,16 @@ impl Direct {
         let ids = edges::EdgeIds::new(&parts.headers);
         let entry =
             access::Entry::begin_direct(&parts.method, &mut parts.extensions, USER_PRESENCE);
-        let read = async {
-            let call = Call::authenticated(&parts, &self.state, version, Some(id)).await?;
-            presence::read_presence(&self.state, call, None).await
-        };
+        // The read's future is built where it runs: built outside and moved
+        // in, it was copied whole on every request (callgrind showed it).
         let response = edges::in_request(&ids, async {
-            AssertUnwindSafe(read)
-                .catch_unwind()
-                .await
-                .map_or_else(panic_response, IntoResponse::into_response)
+            AssertUnwindSafe(async {
+                let call = Call::authenticated(&parts, &self.state, version, Some(id)).await?;
+                presence::read_presence(&self.state, call, None).await
+            })
+            .catch_unwind()
+            .await
+            .map_or_else(panic_response, IntoResponse::into_response)
         })
         .await;
         let (mut response, failure) = ids.stamp(response);
