@@ -2,8 +2,7 @@
 //! the domain and the store, and render; they never compute presence.
 
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde::Deserialize;
 use tracing::instrument;
 use uuid::Uuid;
@@ -147,11 +146,10 @@ pub async fn get_many(
     );
     Ok(match query.selected() {
         None => render::presence_collection_json(&odata_context, value),
-        Some(properties) => Json(SelectedPresenceCollection {
+        Some(properties) => render::json(&SelectedPresenceCollection {
             odata_context,
             value: value.map(|p| SelectedPresence::of(p, properties)).collect(),
-        })
-        .into_response(),
+        }),
     })
 }
 
