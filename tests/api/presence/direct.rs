@@ -1,9 +1,9 @@
-//! The direct read (`src/http/direct.rs`): a plain
-//! `GET /{version}/users/{id}/presence` is answered without the router,
-//! and every answer it gives is the router's, header for header and byte
-//! for byte but the request ids. Built as the binary builds it (outside
-//! emulator mode, where the direct path is on), and asked both ways in
-//! process.
+//! The direct path (`src/http/direct.rs`): a plain
+//! `GET /{version}/users/{id}/presence` and a plain setPresence are
+//! answered without the router, and every answer it gives is the router's,
+//! header for header and byte for byte but the request ids. Built as the
+//! binary builds it (outside emulator mode, where the direct path is on),
+//! and asked both ways in process.
 
 use axum::body::Body;
 use axum::http::{Method, Request, Response};
@@ -21,14 +21,27 @@ fn request(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> Request<Body> {
+    let body = body.map(|b| ("application/json", b.to_string()));
+    raw_request(method, path, headers, body)
+}
+
+/// A request with a body of this content type and text, sent with its
+/// length declared, as HTTP clients send a body they hold whole.
+fn raw_request(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
     match body {
-        Some(body) => builder
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
+        Some((content_type, text)) => builder
+            .header("content-type", content_type)
+            .header("content-length", text.len())
+            .body(Body::from(text)),
         None => builder.body(Body::empty()),
     }
     .unwrap()
@@ -76,13 +89,25 @@ async fn answer(response: Response<Body>) -> Answer {
 
 /// Asks `path` both ways; the direct path must serve it.
 async fn both_ways(state: &AppState, path: &str, headers: &[(&str, &str)]) -> Answer {
+    sent_both_ways(state, Method::GET, path, headers, None).await
+}
+
+/// Sends the same request both ways, the direct path first (which must
+/// serve it), and compares the answers.
+async fn sent_both_ways(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> Answer {
     let direct = Direct::new(state.clone()).expect("on outside emulator mode");
     let served = direct
-        .try_serve(request(Method::GET, path, headers, None))
+        .try_serve(raw_request(method.clone(), path, headers, body.clone()))
         .await
-        .unwrap_or_else(|_| panic!("{path} was not served directly"));
+        .unwrap_or_else(|_| panic!("{method} {path} was not served directly"));
     let routed = router(state.clone())
-        .oneshot(request(Method::GET, path, headers, None))
+        .oneshot(raw_request(method, path, headers, body))
         .await
         .unwrap();
     let (mut served, mut routed) = (answer(served).await, answer(routed).await);
@@ -241,6 +266,199 @@ async fn the_direct_read_answers_exactly_as_the_router_does() {
 }
 
 #[tokio::test]
+async fn the_direct_set_presence_answers_and_writes_exactly_as_the_router_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = build_app(&dir, |_| {}).await;
+    let state = app.state();
+    let tenant = Uuid::new_v4();
+    let (user, someone) = (Uuid::new_v4(), Uuid::new_v4());
+    let bearer = |t: String| format!("Bearer {t}");
+    let app_token = bearer(token(
+        tenant,
+        None,
+        APP,
+        None,
+        Some(&["Presence.ReadWrite.All".into()]),
+    ));
+    let own = bearer(token(tenant, Some(user), APP, Some(ALL_SCOPES), None));
+    let not_own = bearer(token(
+        tenant,
+        Some(someone),
+        APP,
+        Some("Presence.ReadWrite"),
+        None,
+    ));
+    let reader = bearer(token(
+        tenant,
+        None,
+        APP,
+        None,
+        Some(&["Presence.Read.All".into()]),
+    ));
+    let set = |version: &str, name: &str| format!("/{version}/users/{user}/presence/{name}");
+    let busy = json!({"sessionId": APP, "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"})
+        .to_string();
+    let json = |text: &str| Some(("application/json", text.to_string()));
+    // Path, headers, body, the status both answer, and what the answer's
+    // error message must hold (a 400 names what is wrong).
+    type Case = (
+        String,
+        Vec<(&'static str, String)>,
+        Option<(&'static str, String)>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json(&busy),
+            200,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", own.clone())],
+            json(&busy),
+            200,
+            "",
+        ),
+        (
+            set("beta", "microsoft.graph.setPresence"),
+            vec![
+                ("authorization", own.clone()),
+                ("client-request-id", "my-id-2".into()),
+            ],
+            json(&busy),
+            200,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", not_own)],
+            json(&busy),
+            403,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", reader)],
+            json(&busy),
+            403,
+            "",
+        ),
+        (set("v1.0", "setPresence"), vec![], json(&busy), 401, ""),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", "Bearer not-a-token".into())],
+            json(&busy),
+            401,
+            "",
+        ),
+        (
+            "/v1.0/users/not-a-guid/presence/setPresence".into(),
+            vec![("authorization", app_token.clone())],
+            json(&busy),
+            400,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json(r#"{"sessionId": "22553876-f5ab-4529-bffb-cfe50aa89f87", "activity": "InACall"}"#),
+            400,
+            "availability",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json(
+                r#"{"sessionId": "22553876-f5ab-4529-bffb-cfe50aa89f87", "availability": "Busy", "activity": "Away"}"#,
+            ),
+            400,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json(
+                r#"{"sessionId": "22553876-f5ab-4529-bffb-cfe50aa89f87", "availability": "Busy", "activity": "InACall", "expirationDuration": "an hour"}"#,
+            ),
+            400,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json("{\"availability\":"),
+            400,
+            "not valid JSON",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json("[1, 2]"),
+            400,
+            "JSON object",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            json(""),
+            400,
+            "",
+        ),
+        (
+            set("v1.0", "setPresence"),
+            vec![("authorization", app_token.clone())],
+            Some(("text/plain", busy.clone())),
+            415,
+            "",
+        ),
+    ];
+    for (path, headers, body, status, message) in &cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let answer = sent_both_ways(state, Method::POST, path, &headers, body.clone()).await;
+        assert_eq!(
+            answer.status, *status,
+            "{path} {headers:?} {body:?}: {:?}",
+            answer.body
+        );
+        let text = answer.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{path} {body:?}: {text}");
+        if let Some((_, sent)) = headers.iter().find(|(n, _)| *n == "client-request-id") {
+            assert_eq!(answer.client_request_id, *sent);
+        }
+    }
+
+    // The direct write is the store's: what it set, the router reads back.
+    let dnd = json!({"sessionId": APP, "availability": "DoNotDisturb", "activity": "Presenting", "expirationDuration": "PT1H"});
+    let served = Direct::new(state.clone())
+        .unwrap()
+        .try_serve(request(
+            Method::POST,
+            &set("v1.0", "setPresence"),
+            &[("authorization", &app_token)],
+            Some(dnd),
+        ))
+        .await
+        .unwrap_or_else(|_| panic!("served directly"));
+    assert_eq!(served.status(), 200);
+    let read = router(state.clone())
+        .oneshot(request(
+            Method::GET,
+            &format!("/v1.0/users/{user}/presence"),
+            &[("authorization", &app_token)],
+            None,
+        ))
+        .await
+        .unwrap();
+    let read = answer(read).await;
+    assert_eq!(read.body["availability"], "DoNotDisturb", "{:?}", read.body);
+    assert_eq!(read.body["activity"], "Presenting");
+}
+
+#[tokio::test]
 async fn everything_but_the_plain_read_is_handed_to_the_router() {
     let dir = tempfile::tempdir().unwrap();
     let app = build_app(&dir, |_| {}).await;
@@ -277,6 +495,22 @@ async fn everything_but_the_plain_read_is_handed_to_the_router() {
             Method::GET,
             format!("/v1.0/users/{user}/presence"),
             Some(("origin", "https://app.example")),
+        ),
+        // A write with no declared body length (chunked).
+        (
+            Method::POST,
+            format!("/v1.0/users/{user}/presence/setPresence"),
+            Some(("transfer-encoding", "chunked")),
+        ),
+        (
+            Method::POST,
+            format!("/v1.0/users/{user}/presence/clearPresence"),
+            Some(("content-length", "0")),
+        ),
+        (
+            Method::POST,
+            "/v1.0/me/presence/setPresence".to_string(),
+            Some(("content-length", "0")),
         ),
     ] {
         let mut headers = vec![("authorization", auth.as_str())];
