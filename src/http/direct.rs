@@ -157,13 +157,19 @@ fn set_content_length(response: &mut Response) {
 /// Whether a request with this head is the plain form of one served here:
 /// the method and path of [`Served`] with an id the router would pass on
 /// as written, no query, no `Origin`, within the edge's limits, and for a
-/// read no body, for a write a body of declared length. What it is if so.
+/// read no body, for a write a body of declared length (one
+/// `Content-Length`, a number). What it is if so.
 fn direct_target(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Target> {
     let target = user_presence_path(uri.path())?;
     let body = if target.served.method() == Method::GET {
         !headers.contains_key(header::CONTENT_LENGTH)
     } else {
-        declared_length(headers).is_some()
+        edges::declared_length(headers).is_some()
+            && headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .nth(1)
+                .is_none()
     };
     let plain = *method == target.served.method()
         && body
@@ -172,16 +178,6 @@ fn direct_target(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Targ
         && !headers.contains_key(header::ORIGIN)
         && edges::over_limits(uri, headers).is_none();
     plain.then_some(target)
-}
-
-/// The body's declared length, when there is exactly one that is a number.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()?.parse().ok()
 }
 
 /// Splits `/{version}/users/{id}/presence[/setPresence]` into what is

@@ -185,11 +185,7 @@ pub(super) fn over_limits(uri: &Uri, headers: &HeaderMap) -> Option<Response> {
             .into_response(),
         );
     }
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared_length(headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Some(
             GraphError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -200,6 +196,15 @@ pub(super) fn over_limits(uri: &Uri, headers: &HeaderMap) -> Option<Response> {
         );
     }
     None
+}
+
+/// The body's length as its (first) `Content-Length` declares it, if that
+/// is a number.
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// The length of `uri` as written (`Uri`'s `Display`), without writing it.

@@ -322,8 +322,8 @@ impl Call {
     /// What the extractor does once the path is routed and split: the
     /// caller authenticated (and throttled), then the subject user parsed
     /// from the path's `id` (percent-decoded) or, on `/me` paths, taken
-    /// from the caller. The direct getPresence path ([`super::direct`])
-    /// calls it as the extractor does, so both answer alike.
+    /// from the caller. The direct path ([`super::direct`]: getPresence and
+    /// setPresence) calls it as the extractor does, so both answer alike.
     pub async fn authenticated(
         parts: &Parts,
         state: &AppState,

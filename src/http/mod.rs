@@ -163,7 +163,8 @@ const PRESENCE_PATHS: [&str; 3] = [
     "/{version}/communications/presences/{id}",
 ];
 
-/// The path of a user's presence, the busiest read (see [`direct`]).
+/// The path of a user's presence: the busiest read, and under it the
+/// busiest write, setPresence (see [`direct`]).
 const USER_PRESENCE: &str = "/{version}/users/{id}/presence";
 
 /// The presence paths: the read, and every Graph action under each, by its
