@@ -129,7 +129,9 @@ impl TokenVerifier {
     pub async fn verify(&self, token: &str, now: Instant) -> Result<Arc<Principal>, AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             // Refused by `split` without a look at keys; not worth hashing.
-            return self.verify_fully(token, now).await.map(|v| v.principal);
+            return Box::pin(self.verify_fully(token, now))
+                .await
+                .map(|v| v.principal);
         }
         let key = digest(token);
         // Read before the key lookup in `verify_fully`: see
@@ -144,7 +146,10 @@ impl TokenVerifier {
             }
             return answer;
         }
-        let verified = self.verify_fully(token, now).await?;
+        // Boxed, as above: the full check's state (a key fetch's among it)
+        // would otherwise make every cached call's future as large, and
+        // a request's future is moved whole (issue #14).
+        let verified = Box::pin(self.verify_fully(token, now)).await?;
         let principal = verified.principal.clone();
         self.cache.insert(key, verified, generation);
         remember(token, &key);

@@ -5,10 +5,13 @@
 //! that stands for it ([`crate::logs::request`]), and ends with its one
 //! access line ([`access`]).
 
+use std::future::Future;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -46,16 +49,18 @@ pub(super) async fn graph_edges(
 
 /// Runs `request` as the request `ids` names: in its `request` span, or in
 /// the lighter request scope that writes the same lines (see
-/// `logs::request`).
-pub(super) async fn in_request<F>(ids: &EdgeIds, request: F) -> Response
+/// `logs::request`). Not an `async fn`: one would hold `request` three
+/// times over (its argument and both wrappers), and a request's future is
+/// moved whole, so each byte costs on every request (issue #14).
+pub(super) fn in_request<F>(ids: &EdgeIds, request: F) -> impl Future<Output = Response>
 where
-    F: std::future::Future<Output = Response>,
+    F: Future<Output = Response>,
 {
     if crate::logs::request::scopes_in_use() {
-        crate::logs::request::run_in_scope(ids.uuid, request).await
+        Either::Left(crate::logs::request::run_in_scope(ids.uuid, request))
     } else {
         let span = tracing::info_span!("request", request_id = ids.request_id());
-        request.instrument(span).await
+        Either::Right(request.instrument(span))
     }
 }
 

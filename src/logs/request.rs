@@ -58,10 +58,8 @@ pub fn scopes_in_use() -> bool {
 
 /// Runs `request` in a scope with `request_id`, inside the current one if
 /// there is one.
-pub async fn run_in_scope<F: Future>(request_id: Uuid, request: F) -> F::Output {
-    REQUEST
-        .scope(Scope::inside_current(request_id), request)
-        .await
+pub fn run_in_scope<F: Future>(request_id: Uuid, request: F) -> impl Future<Output = F::Output> {
+    REQUEST.scope(Scope::inside_current(request_id), request)
 }
 
 /// Runs `f` in a scope with `request_id`, inside the current one if there
