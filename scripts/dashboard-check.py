@@ -223,6 +223,11 @@ class Browser:
             "features": [{"name": "prefers-reduced-motion", "value": "reduce"}],
         })
         self.call("Page.navigate", {"url": url})
+        # `Page.navigate` answers once the navigation starts: until the new
+        # document has loaded, the tab still shows about:blank, whose
+        # elements a check would not find.
+        self.wait_for("location.href !== 'about:blank' && document.readyState === 'complete'",
+                      f"{url} to load in the new tab")
 
     def viewport(self, width, height, mobile):
         self.call("Emulation.setDeviceMetricsOverride", {

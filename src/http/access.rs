@@ -128,7 +128,8 @@ impl Entry {
         let caller = self.caller.as_ref().and_then(|slot| slot.0.get());
         let tenant = caller.map(|p| tracing::field::display(p.tenant));
         let app_id = caller.map(|p| p.app_id.as_str());
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let latency = crate::logs::text::LatencyMs::of(elapsed);
+        let latency_ms = latency.as_f64();
         let request_id = ids.request_id();
         let client_request_id = ids.client_request_id();
         match failure {
@@ -150,7 +151,7 @@ impl Entry {
                 method,
                 route,
                 status,
-                latency_ms,
+                latency,
                 request_id,
                 client_request_id,
                 tenant: caller.map(|p| p.tenant),

@@ -153,8 +153,8 @@ pub struct AccessLine<'a> {
     pub route: &'a str,
     /// The response status.
     pub status: u16,
-    /// Time from the request's head to its response, in milliseconds.
-    pub latency_ms: f64,
+    /// Time from the request's head to its response.
+    pub latency: LatencyMs,
     /// The request id.
     pub request_id: &'a str,
     /// The client's request id (the request id when it sent none).
@@ -190,17 +190,60 @@ fn needs_no_escape(value: &str) -> bool {
     })
 }
 
-/// Writes `value` as `{:?}` does. Between 1e-4 and 1e9, where `Debug`
-/// writes plain decimals, `ryu` writes the same shortest digits the same
-/// way at a fraction of the cost (a test compares them over that range);
-/// elsewhere `Debug` itself (near 1e15 the two can pick different last
-/// digits). A request's latency in milliseconds is in that range.
-fn write_debug_f64(out: &mut impl fmt::Write, value: f64) -> fmt::Result {
-    if (1e-4..1e9).contains(&value) {
-        out.write_str(ryu::Buffer::new().format_finite(value))
-    } else {
-        write!(out, "{value:?}")
+/// A request's latency in milliseconds, to the microsecond: what an access
+/// line logs as `latency_ms` (`0.047`, `12.5`, `3.0`), the resolution
+/// nginx gives `$request_time`. Finer digits said nothing a reader could
+/// use, and cost a shortest-float formatting per request (issue #14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyMs {
+    micros: u64,
+}
+
+impl LatencyMs {
+    /// `elapsed`, truncated to the microsecond.
+    pub fn of(elapsed: std::time::Duration) -> Self {
+        Self {
+            micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        }
     }
+
+    /// The value tracing logs: the microseconds over 1000.
+    pub fn as_f64(self) -> f64 {
+        self.micros as f64 / 1000.0
+    }
+}
+
+/// Writes `latency` as `{:?}` writes [`LatencyMs::as_f64`], without
+/// float formatting. Below 2^52 µs (142 years) that `f64` is the one
+/// nearest the decimal n/1000, and no decimal with fewer digits is as
+/// near, so `Debug`'s shortest digits are that decimal's: the whole
+/// milliseconds, a point, then the microseconds without trailing zeros
+/// (`.0` when there are none). A test compares the two.
+fn write_latency(out: &mut impl fmt::Write, latency: LatencyMs) -> fmt::Result {
+    let micros = latency.micros;
+    if micros >= 1 << 52 {
+        return write!(out, "{:?}", latency.as_f64());
+    }
+    out.write_str(itoa::Buffer::new().format(micros / 1000))?;
+    out.write_char('.')?;
+    let mut frac = micros % 1000;
+    if frac == 0 {
+        return out.write_char('0');
+    }
+    let mut digits = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    for place in (0..digits).rev() {
+        out.write_char(digit(frac / 10u64.pow(place)))?;
+    }
+    Ok(())
+}
+
+/// The decimal digit `value` (below 10).
+fn digit(value: u64) -> char {
+    char::from(b'0' + (value % 10) as u8)
 }
 
 /// Where [`write_access`] writes, once the binary has said so.
@@ -261,8 +304,10 @@ fn format_access(
     out.write_str(line.method)?;
     out.write_str("\" route=\"")?;
     out.write_str(line.route)?;
-    write!(out, "\" status={} latency_ms=", line.status)?;
-    write_debug_f64(out, line.latency_ms)?;
+    out.write_str("\" status=")?;
+    out.write_str(itoa::Buffer::new().format(line.status))?;
+    out.write_str(" latency_ms=")?;
+    write_latency(out, line.latency)?;
     out.write_str(" request_id=\"")?;
     out.write_str(line.request_id)?;
     out.write_str("\" client_request_id=\"")?;
@@ -326,14 +371,10 @@ fn write_timestamp(writer: &mut impl fmt::Write, now: DateTime<Utc>) -> fmt::Res
         let text = second.as_ref().map_or("", |s| s.text.as_str());
         writer.write_str(text)
     })?;
-    let mut digits = [b'0'; 6];
-    let mut rest = now.timestamp_subsec_micros();
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
+    let micros = u64::from(now.timestamp_subsec_micros());
+    for place in (0..6).rev() {
+        writer.write_char(digit(micros / 10u64.pow(place)))?;
     }
-    // Six ASCII digits.
-    writer.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
     writer.write_str("Z ")
 }
 

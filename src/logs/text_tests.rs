@@ -148,7 +148,7 @@ fn direct_access_lines_are_written_as_the_default_format_writes_them() {
             method: "GET",
             route: "/{version}/users/{id}/presence",
             status: 200,
-            latency_ms: 0.7662669999999999,
+            latency: LatencyMs { micros: 766 },
             request_id: "f4d9b51d-4b9b-4912-a174-432fda5ade81",
             client_request_id: "client-1",
             tenant: Some(tenant),
@@ -158,7 +158,7 @@ fn direct_access_lines_are_written_as_the_default_format_writes_them() {
             method: "PROPFIND",
             route: "/no/such/route?x=1",
             status: 404,
-            latency_ms: 12345.678,
+            latency: LatencyMs { micros: 12_345_678 },
             request_id: "r",
             client_request_id: "r",
             tenant: None,
@@ -168,7 +168,7 @@ fn direct_access_lines_are_written_as_the_default_format_writes_them() {
             method: "POST",
             route: "/a",
             status: 401,
-            latency_ms: 1e-7,
+            latency: LatencyMs { micros: 0 },
             request_id: "r2",
             client_request_id: "c2",
             tenant: Some(tenant),
@@ -183,7 +183,7 @@ fn direct_access_lines_are_written_as_the_default_format_writes_them() {
                 method = line.method,
                 route = line.route,
                 status = line.status,
-                latency_ms = line.latency_ms,
+                latency_ms = line.latency.as_f64(),
                 request_id = line.request_id,
                 client_request_id = line.client_request_id,
                 tenant,
@@ -213,7 +213,7 @@ fn access_lines_that_need_escaping_are_left_to_tracing() {
         method: "GET",
         route: "/a",
         status: 200,
-        latency_ms: 1.0,
+        latency: LatencyMs { micros: 1000 },
         request_id: "r",
         client_request_id: "c",
         tenant: None,
@@ -284,46 +284,40 @@ fn timestamps_are_those_of_the_default_format() {
 
 #[test]
 fn latencies_are_written_as_debug_writes_them() {
-    let mut values = vec![
-        0.0,
-        -0.0,
-        1e-4,
-        0.000_099_999,
-        1e-5,
-        0.001,
-        0.1234,
-        1.0,
-        5.5,
-        12.0,
-        1e15,
-        9.999_999_999_999_998e15,
-        1e16,
-        1e300,
-        f64::MIN_POSITIVE,
-        -1.5,
-        f64::INFINITY,
-        f64::NAN,
-    ];
-    // Latencies as measured: nanoseconds to minutes, in milliseconds.
-    let mut nanos: u64 = 1;
-    while nanos < 600_000_000_000 {
-        values.push(Duration::from_nanos(nanos).as_secs_f64() * 1000.0);
-        nanos = nanos * 7 / 3 + 1;
+    let mut micros: Vec<u64> = (0..200_000).collect();
+    // Then across every magnitude up to the fast path's end and past it.
+    let mut n: u64 = 200_000;
+    while n < u64::MAX / 7 {
+        micros.extend([n - 1, n, n + 1, n / 1000 * 1000, n / 10 * 10]);
+        n = n * 7 / 3 + 1;
     }
+    micros.extend([(1 << 52) - 1, 1 << 52, (1 << 53) + 1, u64::MAX]);
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..100_000 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        values.push(f64::from_bits(seed));
-        values.push((seed % 100_000_000) as f64 / 1e6);
-        // Anywhere in the fast range, spread over its magnitudes.
-        let unit = (seed >> 11) as f64 / (1u64 << 53) as f64;
-        values.push(10f64.powf(-4.0 + 13.0 * unit));
+        micros.push(seed >> (seed % 64));
     }
-    for value in values {
+    for micros in micros {
+        let latency = LatencyMs { micros };
         let mut ours = String::new();
-        write_debug_f64(&mut ours, value).unwrap();
-        assert_eq!(ours, format!("{value:?}"), "{value:e}");
+        write_latency(&mut ours, latency).unwrap();
+        assert_eq!(ours, format!("{:?}", latency.as_f64()), "{micros} µs");
     }
+    let written = |micros| {
+        let mut text = String::new();
+        write_latency(&mut text, LatencyMs { micros }).unwrap();
+        text
+    };
+    assert_eq!(written(0), "0.0");
+    assert_eq!(written(47), "0.047");
+    assert_eq!(written(12_500), "12.5");
+    assert_eq!(written(3_000), "3.0");
+    assert_eq!(
+        LatencyMs::of(Duration::from_nanos(47_999)),
+        LatencyMs { micros: 47 },
+        "truncated to the microsecond"
+    );
+    assert_eq!(LatencyMs::of(Duration::MAX), LatencyMs { micros: u64::MAX });
 }

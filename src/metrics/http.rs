@@ -26,7 +26,7 @@ const BUCKETS: [f64; super::SECONDS_BUCKETS.len()] = super::SECONDS_BUCKETS;
 /// What one thread has counted, by route (template or `unmatched`).
 #[derive(Debug, Default)]
 struct Shard {
-    routes: HashMap<Box<str>, Route>,
+    routes: HashMap<Box<str>, Route, foldhash::fast::RandomState>,
 }
 
 /// One route's counts: few methods and statuses each, so small lists.

@@ -27,7 +27,10 @@
 //!   byte; the table is a power of two, at most about 85% full) plus one
 //!   allocation holding key and value, which is why the value is kept small
 //!   ([`Compact`]). `scc::HashIndex` has the same lock-free reads;
-//!   papaya's plain get/insert under a pinned guard is the simpler API.
+//!   papaya's plain get/insert under a pinned guard is the simpler API;
+//! - it hashes with foldhash, seeded per process as std's SipHash is (user
+//!   ids come from requests, so the seed matters), at a fraction of
+//!   SipHash's cost for a 32-byte key, on every read (issue #14).
 //!
 //! The entry is [`Compact`], not [`UserFacts`]: instants as `i64`
 //! microseconds, pairs as one-byte enums, session ids shared through an
@@ -63,7 +66,7 @@ const NO_INSTANT: i64 = i64::MIN;
 
 /// Every user's facts, as last committed.
 pub(crate) struct Resident {
-    users: papaya::HashMap<UserKey, Compact>,
+    users: papaya::HashMap<UserKey, Compact, foldhash::fast::RandomState>,
     /// Entries with at least one session or other fact (a wiped user keeps
     /// an empty entry), kept by [`Resident::publish`].
     known: AtomicUsize,
@@ -85,7 +88,7 @@ impl Resident {
     /// An empty copy with room for `users` entries without growing.
     pub(crate) fn with_capacity(users: usize) -> Self {
         Self {
-            users: papaya::HashMap::with_capacity(users),
+            users: papaya::HashMap::with_capacity_and_hasher(users, Default::default()),
             known: AtomicUsize::new(0),
             sessions: AtomicUsize::new(0),
             online: AtomicUsize::new(0),
