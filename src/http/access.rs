@@ -37,6 +37,11 @@ pub fn note_caller(extensions: &Extensions, principal: &Arc<Principal>) {
     }
 }
 
+/// Whether info access lines are logged.
+fn lines_on() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
 /// What the edge keeps of a request for its access line.
 pub(super) struct Entry {
     method: Method,
@@ -81,17 +86,19 @@ impl Entry {
     }
 
     /// [`Entry::begin`] for a request served without the router, which
-    /// would have matched `template`; the slot goes into `extensions`.
-    pub(super) fn begin_direct(
-        method: &Method,
-        extensions: &mut Extensions,
-        template: &'static str,
-    ) -> Self {
-        Self::with_route(method.clone(), extensions, Route::Direct(template))
+    /// would have matched `template`. Its slot stays here: the direct path
+    /// fills it itself ([`Entry::note_caller`]), so no request extension
+    /// is allocated for it.
+    pub(super) fn begin_direct(method: &Method, template: &'static str) -> Self {
+        Self {
+            method: method.clone(),
+            route: Route::Direct(template),
+            caller: lines_on().then(Arc::default),
+        }
     }
 
     fn with_route(method: Method, extensions: &mut Extensions, route: Route) -> Self {
-        let caller = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| {
+        let caller = lines_on().then(|| {
             let slot = Arc::new(CallerSlot::default());
             extensions.insert(slot.clone());
             slot
@@ -100,6 +107,14 @@ impl Entry {
             method,
             route,
             caller,
+        }
+    }
+
+    /// Records the verified caller, as [`note_caller`] does through the
+    /// request's extensions.
+    pub(super) fn note_caller(&self, principal: &Arc<Principal>) {
+        if let Some(slot) = &self.caller {
+            let _ = slot.0.set(principal.clone());
         }
     }
 

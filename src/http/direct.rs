@@ -39,7 +39,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 
-use super::extract::{ApiVersion, Call, JsonBody};
+use super::extract::{verify_token, ApiVersion, Call, JsonBody};
 use super::{access, edges, panic_response, presence, AppState};
 
 /// Serves the busiest requests without the router (see the module doc).
@@ -98,18 +98,15 @@ impl Direct {
     /// Answers `req` as the router would if it is the plain form of a
     /// request served here; else hands it back, untouched, for the router.
     pub async fn try_serve(&self, req: Request) -> Result<Response, Request> {
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let Some(target) = direct_target(&parts.method, &parts.uri, &parts.headers) else {
             return Err(Request::from_parts(parts, body));
         };
         let started = std::time::Instant::now();
         let ids = edges::EdgeIds::new(&parts.headers);
-        let entry = access::Entry::begin_direct(
-            &parts.method,
-            &mut parts.extensions,
-            target.served.template(),
-        );
+        let entry = access::Entry::begin_direct(&parts.method, target.served.template());
         let state = &self.state;
+        let noted = &entry;
         // The future is built where it runs: built outside and moved in, it
         // was copied whole on every request (callgrind showed it). For the
         // same reason it is kept small: hyper moves it whole onto the heap,
@@ -120,7 +117,11 @@ impl Direct {
             &ids,
             AssertUnwindSafe(async move {
                 let id = &parts.uri.path()[target.id.clone()];
-                let call = Call::authenticated(&parts, state, target.version, Some(id)).await?;
+                // `Call::authenticated` in two steps, to note the caller
+                // for the access line where that notes it.
+                let principal = verify_token(&parts, state).await?;
+                noted.note_caller(&principal);
+                let call = Call::verified(&parts, state, target.version, Some(id), principal)?;
                 match target.served {
                     Served::Read => presence::read_presence(state, call, None).await,
                     Served::SetPresence | Served::SetPresenceNamespaced => {

@@ -85,7 +85,7 @@ impl EdgeIds {
         let request_id = HeaderValue::from_str(text)
             .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-0000-0000-000000000000"));
         let client_request_id = headers
-            .get("client-request-id")
+            .get(&CLIENT_REQUEST_ID)
             .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID && v.to_str().is_ok())
             .cloned();
         Self {

@@ -297,16 +297,23 @@ pub async fn verify_token(parts: &Parts, state: &AppState) -> Result<Arc<Princip
 /// budget in its tenant (429 beyond it).
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<Principal>, GraphError> {
     let principal = verify_token(parts, state).await?;
-    if let Some(throttle) = &state.throttle {
-        throttle
+    throttle(state, &principal)?;
+    Ok(principal)
+}
+
+/// When throttling is on, takes one request from `principal`'s
+/// application's budget in its tenant (429 beyond it).
+fn throttle(state: &AppState, principal: &Principal) -> Result<(), GraphError> {
+    match &state.throttle {
+        Some(throttle) => throttle
             .take(
                 principal.tenant,
                 &principal.app_id,
                 std::time::Instant::now(),
             )
-            .map_err(GraphError::too_many_requests)?;
+            .map_err(GraphError::too_many_requests),
+        None => Ok(()),
     }
-    Ok(principal)
 }
 
 impl FromRequestParts<AppState> for Call {
@@ -330,7 +337,20 @@ impl Call {
         version: ApiVersion,
         id: Option<&str>,
     ) -> Result<Self, GraphError> {
-        let principal = authenticate(parts, state).await?;
+        let principal = verify_token(parts, state).await?;
+        Self::verified(parts, state, version, id, principal)
+    }
+
+    /// [`Call::authenticated`] once [`verify_token`] has given the caller:
+    /// throttling, then the subject user.
+    pub fn verified(
+        parts: &Parts,
+        state: &AppState,
+        version: ApiVersion,
+        id: Option<&str>,
+        principal: Arc<Principal>,
+    ) -> Result<Self, GraphError> {
+        throttle(state, &principal)?;
         let user = match id {
             Some(id) => Some(parse_guid(id)?),
             None if original_path(parts).contains("/me/presence") => match principal.kind {

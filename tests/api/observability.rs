@@ -112,8 +112,24 @@ async fn a_text_access_line_has_the_default_layout_with_every_field() {
 
     let presence = format!("{}/v1.0/users/{user}/presence", server.url);
     let read = get_as(&presence, &token, &client_id).await;
+    // Refused after the token was verified: the line still names the caller.
+    let bad_id = format!("text-{}", Uuid::new_v4());
+    let refused = get_as(
+        &format!("{}/v1.0/users/not-a-guid/presence", server.url),
+        &token,
+        &bad_id,
+    )
+    .await;
     let log = log_after_exit(server, &log_path);
 
+    assert_eq!(refused.status(), 400);
+    let refused_lines: Vec<&str> = log.lines().filter(|l| l.contains(&bad_id)).collect();
+    assert_eq!(refused_lines.len(), 1, "{log}");
+    assert!(
+        refused_lines[0].contains(" status=400 ")
+            && refused_lines[0].ends_with(&format!(" tenant={tenant} app_id=\"app-text\"")),
+        "{log}"
+    );
     assert_eq!(read.status(), 200);
     let request_id = read.headers()["request-id"].to_str().unwrap().to_string();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(&client_id)).collect();
@@ -132,6 +148,11 @@ async fn a_text_access_line_has_the_default_layout_with_every_field() {
         .unwrap_or_else(|| panic!("layout of {line}"));
     let (latency, fields) = tail.split_once(' ').unwrap();
     assert!(latency.parse::<f64>().is_ok_and(|ms| ms >= 0.0), "{line}");
+    let (_, fraction) = latency.split_once('.').unwrap();
+    assert!(
+        (1..=3).contains(&fraction.len()),
+        "milliseconds to the microsecond: {line}"
+    );
     assert_eq!(
         fields,
         format!(
