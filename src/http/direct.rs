@@ -117,8 +117,9 @@ impl Direct {
             &ids,
             AssertUnwindSafe(async move {
                 let id = &parts.uri.path()[target.id.clone()];
-                // `Call::authenticated` in two steps, to note the caller
-                // for the access line where that notes it.
+                // `Call::authenticated` in its two steps, with the caller
+                // noted for the access line between them, where the
+                // router's path notes it (in `verify_token`).
                 let principal = verify_token(&parts, state).await?;
                 noted.note_caller(&principal);
                 let call = Call::verified(&parts, state, target.version, Some(id), principal)?;
