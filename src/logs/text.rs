@@ -191,9 +191,9 @@ fn needs_no_escape(value: &str) -> bool {
 }
 
 /// A request's latency in milliseconds, to the microsecond: what an access
-/// line logs as `latency_ms` (`0.047`, `12.5`, `3.0`), the resolution
-/// nginx gives `$request_time`. Finer digits said nothing a reader could
-/// use, and cost a shortest-float formatting per request (issue #14).
+/// line logs as `latency_ms` (`0.047`, `12.5`, `3.0`). Finer digits said
+/// nothing a reader could use, and cost a shortest-float formatting per
+/// request (issue #14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatencyMs {
     micros: u64,
