@@ -28,12 +28,19 @@ pub const TARGET: &str = "presenced::access";
 #[derive(Debug, Default)]
 pub struct CallerSlot(OnceLock<Arc<Principal>>);
 
+impl CallerSlot {
+    /// Records `principal`. A second authentication of the same request
+    /// names the same caller, so only the first counts.
+    fn note(&self, principal: &Arc<Principal>) {
+        let _ = self.0.set(principal.clone());
+    }
+}
+
 /// Records the verified caller for the request's access line, if the edge
 /// asked for it (only when access lines are logged).
 pub fn note_caller(extensions: &Extensions, principal: &Arc<Principal>) {
     if let Some(slot) = extensions.get::<Arc<CallerSlot>>() {
-        // A second authentication of the same request names the same caller.
-        let _ = slot.0.set(principal.clone());
+        slot.note(principal);
     }
 }
 
@@ -114,7 +121,7 @@ impl Entry {
     /// request's extensions.
     pub(super) fn note_caller(&self, principal: &Arc<Principal>) {
         if let Some(slot) = &self.caller {
-            let _ = slot.0.set(principal.clone());
+            slot.note(principal);
         }
     }
 
