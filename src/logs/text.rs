@@ -235,15 +235,15 @@ fn write_latency(out: &mut impl fmt::Write, latency: LatencyMs) -> fmt::Result {
         frac /= 10;
         digits -= 1;
     }
-    for place in (0..digits).rev() {
-        out.write_char(digit(frac / 10u64.pow(place)))?;
-    }
-    Ok(())
+    write_digits(out, frac, digits)
 }
 
-/// The decimal digit `value` (below 10).
-fn digit(value: u64) -> char {
-    char::from(b'0' + (value % 10) as u8)
+/// Writes the last `width` decimal digits of `value`, zero-padded.
+fn write_digits(out: &mut impl fmt::Write, value: u64, width: u32) -> fmt::Result {
+    for place in (0..width).rev() {
+        out.write_char(char::from(b'0' + (value / 10u64.pow(place) % 10) as u8))?;
+    }
+    Ok(())
 }
 
 /// Where [`write_access`] writes, once the binary has said so.
@@ -371,10 +371,7 @@ fn write_timestamp(writer: &mut impl fmt::Write, now: DateTime<Utc>) -> fmt::Res
         let text = second.as_ref().map_or("", |s| s.text.as_str());
         writer.write_str(text)
     })?;
-    let micros = u64::from(now.timestamp_subsec_micros());
-    for place in (0..6).rev() {
-        writer.write_char(digit(micros / 10u64.pow(place)))?;
-    }
+    write_digits(writer, u64::from(now.timestamp_subsec_micros()), 6)?;
     writer.write_str("Z ")
 }
 
